@@ -1,0 +1,5 @@
+import sys
+
+from openmm_dynmatch.cli import main
+
+sys.exit(main())

@@ -1,0 +1,63 @@
+"""Atomic file writes: nothing half-written survives a failure.
+
+Every output of the package is written to a temporary name in the destination's folder and renamed over the
+destination only once complete (``os.replace`` is atomic on POSIX within one file system).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside ``path``; on success it is renamed to ``path``, on failure removed.
+
+    Examples
+    --------
+    >>> with atomic_path("out.json") as tmp:          # doctest: +SKIP
+    ...     Path(tmp).write_text("{}")
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    os.unlink(tmp)  # writers (HDF5, torch.save) create the file themselves
+    try:
+        yield tmp
+        if not os.path.exists(tmp):
+            raise RuntimeError(f"nothing was written to the temporary file for {path}")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_json(path, data, indent: int = 2) -> None:
+    """Write ``data`` as JSON to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as handle:
+            json.dump(data, handle, indent=indent, sort_keys=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def write_text(path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def torch_save(obj, path) -> None:
+    """``torch.save`` to ``path`` atomically."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
