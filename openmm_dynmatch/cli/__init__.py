@@ -10,9 +10,6 @@ import importlib
 import sys
 
 VERBS = {
-    "demo": "demo",
-    "reference": "reference",
-    "map": "map_cmd",
 }
 
 
