@@ -1,0 +1,226 @@
+"""Typed configuration: nested dataclasses loaded from YAML.
+
+Unknown keys are rejected with the list of known ones; values are checked against the annotated types;
+the resolved configuration is written beside every checkpoint (:func:`write_config`), and command-line flags
+override YAML keys through dotted paths (``train.iterations=200``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import yaml
+
+from openmm_dynmatch.fileio import write_text
+
+
+def option(default, help_text: str, choices: tuple = ()):
+    """A config field with its help text (and allowed values) kept for validation and the docs."""
+    return field(default=default, metadata={"help": help_text, "choices": tuple(choices)})
+
+
+@dataclass
+class DataConfig:
+    """Mapped AA (CG-resolution) reference data and how windows are cut from it."""
+
+    cg_path: str = option("", "mapped AA trajectory (HDF5 written by `dynmatch map`)")
+    window_frames: int = option(6, "frames per window, T + 1")
+    frame_step: int = option(1, "saved frames between consecutive frames of a window")
+    window_stride: int = option(1, "saved frames between the starts of consecutive windows")
+    validation_fraction: float = option(0.2, "fraction of the time blocks held out for validation")
+    n_blocks: int = option(5, "contiguous time blocks of the train/validation split")
+
+
+@dataclass
+class PotentialConfig:
+    """The CG potential: a prior (Boltzmann-inverted from the data) plus a network."""
+
+    kind: str = option("invariant", "network kind", ("invariant", "equivariant"))
+    prior_trainable: bool = option(False, "train the prior's parameters together with the network")
+    hidden: int = option(32, "width of the network's hidden features")
+    n_rbf: int = option(16, "radial basis functions of inter-bead distances")
+    cutoff_nm: float = option(1.2, "smooth cutoff of the network's pair features, nm")
+    n_layers: int = option(2, "message-passing / interaction layers")
+
+
+@dataclass
+class ClassifierConfig:
+    """The window classifier of dynamic matching."""
+
+    hidden: int = option(16, "width of the per-frame encoder features")
+    n_layers: int = option(2, "interaction layers of the per-frame equivariant encoder")
+    n_rbf: int = option(8, "radial basis functions of the edge lengths")
+    cutoff_nm: float = option(1.2, "smooth cutoff of the encoder's edges, nm")
+    temporal: str = option("conv", "model over the frames of a window", ("conv", "gru", "attention"))
+    spectral_norm: bool = option(False, "spectral normalisation of the temporal model and head")
+
+
+@dataclass
+class DynamicsConfig:
+    """The CG integrator and its (learnable) dynamics parameters."""
+
+    integrator: str = option("langevin", "OpenMM integrator of the CG model", ("langevin", "brownian"))
+    timestep_ps: float = option(0.002, "CG integration time step, ps")
+    friction_per_ps: float = option(10.0, "initial friction coefficient, 1/ps")
+    learn_friction: bool = option(True, "learn the friction (Langevin) or bead diffusion (Brownian)")
+
+
+@dataclass
+class TrainConfig:
+    """The optimisation: objective, mode, schedule and stabilisers."""
+
+    objective: str = option("dynamic_matching", "training objective",
+                            ("force_matching", "relative_entropy", "dynamic_matching"))
+    pretrain: str = option("none", "objective used to pre-train the potential",
+                           ("none", "force_matching", "relative_entropy"))
+    pretrain_iterations: int = option(200, "iterations of pre-training")
+    mode: str = option("conditional", "where CG windows start: at mapped AA frames or in CG equilibrium runs",
+                       ("conditional", "free", "conditional_then_free"))
+    switch_to_free_at: int = option(-1, "iteration at which conditional_then_free switches (-1: halfway)")
+    iterations: int = option(300, "generator (potential) iterations")
+    walkers: int = option(256, "CG walkers (windows) simulated per iteration")
+    classifier_steps: int = option(3, "classifier updates per generator update")
+    classifier_warmup: int = option(50, "classifier-only iterations before the generator moves")
+    lr_potential: float = option(1e-3, "Adam learning rate of the potential")
+    lr_friction: float = option(3e-3, "Adam learning rate of log friction / log diffusion")
+    lr_classifier: float = option(1e-3, "Adam learning rate of the classifier")
+    beta1: float = option(0.5, "Adam beta1 of the generator")
+    decay_last_fraction: float = option(0.33, "fraction of iterations over which learning rates decay to 0")
+    average_last_fraction: float = option(0.2, "fraction of final iterations whose parameters are averaged")
+    reward: str = option("neg_logit", "reward per window", ("neg_logit", "softplus"))
+    baseline: str = option("mean", "baseline of the score-function estimator", ("mean", "loo", "none"))
+    normalize_advantages: bool = option(False, "divide advantages by their standard deviation")
+    label_smoothing: float = option(0.0, "label smoothing of the classifier loss")
+    r1_weight: float = option(0.0, "weight of the R1 gradient penalty on AA windows")
+    grad_clip: float = option(10.0, "gradient-norm clip of the generator update")
+    ess_threshold: float = option(0.5, "resimulate when the effective sample size fraction falls below")
+    max_reuse: int = option(1, "generator updates per simulated batch (reweighted after the first)")
+    platform: str = option("Reference", "OpenMM platform of CG sampling")
+    seed: int = option(0, "seed of every stochastic component")
+    checkpoint_every: int = option(25, "iterations between checkpoints")
+    tensorboard: bool = option(False, "also log to TensorBoard (needs the tensorboard package)")
+
+
+@dataclass
+class Config:
+    """Complete configuration of a training run."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    potential: PotentialConfig = field(default_factory=PotentialConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def from_dict(cls, data: Optional[Dict[str, Any]], where: str = "config"):
+    """Build dataclass ``cls`` from a (nested) dict, rejecting unknown keys and wrong types."""
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; known keys: {sorted(known)}")
+    values = {}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for name, value in data.items():
+        values[name] = _coerce(hints[name], value, f"{where}.{name}")
+        choices = fields[name].metadata.get("choices", ())
+        if choices and values[name] not in choices:
+            raise ValueError(f"{where}.{name}: expected one of {list(choices)}, got {value!r}")
+    return cls(**values)
+
+
+def _coerce(hint, value, where: str):
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, where)
+    origin = typing.get_origin(hint)
+    if origin is typing.Union:  # Optional[X]
+        if value is None:
+            return None
+        inner = [arg for arg in typing.get_args(hint) if arg is not type(None)][0]
+        return _coerce(inner, value, where)
+    if origin in (list, List):
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{where}: expected a list, got {value!r}")
+        (inner,) = typing.get_args(hint)
+        return [_coerce(inner, item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def to_dict(config) -> Dict[str, Any]:
+    """The configuration as a plain nested dict."""
+    return dataclasses.asdict(config)
+
+
+def apply_overrides(data: Dict[str, Any], overrides: List[str]) -> Dict[str, Any]:
+    """Apply ``section.key=value`` overrides (values parsed as YAML scalars) to a config dict."""
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override must look like section.key=value, got {item!r}")
+        path, raw = item.split("=", 1)
+        keys = path.strip().split(".")
+        node = data
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"override {item!r}: '{key}' is not a section")
+        node[keys[-1]] = yaml.safe_load(raw)
+    return data
+
+
+def load_config(path=None, overrides: Optional[List[str]] = None) -> Config:
+    """Load a YAML configuration (or the defaults when ``path`` is None) and apply overrides."""
+    data: Dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        data = yaml.safe_load(path.read_text()) or {}
+    data = apply_overrides(data, overrides or [])
+    return from_dict(Config, data)
+
+
+def write_config(config: Config, path) -> None:
+    """Write the resolved configuration as YAML (atomically)."""
+    write_text(path, yaml.safe_dump(to_dict(config), sort_keys=False))
+
+
+def config_reference() -> str:
+    """Markdown reference of every configuration key: type, default and meaning."""
+    lines = ["# Configuration reference", "",
+             "Generated from `openmm_dynmatch.config`; `tests/test_config.py` checks it matches the code.", ""]
+    for section in dataclasses.fields(Config):
+        cls = typing.get_type_hints(Config)[section.name]
+        lines += [f"## `{section.name}`", "", (cls.__doc__ or "").strip(), "",
+                  "| key | type | default | meaning |", "| --- | --- | --- | --- |"]
+        hints = typing.get_type_hints(cls)
+        for item in dataclasses.fields(cls):
+            default = item.default if item.default is not dataclasses.MISSING else item.default_factory()
+            type_name = getattr(hints[item.name], "__name__", str(hints[item.name]))
+            meaning = item.metadata.get("help", "")
+            if item.metadata.get("choices"):
+                meaning += "; one of " + ", ".join(f"`{c}`" for c in item.metadata["choices"])
+            lines.append(f"| `{item.name}` | {type_name} | `{default!r}` | {meaning} |")
+        lines.append("")
+    return "\n".join(lines)
