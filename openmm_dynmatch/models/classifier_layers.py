@@ -1,0 +1,240 @@
+"""Building blocks of the window classifier: radial basis, cutoff envelope and the per-frame encoder.
+
+The per-frame encoder is a small NequIP-style equivariant graph network on e3nn. Every frame of every window is
+one graph over the beads of the molecule; all frames are batched as dense tensors of shape
+``(n_graphs, n_beads, ...)`` with the fully connected edge list ``i != j`` (ordered by receiver), so message
+aggregation is a reshape and a sum instead of a scatter. A cutoff, when given, is applied as a smooth envelope on
+the radial features (hence on the per-edge tensor-product weights, whose radial MLP has no biases and maps zero to zero),
+which makes distant pairs contribute exactly zero.
+"""
+import math
+from typing import List, Optional, Tuple
+
+import torch
+from e3nn import o3
+from e3nn.nn import Gate
+from torch import Tensor, nn
+
+from .radial import GaussianBasis, cosine_cutoff, safe_norm
+
+
+def all_pair_edges(n_beads: int) -> Tuple[Tensor, Tensor]:
+    """Receiver and sender indices of the fully connected graph without self-loops.
+
+    Parameters
+    ----------
+    n_beads : int
+        Number of beads (>= 2).
+
+    Returns
+    -------
+    receivers, senders : torch.Tensor, shape (n_beads * (n_beads - 1),), int64
+        Edge ``e`` carries a message from ``senders[e]`` to ``receivers[e]``; edges are grouped by receiver, each
+        receiver having exactly ``n_beads - 1`` consecutive edges.
+    """
+    if n_beads < 2:
+        raise ValueError(f"n_beads must be >= 2 for a graph with edges, got {n_beads}")
+    idx = torch.arange(n_beads)
+    receivers = idx.repeat_interleave(n_beads)
+    senders = idx.repeat(n_beads)
+    keep = receivers != senders
+    return receivers[keep], senders[keep]
+
+
+class RadialFeatures(nn.Module):
+    """Gaussian radial basis on ``[0, r_max_nm]`` times an optional smooth cosine cutoff envelope.
+
+    Without a cutoff the basis is not truncated (all pairs contribute; distances beyond ``r_max_nm`` only see the
+    tails of the last Gaussians). With ``cutoff_nm`` every basis value is multiplied by the cosine envelope, so
+    pairs at or beyond the cutoff contribute exactly zero and the features are smooth in the distance.
+
+    Parameters
+    ----------
+    n_basis : int
+        Number of Gaussians.
+    r_max_nm : float
+        Position of the last Gaussian centre, nm.
+    cutoff_nm : float or None
+        Cutoff radius, nm; ``None`` for no cutoff.
+    """
+
+    cutoff_nm: Optional[float]
+
+    def __init__(self, n_basis: int, r_max_nm: float, cutoff_nm: Optional[float] = None):
+        super().__init__()
+        if cutoff_nm is not None and not cutoff_nm > 0:
+            raise ValueError(f"cutoff_nm must be > 0 or None, got {cutoff_nm}")
+        self.basis = GaussianBasis(n_basis=n_basis, cutoff_nm=r_max_nm)
+        self.cutoff_nm = None if cutoff_nm is None else float(cutoff_nm)
+
+    def forward(self, r: Tensor) -> Tensor:
+        """Features of distances ``r`` (shape ``(...)``, nm) -> shape ``(..., n_basis)``, dimensionless."""
+        features = self.basis(r)
+        if self.cutoff_nm is not None:
+            features = features * cosine_cutoff(r, self.cutoff_nm).unsqueeze(-1)
+        return features
+
+
+class RadialMLP(nn.Module):
+    """Two-layer bias-free MLP mapping radial features to per-edge tensor-product weights.
+
+    Without biases and with ``silu(0) = 0`` it maps zero features to zero weights, so an edge whose radial
+    features vanish (beyond the cutoff) sends no message.
+    """
+
+    def __init__(self, n_in: int, n_hidden: int, n_out: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(n_in, n_hidden, bias=False), nn.SiLU(),
+                                 nn.Linear(n_hidden, n_out, bias=False))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+def _uvu_instructions(irreps_in: o3.Irreps, irreps_sh: o3.Irreps, irreps_target: o3.Irreps):
+    """Channel-wise ("uvu") paths from ``irreps_in x irreps_sh`` to the irreps present in ``irreps_target``."""
+    wanted = {ir for _, ir in irreps_target}
+    mid: List[Tuple[int, o3.Irrep]] = []
+    instructions = []
+    for i, (mul, ir_in) in enumerate(irreps_in):
+        for j, (_, ir_sh) in enumerate(irreps_sh):
+            for ir_out in ir_in * ir_sh:
+                if ir_out in wanted:
+                    instructions.append((i, j, len(mid), "uvu", True))
+                    mid.append((mul, ir_out))
+    irreps_mid, perm, _ = o3.Irreps(mid).sort()
+    instructions = [(i, j, perm[k], mode, train) for i, j, k, mode, train in instructions]
+    return irreps_mid, instructions
+
+
+class Interaction(nn.Module):
+    """One NequIP-style message-passing layer with a gated non-linearity and a residual connection.
+
+    ``x_i' = Gate(Linear(sum_j TP_uvu(Linear(x_j), Y(e_ij); w(|e_ij|)) / sqrt(n_neighbours)) + Skip(x_i))``,
+    plus ``x_i`` itself when the input and output irreps are equal.
+
+    Parameters
+    ----------
+    irreps_in, irreps_out : str or e3nn.o3.Irreps
+        Node feature irreps in and out (``irreps_out`` holds scalars ``0e`` and gated ``l > 0`` irreps).
+    irreps_sh : e3nn.o3.Irreps
+        Irreps of the edge spherical harmonics.
+    n_basis, radial_hidden : int
+        Radial basis size and hidden width of the radial MLP.
+    """
+
+    def __init__(self, irreps_in, irreps_out, irreps_sh, n_basis: int, radial_hidden: int):
+        super().__init__()
+        self.irreps_in = o3.Irreps(irreps_in)
+        self.irreps_out = o3.Irreps(irreps_out)
+        scalars = o3.Irreps([(m, ir) for m, ir in self.irreps_out if ir.l == 0])
+        gated = o3.Irreps([(m, ir) for m, ir in self.irreps_out if ir.l > 0])
+        self.gate = Gate(scalars, [nn.functional.silu], f"{gated.num_irreps}x0e", [torch.sigmoid], gated)
+        self.linear_in = o3.Linear(self.irreps_in, self.irreps_in)
+        irreps_mid, instructions = _uvu_instructions(self.irreps_in, irreps_sh, self.gate.irreps_in)
+        self.tp = o3.TensorProduct(self.irreps_in, irreps_sh, irreps_mid, instructions,
+                                   shared_weights=False, internal_weights=False)
+        self.radial = RadialMLP(n_basis, radial_hidden, self.tp.weight_numel)
+        self.linear_out = o3.Linear(irreps_mid, self.gate.irreps_in)
+        self.skip = o3.Linear(self.irreps_in, self.gate.irreps_in)
+        self.residual = self.irreps_in == self.gate.irreps_out
+
+    def forward(self, x: Tensor, sh: Tensor, basis: Tensor, senders: Tensor) -> Tensor:
+        """Update node features.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (n_graphs, n_beads, irreps_in.dim)
+        sh : torch.Tensor, shape (n_graphs * n_edges, irreps_sh.dim)
+            Spherical harmonics of the edge vectors (edges grouped by receiver, see `all_pair_edges`).
+        basis : torch.Tensor, shape (n_graphs * n_edges, n_basis)
+            Radial basis of the edge lengths (cutoff envelope included).
+        senders : torch.Tensor, shape (n_edges,), int64
+        """
+        n_graphs, n_beads, _ = x.shape
+        h = self.linear_in(x)
+        h_send = h.index_select(1, senders).reshape(sh.shape[0], -1)
+        messages = self.tp(h_send, sh, self.radial(basis))
+        aggregated = messages.reshape(n_graphs, n_beads, n_beads - 1, -1).sum(2) / math.sqrt(n_beads - 1)
+        out = self.gate(self.linear_out(aggregated) + self.skip(x))
+        if self.residual:
+            out = out + x
+        return out
+
+
+class FrameEncoder(nn.Module):
+    """Equivariant per-frame encoder producing invariant per-bead features.
+
+    Node input: a learned bead-type embedding (scalars) and, unless ``with_vector_input`` is False, one ``1o``
+    vector per bead (the scaled displacement). Edge input: spherical harmonics of ``R_j - R_i`` and a Gaussian
+    radial basis of ``|R_j - R_i|``. Output per bead: the ``0e`` channels of the last layer concatenated with
+    the norms of its ``1o`` channels (all rotation-, reflection- and translation-invariant).
+
+    Parameters
+    ----------
+    n_types : int
+        Number of bead types.
+    with_vector_input : bool
+        Whether nodes carry a ``1o`` input vector.
+    embed_dim, hidden_scalars, hidden_vectors, n_layers, lmax, n_basis, radial_hidden : int
+        Sizes: type-embedding width, ``0e``/``1o`` multiplicities of the hidden features, number of interaction
+        layers, maximum spherical-harmonic degree of edges, radial basis size, radial MLP width.
+    r_max_nm : float
+        Range of the radial basis, nm.
+    cutoff_nm : float or None
+        Smooth cutoff, nm (``None``: all pairs interact).
+    """
+
+    def __init__(self, n_types: int, with_vector_input: bool, embed_dim: int, hidden_scalars: int,
+                 hidden_vectors: int, n_layers: int, lmax: int, n_basis: int, radial_hidden: int,
+                 r_max_nm: float, cutoff_nm: Optional[float]):
+        super().__init__()
+        if n_layers < 1:
+            raise ValueError(f"n_layers must be >= 1, got {n_layers}")
+        if lmax < 1:
+            raise ValueError(f"lmax must be >= 1, got {lmax}")
+        self.with_vector_input = with_vector_input
+        self.embedding = nn.Embedding(n_types, embed_dim)
+        self.irreps_sh = o3.Irreps.spherical_harmonics(lmax)
+        self.basis = RadialFeatures(n_basis, r_max_nm, cutoff_nm)
+        irreps_in = o3.Irreps(f"{embed_dim}x0e + 1x1o" if with_vector_input else f"{embed_dim}x0e")
+        irreps_hidden = o3.Irreps(f"{hidden_scalars}x0e + {hidden_vectors}x1o")
+        layers = []
+        for _ in range(n_layers):
+            layers.append(Interaction(irreps_in, irreps_hidden, self.irreps_sh, n_basis, radial_hidden))
+            irreps_in = irreps_hidden
+        self.layers = nn.ModuleList(layers)
+        self.hidden_scalars = hidden_scalars
+        self.hidden_vectors = hidden_vectors
+        self.n_features = hidden_scalars + hidden_vectors
+
+    def forward(self, positions: Tensor, bead_types: Tensor, vectors: Optional[Tensor]) -> Tensor:
+        """Encode frames.
+
+        Parameters
+        ----------
+        positions : torch.Tensor, shape (n_graphs, n_beads, 3), nm
+        bead_types : torch.Tensor, shape (n_beads,), int64
+        vectors : torch.Tensor or None, shape (n_graphs, n_beads, 3), dimensionless (scaled displacements)
+
+        Returns
+        -------
+        torch.Tensor, shape (n_graphs, n_beads, n_features)
+            Invariant per-bead features.
+        """
+        n_graphs, n_beads, _ = positions.shape
+        receivers, senders = all_pair_edges(n_beads)
+        receivers, senders = receivers.to(positions.device), senders.to(positions.device)
+        edges = (positions.index_select(1, senders) - positions.index_select(1, receivers)).reshape(-1, 3)
+        sh = o3.spherical_harmonics(self.irreps_sh, edges, normalize=True, normalization="component")
+        basis = self.basis(edges.norm(dim=-1))
+        x = self.embedding(bead_types).to(positions.dtype).expand(n_graphs, n_beads, -1)
+        if self.with_vector_input:
+            assert vectors is not None
+            x = torch.cat([x, vectors], dim=-1)
+        for layer in self.layers:
+            x = layer(x, sh, basis, senders)
+        scalars = x[..., : self.hidden_scalars]
+        vecs = x[..., self.hidden_scalars:].reshape(n_graphs, n_beads, self.hidden_vectors, 3)
+        norms = safe_norm(vecs, 1e-12)
+        return torch.cat([scalars, norms], dim=-1)
