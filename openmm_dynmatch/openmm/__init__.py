@@ -1,0 +1,6 @@
+"""The OpenMM adapter: every module of the package that imports ``openmm`` or ``openmmtorch`` lives here.
+
+Keeping the adapter in one folder makes a change of OpenMM's machine-learning interface (``TorchForce`` is
+moving to ``PythonTorchForce`` upstream) a one-folder change. Modules in this folder import ``torch`` before
+``openmmtorch``: the openmm-torch plugin loads its library against the torch already in the process.
+"""
