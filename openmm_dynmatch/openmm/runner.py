@@ -1,0 +1,320 @@
+"""Run CG simulations of many walkers in OpenMM and write them as one multi-chain trajectory.
+
+:func:`simulate` runs ``n_walkers`` copies of an exported model from given start frames (cycled), writes one
+mdtraj HDF5 trajectory through :class:`openmm_dynmatch.trajio.TrajectoryWriter` (walker ``w`` is chain
+``w``; frames are written after every ``frame_interval_ps``, the start frame is not written), the per-walker
+potential energies of every frame to a side file ``<out>.energies.h5`` (dataset ``/energies``,
+``(n_frames, n_walkers)`` kJ/mol), and a checkpoint ``<out>.chk`` after every chunk, from which a run resumes.
+
+Blow-ups: at every frame each walker is checked (finite positions and velocities, extent below
+``max_extent_nm``, finite energy at most ``max_energy_kt_per_bead * kT * n_beads`` above the highest start
+energy; energies are evaluated per walker in PyTorch with the exported module). A walker that fails is
+logged, counted (result and file metadata ``blowups``/``blowup_events``) and restarted from its last good
+frame with fresh Maxwell-Boltzmann velocities; its last good frame is what is written for that frame, so no
+NaN is ever written. A walker that fails ``max_restarts`` times in a row stops the run with an error.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import openmm
+import torch
+from tqdm.auto import tqdm
+
+from openmm_dynmatch import trajio
+from openmm_dynmatch.fileio import torch_save
+from openmm_dynmatch.openmm.export import load_exported
+from openmm_dynmatch.openmm.recorder import maxwell_boltzmann
+from openmm_dynmatch.openmm.system import CGSystem, create_system
+from openmm_dynmatch.units import kt_kj_per_mol, positive_float, strip_unit
+
+LOGGER = logging.getLogger(__name__)
+_NM = openmm.unit.nanometer
+_NM_PER_PS = openmm.unit.nanometer / openmm.unit.picosecond
+
+
+@dataclass
+class SimulationResult:
+    """What :func:`simulate` wrote: paths, frame count and blow-up report."""
+
+    trajectory_path: Path
+    energies_path: Path
+    checkpoint_path: Path
+    n_frames: int
+    n_steps: int
+    blowups: int = 0
+    blowup_events: list = field(default_factory=list)  # [frame, walker] pairs
+
+
+def energies_path_for(out_path) -> Path:
+    """The side file of per-walker energies of trajectory ``out_path``."""
+    out_path = Path(out_path)
+    return out_path.with_name(out_path.stem + ".energies.h5")
+
+
+def load_energies(out_path) -> np.ndarray:
+    """Per-walker potential energies ``(n_frames, n_walkers)`` kJ/mol of a trajectory written by simulate."""
+    import tables
+
+    path = energies_path_for(out_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"energies file not found: {path}")
+    with tables.open_file(str(path), "r") as handle:
+        return np.asarray(handle.root.energies[:], dtype=np.float64)
+
+
+def load_walkers(out_path) -> np.ndarray:
+    """Positions ``(n_walkers, n_frames, n_beads, 3)`` nm of a trajectory written by :func:`simulate`."""
+    data = trajio.load(out_path)
+    n_walkers = int(data.metadata.get("n_walkers", 1))
+    n_frames, n_atoms = data.positions.shape[:2]
+    return data.positions.reshape(n_frames, n_walkers, n_atoms // n_walkers, 3).transpose(1, 0, 2, 3)
+
+
+def initial_positions(model_path, bond_length_nm: float = 0.38, platform: Optional[str] = "Reference") -> np.ndarray:
+    """A start frame ``(1, n_beads, 3)`` nm: a zig-zag chain relaxed by OpenMM's energy minimiser."""
+    cg = create_system(model_path, 1, platform=platform)
+    n_beads = cg.n_beads
+    index = np.arange(n_beads, dtype=np.float64)
+    chain = np.stack([0.9 * bond_length_nm * index, 0.4 * bond_length_nm * (index % 2), np.zeros(n_beads)], 1)
+    cg.context.setPositions(chain)
+    openmm.LocalEnergyMinimizer.minimize(cg.context, 1.0, 500)
+    return cg.context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(_NM)[None]
+
+
+def simulate(model_path, start_positions, n_walkers: int, out_path, *, ns=None, n_steps=None,
+             frame_interval_ps=1.0, integrator=None, platform=None, precision=None, seed: int = 0,
+             chunk_frames: int = 100, resume: bool = False, progress: bool = True,
+             max_energy_kt_per_bead: float = 100.0, max_extent_nm: float = 10.0,
+             max_restarts: int = 20) -> SimulationResult:
+    """Simulate ``n_walkers`` walkers of an exported model and write their trajectory.
+
+    Parameters
+    ----------
+    model_path : str or Path
+        Exported model file.
+    start_positions : array, shape (n_start, n_beads, 3), nm, or None
+        Start frames, assigned to walkers cyclically (walker ``w`` starts from frame ``w % n_start``);
+        None: :func:`initial_positions`.
+    n_walkers : int
+    out_path : str or Path
+        Trajectory file (mdtraj HDF5).
+    ns, n_steps : float, int
+        Length per walker, in ns (or an ``openmm.unit`` time) or in steps; give exactly one. Rounded down
+        to whole frames.
+    frame_interval_ps : float
+        Time between written frames; a multiple of the timestep.
+    integrator, platform, precision : str, optional
+        See :func:`~openmm_dynmatch.openmm.system.create_system`.
+    seed : int
+        Seeds the integrator and the Maxwell-Boltzmann velocities.
+    chunk_frames : int
+        Frames buffered between writes (and checkpoints).
+    resume : bool
+        Continue from ``<out>.chk`` if it exists.
+    progress : bool
+        Show a progress bar.
+    max_energy_kt_per_bead, max_extent_nm, max_restarts : float, float, int
+        Blow-up thresholds (see the module docstring).
+    """
+    cg = create_system(model_path, n_walkers, platform=platform, precision=precision, integrator=integrator,
+                       seed=seed)
+    plan = _plan(cg, ns, n_steps, frame_interval_ps, chunk_frames)
+    if start_positions is None:
+        start_positions = initial_positions(model_path)
+    start = _walker_starts(start_positions, n_walkers, cg.n_beads)
+    guard = _BlowupGuard(load_exported(model_path), cg, start, max_energy_kt_per_bead, max_extent_nm, max_restarts)
+    out_path = Path(out_path)
+    result = SimulationResult(out_path, energies_path_for(out_path), Path(str(out_path) + ".chk"),
+                              plan["n_frames"], plan["n_frames"] * plan["steps_per_frame"])
+    rng = np.random.default_rng(seed)
+    done = _resume(cg, result, guard, rng, plan) if resume and result.checkpoint_path.exists() else None
+    if done is None:
+        cg.context.setPositions(start.reshape(-1, 3))
+        cg.context.setVelocities(maxwell_boltzmann(cg.metadata["masses_amu"], n_walkers,
+                                                   cg.metadata["temperature_k"], rng).reshape(-1, 3))
+        done = 0
+    metadata = dict(cg.metadata, n_walkers=n_walkers, frame_interval_ps=plan["frame_interval_ps"],
+                    steps_per_frame=plan["steps_per_frame"], seed=seed, platform=cg.platform.getName(),
+                    source=Path(model_path).name)
+    writer = trajio.TrajectoryWriter(out_path, cg.mdtraj_topology(), metadata, append=done > 0)
+    energy_log = _EnergyLog(result.energies_path, n_walkers, append=done > 0)
+    try:
+        _run_frames(cg, guard, plan, done, writer, energy_log, result, rng, progress)
+    finally:
+        writer.close()
+        energy_log.close()
+    trajio.TrajectoryWriter(out_path, cg.mdtraj_topology(), {"blowups": result.blowups,
+                                                             "blowup_events": result.blowup_events},
+                            append=True).close()
+    return result
+
+
+def _run_frames(cg, guard, plan, done, writer, energy_log, result, rng, progress) -> None:
+    """Integrate frame by frame from frame ``done``, checking walkers and writing chunk by chunk."""
+    frame_time = plan["frame_interval_ps"]
+    buffer_positions, buffer_energies = [], []
+    bar = tqdm(total=plan["n_frames"], initial=done, disable=not progress, desc="simulating", unit="frame")
+    for frame in range(done, plan["n_frames"]):
+        try:
+            cg.integrator.step(plan["steps_per_frame"])
+        except openmm.OpenMMException as err:  # some platforms refuse NaN coordinates; the guard restores
+            LOGGER.warning("integration error at frame %d (%s); checking walkers", frame, err)
+        positions, energies = guard.check(frame, rng, result)
+        buffer_positions.append(positions)
+        buffer_energies.append(energies)
+        bar.update(1)
+        if len(buffer_positions) == plan["chunk_frames"] or frame == plan["n_frames"] - 1:
+            first = frame + 1 - len(buffer_positions)
+            times = (np.arange(first, frame + 1) + 1) * frame_time
+            writer.write(np.stack(buffer_positions).reshape(len(times), -1, 3), times)
+            writer.flush()
+            energy_log.append(np.stack(buffer_energies))
+            buffer_positions, buffer_energies = [], []
+            _save_checkpoint(cg, result, guard, rng, plan, frame + 1)
+    bar.close()
+
+
+class _BlowupGuard:
+    """Checks walkers at every frame and restarts the bad ones from their last good frame."""
+
+    def __init__(self, module, cg: CGSystem, start, max_energy_kt_per_bead, max_extent_nm, max_restarts):
+        self.module, self.cg = module, cg
+        self.last_good = start.copy()
+        kt = kt_kj_per_mol(cg.metadata["temperature_k"])
+        start_energies = self.energies(start)
+        if not np.all(np.isfinite(start_energies)):
+            bad = np.flatnonzero(~np.isfinite(start_energies)).tolist()
+            raise ValueError(f"start_positions give non-finite energies for walkers {bad}")
+        self.energy_limit = start_energies.max() + positive_float(
+            max_energy_kt_per_bead, "kJ/mol", "max_energy_kt_per_bead") * kt * cg.n_beads
+        self.max_extent_nm = positive_float(max_extent_nm, "nm", "max_extent_nm")
+        self.max_restarts = int(max_restarts)
+        self.consecutive = np.zeros(cg.n_walkers, dtype=np.int64)
+
+    def energies(self, walkers: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return self.module.walker_energies(torch.from_numpy(np.ascontiguousarray(walkers))).numpy()
+
+    def check(self, frame: int, rng, result: SimulationResult):
+        """Positions ``(n_walkers, n_beads, 3)`` and energies ``(n_walkers,)`` of this frame, all finite."""
+        shape = self.last_good.shape
+        state = self.cg.context.getState(getPositions=True, getVelocities=True)
+        positions = state.getPositions(asNumpy=True).value_in_unit(_NM).reshape(shape)
+        velocities = state.getVelocities(asNumpy=True).value_in_unit(_NM_PER_PS).reshape(shape)
+        finite = np.isfinite(positions).all(axis=(1, 2)) & np.isfinite(velocities).all(axis=(1, 2))
+        extent = np.where(finite, np.abs(positions - positions.mean(axis=1, keepdims=True)).max(axis=(1, 2)), np.inf)
+        energies = np.full(shape[0], np.inf)
+        energies[finite] = self.energies(positions[finite])
+        bad = ~(np.isfinite(energies) & (energies <= self.energy_limit) & (extent <= self.max_extent_nm))
+        self.consecutive = np.where(bad, self.consecutive + 1, 0)
+        if not bad.any():
+            self.last_good = positions.copy()
+            return positions, energies
+        walkers = np.flatnonzero(bad).tolist()
+        if self.consecutive.max() > self.max_restarts:
+            raise RuntimeError(f"walkers {np.flatnonzero(self.consecutive > self.max_restarts).tolist()} blew up "
+                               f"{self.max_restarts + 1} frames in a row (at frame {frame}); the model is unstable")
+        LOGGER.warning("frame %d: walkers %s blew up (non-finite or huge energy/positions); restarting them "
+                       "from their last good frame", frame, walkers)
+        result.blowups += len(walkers)
+        result.blowup_events.extend([frame, w] for w in walkers)
+        positions[bad] = self.last_good[bad]
+        fresh = maxwell_boltzmann(self.cg.metadata["masses_amu"], len(walkers), self.cg.metadata["temperature_k"], rng)
+        velocities[bad] = fresh
+        self.cg.context.setPositions(positions.reshape(-1, 3))
+        self.cg.context.setVelocities(velocities.reshape(-1, 3))
+        energies[bad] = self.energies(positions[bad])
+        self.last_good = positions.copy()
+        return positions, energies
+
+
+class _EnergyLog:
+    """An appendable HDF5 array ``/energies`` of shape ``(n_frames, n_walkers)`` kJ/mol."""
+
+    def __init__(self, path: Path, n_walkers: int, append: bool):
+        import tables
+
+        if append and path.is_file():
+            self._handle = tables.open_file(str(path), "a")
+        else:
+            self._handle = tables.open_file(str(path), "w")
+            self._handle.create_earray(self._handle.root, "energies", tables.Float64Atom(), shape=(0, n_walkers))
+
+    def append(self, energies: np.ndarray) -> None:
+        self._handle.root.energies.append(energies)
+        self._handle.flush()
+
+    def truncate(self, n_frames: int) -> None:
+        if self._handle.root.energies.shape[0] > n_frames:
+            self._handle.root.energies.truncate(n_frames)
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def _plan(cg: CGSystem, ns, n_steps, frame_interval_ps, chunk_frames) -> dict:
+    """Frames, steps per frame and chunking of a run; validates the length arguments."""
+    if (ns is None) == (n_steps is None):
+        raise ValueError(f"give exactly one of ns and n_steps, got ns={ns!r}, n_steps={n_steps!r}")
+    timestep = cg.metadata["timestep_ps"]
+    interval = positive_float(frame_interval_ps, "ps", "frame_interval_ps")
+    steps_per_frame = int(round(interval / timestep))
+    if steps_per_frame < 1 or abs(steps_per_frame * timestep - interval) > 1e-6 * interval:
+        raise ValueError(f"frame_interval_ps must be a multiple of the timestep {timestep} ps, got {interval}")
+    if ns is not None:
+        n_steps = int(positive_float(strip_unit(ns, "ns", "ns"), "ns", "ns") * 1000.0 / timestep + 1e-6)
+    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < steps_per_frame:
+        raise ValueError(f"n_steps must be an integer of at least one frame ({steps_per_frame} steps), got {n_steps!r}")
+    if isinstance(chunk_frames, bool) or not isinstance(chunk_frames, int) or chunk_frames < 1:
+        raise ValueError(f"chunk_frames must be a positive integer, got {chunk_frames!r}")
+    return {"n_frames": int(n_steps) // steps_per_frame, "steps_per_frame": steps_per_frame,
+            "frame_interval_ps": steps_per_frame * timestep, "chunk_frames": chunk_frames}
+
+
+def _walker_starts(start_positions, n_walkers: int, n_beads: int) -> np.ndarray:
+    start = np.asarray(start_positions, dtype=np.float64)
+    if start.ndim == 2:
+        start = start[None]
+    if start.ndim != 3 or start.shape[1:] != (n_beads, 3) or start.shape[0] < 1:
+        raise ValueError(f"start_positions must have shape (n_start, {n_beads}, 3), got {start.shape}")
+    if not np.isfinite(start).all():
+        raise ValueError("start_positions contain non-finite values")
+    return start[np.arange(n_walkers) % start.shape[0]]
+
+
+def _save_checkpoint(cg, result, guard, rng, plan, frames_written: int) -> None:
+    torch_save({"format_version": 1, "openmm_checkpoint": cg.context.createCheckpoint(),
+                "frames_written": frames_written, "n_walkers": cg.n_walkers, "n_beads": cg.n_beads,
+                "steps_per_frame": plan["steps_per_frame"], "integrator": cg.metadata["integrator"],
+                "last_good": torch.from_numpy(guard.last_good), "consecutive": guard.consecutive.tolist(),
+                "blowup_events": result.blowup_events, "rng_state": rng.bit_generator.state},
+               result.checkpoint_path)
+
+
+def _resume(cg, result, guard, rng, plan) -> Optional[int]:
+    """Restore the state of ``result.checkpoint_path``; returns the frames already written."""
+    state = torch.load(result.checkpoint_path, weights_only=False)
+    expected = {"n_walkers": cg.n_walkers, "n_beads": cg.n_beads, "steps_per_frame": plan["steps_per_frame"],
+                "integrator": cg.metadata["integrator"]}
+    found = {key: state[key] for key in expected}
+    if found != expected:
+        raise ValueError(f"checkpoint {result.checkpoint_path} is of a different run: {found}, expected {expected}")
+    if not result.trajectory_path.is_file() or trajio.count_frames(result.trajectory_path) < state["frames_written"]:
+        raise ValueError(f"cannot resume: {result.trajectory_path} has fewer frames than its checkpoint")
+    cg.context.loadCheckpoint(state["openmm_checkpoint"])
+    trajio.truncate_frames(result.trajectory_path, state["frames_written"])
+    energy_log = _EnergyLog(result.energies_path, cg.n_walkers, append=True)
+    energy_log.truncate(state["frames_written"])
+    energy_log.close()
+    guard.last_good = state["last_good"].numpy()
+    guard.consecutive = np.asarray(state["consecutive"], dtype=np.int64)
+    result.blowup_events = [list(event) for event in state["blowup_events"]]
+    result.blowups = len(result.blowup_events)
+    rng.bit_generator.state = state["rng_state"]
+    LOGGER.info("resuming %s at frame %d", result.trajectory_path, state["frames_written"])
+    return state["frames_written"]

@@ -1,0 +1,231 @@
+"""OpenMM Systems of many independent CG walkers, evaluated by one ``TorchForce`` (DESIGN.md section 5).
+
+An exported model file (see :mod:`openmm_dynmatch.openmm.export`) holds everything needed: the System gets
+``n_walkers * n_beads`` particles in walker-major order (particle ``w * n_beads + i``) with the model's bead
+masses, one ``TorchForce`` that evaluates every walker in one batched call, no constraints; the integrator
+(``LangevinMiddleIntegrator`` or ``BrownianIntegrator``) takes its temperature, friction and timestep from the
+metadata unless overridden; the ``openmm.app.Topology`` has one chain per walker so that stock reporters and
+mdtraj work on it.
+
+``TorchForce`` is built in exactly one function, :func:`_torch_force`: moving to openmm-torch's
+``PythonTorchForce`` changes that function only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch  # noqa: F401  (before openmmtorch: the plugin links against the torch in the process)
+import openmm
+import openmm.app
+import openmmtorch
+
+from openmm_dynmatch.openmm.export import INTEGRATORS, load_exported, load_metadata
+from openmm_dynmatch.units import positive_float
+
+# Preferred order when no platform is named: for small CG systems Reference beats CPU (measured, see
+# benchmarks/engine_speed.py), CUDA beats both.
+PLATFORM_PREFERENCE = ("CUDA", "Reference", "CPU", "OpenCL", "HIP")
+PRECISIONS = ("single", "mixed", "double")
+
+
+@dataclass
+class CGSystem:
+    """An OpenMM System of ``n_walkers`` CG walkers with its integrator, topology and platform choice.
+
+    Attributes
+    ----------
+    system : openmm.System
+    integrator : openmm.Integrator
+    topology : openmm.app.Topology
+        One chain (and one residue) per walker, one atom per bead, bonds from the metadata.
+    metadata : dict
+        The exported model's metadata, with ``integrator``/``friction_per_ps``/``timestep_ps``/
+        ``temperature_k`` replaced by the values in use.
+    n_walkers : int
+    platform : openmm.Platform
+    properties : dict
+        Platform properties (precision etc.).
+
+    Examples
+    --------
+    >>> cg = create_system("model.pt", n_walkers=64)    # doctest: +SKIP
+    >>> cg.context.setPositions(positions.reshape(-1, 3))
+    >>> cg.integrator.step(100)
+    """
+
+    system: openmm.System
+    integrator: openmm.Integrator
+    topology: openmm.app.Topology
+    metadata: dict
+    n_walkers: int
+    platform: openmm.Platform
+    properties: dict
+    _context: Optional[openmm.Context] = field(default=None, repr=False)
+
+    @property
+    def n_beads(self) -> int:
+        return int(self.metadata["n_beads"])
+
+    @property
+    def context(self) -> openmm.Context:
+        """The Context (created on first use, then reused: creating one is expensive)."""
+        if self._context is None:
+            self._context = openmm.Context(self.system, self.integrator, self.platform, self.properties)
+        return self._context
+
+    def mdtraj_topology(self):
+        """The topology as an ``mdtraj.Topology``."""
+        import mdtraj
+
+        return mdtraj.Topology.from_openmm(self.topology)
+
+
+def available_platforms() -> list:
+    """Names of the OpenMM platforms present."""
+    return [openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())]
+
+
+def choose_platform(name: Optional[str] = None, precision: Optional[str] = None):
+    """Pick an OpenMM platform and its properties.
+
+    Parameters
+    ----------
+    name : str, optional
+        ``CUDA``, ``CPU``, ``Reference``, ... (default: the first present of :data:`PLATFORM_PREFERENCE`).
+    precision : str, optional
+        ``single``, ``mixed`` or ``double``, for platforms with a ``Precision`` property (CUDA, OpenCL, HIP).
+        Reference always computes in double precision; asking it (or CPU) for another precision is an error.
+
+    Returns
+    -------
+    (openmm.Platform, dict)
+        The platform and the properties to create a Context with.
+    """
+    present = available_platforms()
+    if name is None:
+        name = next(p for p in PLATFORM_PREFERENCE + tuple(present) if p in present)
+    if name not in present:
+        raise ValueError(f"unknown platform '{name}'; available: {sorted(present)}")
+    platform = openmm.Platform.getPlatformByName(name)
+    properties = {}
+    if precision is not None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision '{precision}'; available: {sorted(PRECISIONS)}")
+        if "Precision" in platform.getPropertyNames():
+            properties["Precision"] = precision
+        elif not (name == "Reference" and precision == "double"):
+            raise ValueError(f"platform {name} has no precision setting; precision must be None, got '{precision}'")
+    return platform, properties
+
+
+def create_integrator(kind: str, temperature_k, friction_per_ps, timestep_ps, seed: Optional[int] = None):
+    """A ``LangevinMiddleIntegrator`` (``kind='langevin'``) or ``BrownianIntegrator`` (``'brownian'``).
+
+    Parameters
+    ----------
+    kind : str
+    temperature_k : float or openmm.unit.Quantity, K
+    friction_per_ps : float or openmm.unit.Quantity, 1/ps
+    timestep_ps : float or openmm.unit.Quantity, ps
+    seed : int, optional
+        Random number seed of the integrator (0 or None: OpenMM picks one).
+    """
+    temperature = positive_float(temperature_k, "K", "temperature_k")
+    friction = positive_float(friction_per_ps, "1/ps", "friction_per_ps")
+    timestep = positive_float(timestep_ps, "ps", "timestep_ps")
+    if kind == "langevin":
+        integrator = openmm.LangevinMiddleIntegrator(temperature, friction, timestep)
+    elif kind == "brownian":
+        integrator = openmm.BrownianIntegrator(temperature, friction, timestep)
+    else:
+        raise ValueError(f"unknown integrator '{kind}'; available: {sorted(INTEGRATORS)}")
+    if seed is not None:
+        if not isinstance(seed, int) or not 0 <= seed < 2**31:
+            raise ValueError(f"seed must be an integer in [0, 2**31), got {seed!r}")
+        integrator.setRandomNumberSeed(seed)
+    return integrator
+
+
+def cg_topology(metadata: dict, n_walkers: int) -> openmm.app.Topology:
+    """An ``openmm.app.Topology`` with one chain and one residue ``CG`` per walker, beads as atoms, bonds."""
+    _check_walkers(n_walkers)
+    topology = openmm.app.Topology()
+    for _ in range(n_walkers):
+        chain = topology.addChain()
+        residue = topology.addResidue("CG", chain)
+        atoms = [topology.addAtom(str(name), None, residue) for name in metadata["bead_names"]]
+        for i, j in metadata["bonds"]:
+            topology.addBond(atoms[i], atoms[j])
+    return topology
+
+
+def _torch_force(module: torch.jit.ScriptModule, use_cuda_graphs: bool) -> openmm.Force:
+    """The one place that builds openmm-torch's force from an exported module."""
+    force = openmmtorch.TorchForce(module)
+    force.setOutputsForces(False)
+    force.setUsesPeriodicBoundaryConditions(False)
+    force.setProperty("useCUDAGraphs", "true" if use_cuda_graphs else "false")
+    return force
+
+
+def create_force(model_path, use_cuda_graphs: bool = False) -> openmm.Force:
+    """The OpenMM force of an exported model, for users adding it to their own System.
+
+    The force expects ``k * n_beads`` particles (``k`` walkers, walker-major order) and no others, with the
+    masses in ``load_metadata(model_path)["masses_amu"]``. ``use_cuda_graphs`` only matters on CUDA.
+    """
+    return _torch_force(load_exported(model_path), use_cuda_graphs)
+
+
+def create_system(model_path, n_walkers: int, *, platform=None, precision=None, integrator=None,
+                  friction_per_ps=None, timestep_ps=None, temperature_k=None, use_cuda_graphs=True,
+                  seed: Optional[int] = None) -> CGSystem:
+    """Build the OpenMM System of ``n_walkers`` walkers of an exported model.
+
+    Parameters
+    ----------
+    model_path : str or Path
+        Exported model file.
+    n_walkers : int
+    platform : str, optional
+        Platform name (see :func:`choose_platform`).
+    precision : str, optional
+    integrator : str, optional
+        ``langevin`` or ``brownian`` (default: the metadata's).
+    friction_per_ps, timestep_ps, temperature_k : float or Quantity, optional
+        Override the metadata's dynamics parameters.
+    use_cuda_graphs : bool
+        Use openmm-torch's CUDA graphs (CUDA only).
+    seed : int, optional
+        Integrator random seed.
+    """
+    _check_walkers(n_walkers)
+    meta = dict(load_metadata(model_path))
+    overrides = {"integrator": integrator, "friction_per_ps": friction_per_ps, "timestep_ps": timestep_ps,
+                 "temperature_k": temperature_k}
+    units = {"friction_per_ps": "1/ps", "timestep_ps": "ps", "temperature_k": "K"}
+    for key, value in overrides.items():
+        if value is not None:
+            meta[key] = value if key == "integrator" else positive_float(value, units[key], key)
+    omm_platform, properties = choose_platform(platform, precision)
+    system = openmm.System()
+    for _ in range(n_walkers):
+        for mass in meta["masses_amu"]:
+            system.addParticle(float(mass))
+    graphs = use_cuda_graphs and omm_platform.getName() == "CUDA"
+    system.addForce(_torch_force(load_exported(model_path), graphs))
+    omm_integrator = create_integrator(meta["integrator"], meta["temperature_k"], meta["friction_per_ps"],
+                                       meta["timestep_ps"], seed)
+    return CGSystem(system, omm_integrator, cg_topology(meta, n_walkers), meta, n_walkers, omm_platform, properties)
+
+
+def create_simulation(model_path, n_walkers: int, **kwargs) -> openmm.app.Simulation:
+    """A ready ``openmm.app.Simulation`` of ``n_walkers`` walkers; keyword arguments as :func:`create_system`."""
+    cg = create_system(model_path, n_walkers, **kwargs)
+    return openmm.app.Simulation(cg.topology, cg.system, cg.integrator, cg.platform, cg.properties)
+
+
+def _check_walkers(n_walkers) -> None:
+    if isinstance(n_walkers, bool) or not isinstance(n_walkers, int) or n_walkers < 1:
+        raise ValueError(f"n_walkers must be a positive integer, got {n_walkers!r}")
