@@ -1,0 +1,388 @@
+"""All-atom reference MD in OpenMM: seeded Langevin dynamics written chunk by chunk, resumable.
+
+:func:`run_reference` integrates an :class:`~openmm_dynmatch.openmm.systems.AASystem` with OpenMM's
+``LangevinMiddleIntegrator`` and saves a frame every ``frame_interval_ps`` through
+:class:`openmm_dynmatch.trajio.TrajectoryWriter`. Frames go to ``OUT.part``; after every chunk of frames the
+OpenMM checkpoint and the number of frames on disk are saved atomically to ``OUT.chk``. An interrupted run
+called again with the same arguments truncates ``OUT.part`` to the checkpointed frame count and continues from
+the checkpoint; when all frames are written ``OUT.part`` is renamed to ``OUT`` and ``OUT.chk`` removed.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import math
+import time
+import warnings
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from openmm_dynmatch import trajio
+from openmm_dynmatch.fileio import write_json
+from openmm_dynmatch.openmm.systems import AASystem, load_system
+from openmm_dynmatch.units import positive_float, strip_unit
+
+PART_SUFFIX = ".part"
+CHECKPOINT_SUFFIX = ".chk"
+GPU_PLATFORMS = ("CUDA", "HIP", "OpenCL")
+# Settings that must agree between an interrupted run and its resumption (``ns`` may change).
+_RESUME_KEYS = ("system", "n_atoms", "timestep_ps", "frame_interval_ps", "temperature_k", "friction_per_ps",
+                "seed", "equilibration_ps", "save_forces", "save_velocities")
+
+
+def available_platforms() -> list:
+    """Names of the OpenMM platforms present."""
+    import openmm
+
+    return [openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())]
+
+
+def openmm_seed(seed: int) -> int:
+    """The nonzero OpenMM random seed used for the package seed ``seed`` (OpenMM reads 0 as "pick one")."""
+    return int(seed) % (2**31 - 1) + 1
+
+
+def _validated_settings(ns, frame_interval_ps, timestep_ps, temperature_k, friction_per_ps, equilibration_ps,
+                        seed, chunk_frames) -> dict:
+    ns = positive_float(ns, "ns", "ns")
+    frame_interval_ps = positive_float(frame_interval_ps, "ps", "frame_interval_ps")
+    timestep_ps = positive_float(timestep_ps, "ps", "timestep_ps")
+    temperature_k = positive_float(temperature_k, "K", "temperature_k")
+    friction_per_ps = positive_float(friction_per_ps, "1/ps", "friction_per_ps")
+    equilibration_ps = float(strip_unit(equilibration_ps, "ps", "equilibration_ps"))
+    if not (equilibration_ps >= 0 and math.isfinite(equilibration_ps)):
+        raise ValueError(f"equilibration_ps must be a finite number >= 0 ps, got {equilibration_ps!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(chunk_frames, bool) or not isinstance(chunk_frames, (int, np.integer)) or chunk_frames < 1:
+        raise ValueError(f"chunk_frames must be a positive integer, got {chunk_frames!r}")
+    steps_per_frame = _whole_ratio(frame_interval_ps, timestep_ps, f"frame_interval_ps must be a positive whole "
+                                   f"multiple of timestep_ps ({timestep_ps:g} ps), got {frame_interval_ps:g} ps")
+    n_frames = _whole_ratio(ns * 1000.0, frame_interval_ps, f"ns must be a positive whole multiple of "
+                            f"frame_interval_ps ({frame_interval_ps:g} ps), got {ns:g} ns")
+    return dict(ns=ns, frame_interval_ps=frame_interval_ps, timestep_ps=timestep_ps, temperature_k=temperature_k,
+                friction_per_ps=friction_per_ps, equilibration_ps=equilibration_ps, seed=int(seed),
+                chunk_frames=int(chunk_frames), steps_per_frame=steps_per_frame, n_frames=n_frames,
+                equilibration_steps=int(round(equilibration_ps / timestep_ps)))
+
+
+def _whole_ratio(numerator: float, denominator: float, message: str) -> int:
+    ratio = numerator / denominator
+    whole = int(round(ratio))
+    if whole < 1 or abs(ratio - whole) > 1e-6 * max(1.0, ratio):
+        raise ValueError(f"{message} (ratio {ratio:g})")
+    return whole
+
+
+def _make_context(aa: AASystem, settings: dict, platform_name: str):
+    import openmm
+
+    integrator = openmm.LangevinMiddleIntegrator(settings["temperature_k"], settings["friction_per_ps"],
+                                                 settings["timestep_ps"])
+    integrator.setRandomNumberSeed(openmm_seed(settings["seed"]))
+    context = openmm.Context(aa.system, integrator, openmm.Platform.getPlatformByName(platform_name))
+    if aa.box_vectors_nm is not None:
+        context.setPeriodicBoxVectors(*[openmm.Vec3(*row) for row in aa.box_vectors_nm])
+    context.setPositions(aa.positions_nm)
+    return context, integrator
+
+
+def _prepare(context, integrator, settings: dict, minimize: bool, progress: bool) -> None:
+    """Minimise (optionally), draw velocities from the seed and equilibrate."""
+    import openmm
+    from tqdm.auto import tqdm
+
+    context.applyConstraints(1e-6)
+    if minimize:
+        openmm.LocalEnergyMinimizer.minimize(context, 10.0, 2000)
+    context.setVelocitiesToTemperature(settings["temperature_k"], openmm_seed(settings["seed"]))
+    remaining = settings["equilibration_steps"]
+    with tqdm(total=remaining, disable=not progress or remaining == 0, unit="step", desc="equilibration") as bar:
+        while remaining > 0:
+            n = min(remaining, 1000)
+            integrator.step(n)
+            remaining -= n
+            bar.update(n)
+
+
+def _record_chunk(context, integrator, n_frames: int, settings: dict, periodic: bool) -> dict:
+    """Integrate ``n_frames`` frames; return arrays (positions, velocities, forces, box) in nm, ps, kJ/mol."""
+    frames = {"positions": [], "velocities": [], "forces": [], "box": []}
+    for _ in range(n_frames):
+        integrator.step(settings["steps_per_frame"])
+        state = context.getState(getPositions=True, getVelocities=settings["save_velocities"],
+                                 getForces=settings["save_forces"])
+        frames["positions"].append(state.getPositions(asNumpy=True)._value)
+        if settings["save_velocities"]:
+            frames["velocities"].append(state.getVelocities(asNumpy=True)._value)
+        if settings["save_forces"]:
+            frames["forces"].append(state.getForces(asNumpy=True)._value)
+        if periodic:
+            frames["box"].append(state.getPeriodicBoxVectors(asNumpy=True)._value)
+    return {key: np.asarray(value, dtype=np.float64) if value else None for key, value in frames.items()}
+
+
+def _write_checkpoint(path: Path, context, frames_on_disk: int, platform_name: str, settings: dict) -> None:
+    write_json(path, {
+        "format_version": 1,
+        "frames_on_disk": int(frames_on_disk),
+        "platform": platform_name,
+        "settings": {key: settings[key] for key in _RESUME_KEYS},
+        "openmm_checkpoint": base64.b64encode(context.createCheckpoint()).decode("ascii"),
+    })
+
+
+def _read_checkpoint(path: Path) -> Optional[dict]:
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+def _check_resumable(stored: dict, settings: dict, where: Path, what: str = "the interrupted run") -> None:
+    changed = {key: (stored.get(key), settings[key]) for key in _RESUME_KEYS if stored.get(key) != settings[key]}
+    if changed:
+        raise ValueError(f"cannot resume {where}: settings differ from {what} "
+                         f"(stored, requested) {changed}; pass resume=False to start over")
+
+
+def _metadata(aa: AASystem, settings: dict, platform_name: str) -> dict:
+    import openmm
+
+    return {
+        "system": aa.name,
+        "temperature_k": settings["temperature_k"],
+        "timestep_ps": settings["timestep_ps"],
+        "frame_interval_ps": settings["frame_interval_ps"],
+        "steps_per_frame": settings["steps_per_frame"],
+        "masses_amu": aa.masses_amu().tolist(),
+        "integrator": "langevin",
+        "integrator_class": "LangevinMiddleIntegrator",
+        "friction_per_ps": settings["friction_per_ps"],
+        "seed": settings["seed"],
+        "platform": platform_name,
+        "equilibration_ps": settings["equilibration_ps"],
+        "n_frames": settings["n_frames"],
+        "n_atoms": aa.n_atoms,
+        "save_forces": settings["save_forces"],
+        "save_velocities": settings["save_velocities"],
+        "n_dof": aa.degrees_of_freedom(),
+        "n_constraints": aa.system.getNumConstraints(),
+        "periodic": aa.periodic,
+        "velocities": "half-step velocities at t - dt/2, as LangevinMiddleIntegrator reports them",
+        "openmm_version": openmm.version.version,
+    }
+
+
+def _produce(context, integrator, writer, paths: dict, frames_done: int, settings: dict, platform_name: str,
+             periodic: bool, on_chunk, progress: bool) -> int:
+    """Write the remaining frames chunk by chunk, checkpointing after each; return the frames written now."""
+    from tqdm.auto import tqdm
+
+    n_frames, interval = settings["n_frames"], settings["frame_interval_ps"]
+    start = frames_done
+    with tqdm(total=n_frames, initial=frames_done, disable=not progress, unit="frame",
+              desc=f"reference MD ({platform_name})") as bar:
+        while frames_done < n_frames:
+            n = min(settings["chunk_frames"], n_frames - frames_done)
+            chunk = _record_chunk(context, integrator, n, settings, periodic)
+            time_ps = interval * np.arange(frames_done + 1, frames_done + n + 1)
+            writer.write(chunk["positions"], time_ps, velocities=chunk["velocities"], forces=chunk["forces"],
+                         box_vectors_nm=chunk["box"])
+            writer.flush()
+            frames_done += n
+            _write_checkpoint(paths["checkpoint"], context, frames_done, platform_name, settings)
+            bar.update(n)
+            if on_chunk is not None:
+                on_chunk(frames_done, context)
+    return frames_done - start
+
+
+def run_reference(system_or_name, out_path, ns, frame_interval_ps, *, timestep_ps=0.002, temperature_k=300.0,
+                  friction_per_ps=1.0, platform: Optional[str] = None, equilibration_ps=10.0, minimize: bool = True,
+                  seed: int = 0, save_forces: bool = False, save_velocities: bool = True, chunk_frames: int = 500,
+                  resume: bool = True, progress: bool = True,
+                  on_chunk: Optional[Callable[[int, object], None]] = None) -> Path:
+    """Run seeded all-atom Langevin MD and save it as a trajectory file; resumable.
+
+    Frame ``i`` (0-based) is the state at ``(i + 1) * frame_interval_ps`` after equilibration, so the file holds
+    ``ns * 1000 / frame_interval_ps`` frames covering exactly ``ns``.
+
+    Parameters
+    ----------
+    system_or_name : AASystem, str or dict
+        Anything :func:`~openmm_dynmatch.openmm.systems.load_system` accepts.
+    out_path : str or Path
+        Output trajectory (mdtraj HDF5, see :mod:`openmm_dynmatch.trajio`).
+    ns : float
+        Production length, ns; a whole multiple of ``frame_interval_ps``.
+    frame_interval_ps : float
+        Time between saved frames, ps; a whole multiple of ``timestep_ps``.
+    timestep_ps, temperature_k, friction_per_ps : float
+        ``LangevinMiddleIntegrator`` settings.
+    platform : str or None
+        OpenMM platform name; None picks the fastest present (:func:`choose_platform`). A resumed run uses the
+        platform of the interrupted run.
+    equilibration_ps : float
+        Unsaved dynamics after minimisation and before the first frame, ps.
+    minimize : bool
+        Minimise the energy of the start positions first.
+    seed : int
+        Seeds the start velocities and the integrator's noise.
+    save_forces, save_velocities : bool
+        Also store forces (kJ/mol/nm) and the integrator's half-step velocities (nm/ps).
+    chunk_frames : int
+        Frames written between two checkpoints.
+    resume : bool
+        Continue an interrupted run from ``OUT.chk`` and ``OUT.part`` (settings other than ``ns`` must match);
+        a finished ``OUT`` with the same settings is returned as is. False starts over and overwrites.
+    progress : bool
+        Show a tqdm progress bar.
+    on_chunk : callable, optional
+        ``on_chunk(frames_on_disk, context)``, called after each chunk has been written and checkpointed.
+
+    Returns
+    -------
+    Path
+        ``out_path``.
+    """
+    settings = _validated_settings(ns, frame_interval_ps, timestep_ps, temperature_k, friction_per_ps,
+                                   equilibration_ps, seed, chunk_frames)
+    aa = load_system(system_or_name)
+    settings.update(system=aa.name, n_atoms=aa.n_atoms, save_forces=bool(save_forces),
+                    save_velocities=bool(save_velocities))
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    paths = {"part": out.with_name(out.name + PART_SUFFIX), "checkpoint": out.with_name(out.name + CHECKPOINT_SUFFIX)}
+    if platform is not None and platform not in available_platforms():
+        raise ValueError(f"unknown platform '{platform}'; available: {available_platforms()}")
+    if resume and out.exists() and not paths["part"].exists():
+        _check_finished(out, settings)
+        return out
+    stored = _read_checkpoint(paths["checkpoint"]) if resume and paths["part"].exists() else None
+    if stored is not None:
+        _check_resumable(stored["settings"], settings, out)
+        if platform is not None and platform != stored["platform"]:
+            raise ValueError(f"platform: the interrupted run used '{stored['platform']}', got '{platform}'; "
+                             "a checkpoint only loads on the platform that wrote it")
+        platform = stored["platform"]
+    elif platform is None:
+        platform = choose_platform(aa, timestep_ps=settings["timestep_ps"])
+    context, integrator = _make_context(aa, settings, platform)
+    topology, metadata = aa.mdtraj_topology(), _metadata(aa, settings, platform)
+    if stored is not None:
+        context.loadCheckpoint(base64.b64decode(stored["openmm_checkpoint"]))
+        frames_done = int(stored["frames_on_disk"])
+        trajio.truncate_frames(paths["part"], frames_done)
+        writer = _open_writer(paths["part"], topology, metadata, append=True)
+    else:
+        _prepare(context, integrator, settings, minimize, progress)
+        frames_done = 0
+        writer = _open_writer(paths["part"], topology, metadata, append=False)
+        _write_checkpoint(paths["checkpoint"], context, 0, platform, settings)
+    started = time.perf_counter()
+    try:
+        written = _produce(context, integrator, writer, paths, frames_done, settings, platform, aa.periodic,
+                           on_chunk, progress)
+    finally:
+        writer.close()
+    _finish(out, paths, topology, settings, written, time.perf_counter() - started)
+    return out
+
+
+def _open_writer(path: Path, topology, metadata: dict, append: bool):
+    with warnings.catch_warnings():  # mdtraj asks for a .h5 suffix, which the partial file lacks
+        warnings.filterwarnings("ignore", message="The .h5 extension is recommended")
+        return trajio.TrajectoryWriter(path, topology, metadata, append=append)
+
+
+def _check_finished(out: Path, settings: dict) -> None:
+    stored = trajio.read_metadata(out)
+    _check_resumable(stored, settings, out, what="the finished run in that file")
+    if trajio.count_frames(out) != settings["n_frames"]:
+        raise ValueError(f"{out} exists with {trajio.count_frames(out)} frames, {settings['n_frames']} requested; "
+                         "pass resume=False to overwrite it")
+
+
+def _finish(out: Path, paths: dict, topology, settings: dict, frames_written: int, seconds: float) -> None:
+    """Record the throughput of this session in the metadata, publish the file, drop the checkpoint."""
+    steps = frames_written * settings["steps_per_frame"]
+    rate = steps / seconds if seconds > 0 and steps > 0 else 0.0
+    extra = {"steps_per_s": rate, "ns_per_day": rate * settings["timestep_ps"] * 86400.0 / 1000.0,
+             "wall_s_last_session": seconds}
+    _open_writer(paths["part"], topology, extra, append=True).close()
+    paths["part"].replace(out)
+    paths["checkpoint"].unlink(missing_ok=True)
+
+
+def measure_throughput(system, platform: str, n_steps: int = 1000, *, timestep_ps: float = 0.002,
+                       temperature_k: float = 300.0, friction_per_ps: float = 1.0, warmup_steps: int = 10) -> dict:
+    """Time ``n_steps`` Langevin steps of a system on a platform.
+
+    Parameters
+    ----------
+    system : AASystem, str or dict
+        Anything :func:`~openmm_dynmatch.openmm.systems.load_system` accepts.
+    platform : str
+        OpenMM platform name.
+    n_steps : int
+        Timed steps (after ``warmup_steps`` untimed ones).
+
+    Returns
+    -------
+    dict
+        ``system``, ``platform``, ``n_atoms``, ``n_steps``, ``seconds``, ``steps_per_s``, ``ns_per_day``.
+    """
+    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
+        raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
+    if platform not in available_platforms():
+        raise ValueError(f"unknown platform '{platform}'; available: {available_platforms()}")
+    aa = load_system(system)
+    settings = dict(temperature_k=positive_float(temperature_k, "K", "temperature_k"),
+                    friction_per_ps=positive_float(friction_per_ps, "1/ps", "friction_per_ps"),
+                    timestep_ps=positive_float(timestep_ps, "ps", "timestep_ps"), seed=0)
+    context, integrator = _make_context(aa, settings, platform)
+    context.setVelocitiesToTemperature(settings["temperature_k"], openmm_seed(0))
+    integrator.step(int(warmup_steps))
+    context.getState(getEnergy=True)
+    started = time.perf_counter()
+    integrator.step(int(n_steps))
+    context.getState(getPositions=True)  # waits for asynchronous platforms
+    seconds = time.perf_counter() - started
+    rate = n_steps / seconds
+    return {"system": aa.name, "platform": platform, "n_atoms": aa.n_atoms, "n_steps": int(n_steps),
+            "seconds": seconds, "steps_per_s": rate, "ns_per_day": rate * settings["timestep_ps"] * 86.4}
+
+
+def choose_platform(system, timestep_ps: float = 0.002, probe_seconds: float = 0.1) -> str:
+    """The platform to run ``system`` on: a GPU platform if present, else the faster of CPU and Reference.
+
+    CPU and Reference are compared by a short timing probe (about ``probe_seconds`` each): for small systems
+    (tens of atoms, no cutoff) the Reference platform avoids CPU's per-step overhead and is often faster.
+    """
+    present = available_platforms()
+    for name in GPU_PLATFORMS:
+        if name in present:
+            return name
+    candidates = [name for name in ("CPU", "Reference") if name in present]
+    if len(candidates) == 1:
+        return candidates[0]
+    aa = load_system(system)
+    rates = {name: _probe_rate(aa, name, timestep_ps, probe_seconds) for name in candidates}
+    return max(rates, key=rates.get)
+
+
+def _probe_rate(aa: AASystem, platform: str, timestep_ps: float, probe_seconds: float) -> float:
+    """Steps per second of ``aa`` on ``platform``, timed over doubling batches until ``probe_seconds`` pass."""
+    settings = dict(temperature_k=300.0, friction_per_ps=1.0, timestep_ps=timestep_ps, seed=0)
+    context, integrator = _make_context(aa, settings, platform)
+    context.setVelocitiesToTemperature(300.0, openmm_seed(0))
+    integrator.step(2)
+    steps, batch, started = 0, 1, time.perf_counter()
+    while time.perf_counter() - started < probe_seconds:
+        integrator.step(batch)
+        context.getState(getEnergy=True)
+        steps += batch
+        batch *= 2
+    return steps / (time.perf_counter() - started)
