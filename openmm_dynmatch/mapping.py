@@ -1,0 +1,564 @@
+"""Coarse-grained mapping: which all-atom (AA) atoms make up each CG bead, and how they are combined.
+
+A :class:`CGMapping` is a linear map ``R = M x`` from AA positions ``x`` (n_atoms, 3) to bead positions ``R``
+(n_beads, 3). Beads are defined in a mapping spec (a dict, usually read from YAML) by an mdtraj atom
+selection (``select: "resname ALA and name CA"``), by a residue/atom-name table (``residue: ALA``,
+``atoms: [N, CA]``) or by explicit atom indices (``indices: [6, 8]``), each with a weighting:
+
+- ``slice``: the bead is one atom;
+- ``com``: the mass-weighted centre of the bead's atoms;
+- ``cog``: the geometric centre of the bead's atoms.
+
+Forces are mapped by aggregation (``f_I = sum of the forces on the atoms of bead I``), the force map used for
+force matching; see :meth:`CGMapping.map_forces` for when it is exact. Built-in mappings ship as YAML files in
+the package's ``data`` folder (:func:`builtin_mappings`) and :func:`load_mapping` resolves a built-in name, a
+YAML path or a dict. :func:`map_trajectory` maps a whole AA trajectory file to a CG one.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+WEIGHTS = ("slice", "com", "cog")
+BOND_MODES = ("topology", "sequence")
+CG_RESIDUE_MODES = ("residue", "bead")
+_BEAD_KEYS = {"name", "type", "select", "atoms", "residue", "resid", "indices", "weights", "element",
+              "masses_amu", "residue_name", "residue_seq"}
+_TOP_KEYS = {"name", "description", "weights", "beads", "bonds", "type_names", "allow_overlap", "cg_residues",
+             "n_atoms"}
+
+
+class CGMapping:
+    """A linear AA -> CG map with bead types, masses and a CG bond graph.
+
+    Build one with :meth:`from_dict` (or :func:`load_mapping`), which resolves the bead selections on an
+    AA topology.
+
+    Attributes
+    ----------
+    name : str
+    bead_names : list of str
+    type_names : list of str
+    bead_types : np.ndarray, shape (n_beads,), int, index into ``type_names``
+    masses_amu : np.ndarray, shape (n_beads,), amu, sum of the bead's atom masses
+    atom_indices : list of np.ndarray, per bead, AA atom indices
+    atom_weights : list of np.ndarray, per bead, weights (sum to 1) of those atoms in the bead position
+    bonds : np.ndarray, shape (n_bonds, 2), int, CG bond graph (i < j, sorted)
+    n_atoms : int, atoms of the AA system
+
+    Examples
+    --------
+    >>> import mdtraj                                                   # doctest: +SKIP
+    >>> top = mdtraj.load_prmtop("alanine-dipeptide.prmtop")            # doctest: +SKIP
+    >>> mapping = load_mapping("ala2-backbone5", top)                   # doctest: +SKIP
+    >>> cg_positions = mapping.map_positions(aa_positions)              # (n_frames, 5, 3), nm
+    """
+
+    def __init__(self, beads, n_atoms, bonds, type_names=None, name="custom", description="",
+                 allow_overlap=False, cg_residues="residue"):
+        if not beads:
+            raise ValueError("a mapping needs at least one bead, got none")
+        if cg_residues not in CG_RESIDUE_MODES:
+            raise ValueError(f"cg_residues must be one of {CG_RESIDUE_MODES}, got '{cg_residues}'")
+        self.name, self.description = str(name), str(description)
+        self.n_atoms = int(n_atoms)
+        self.allow_overlap, self.cg_residues = bool(allow_overlap), cg_residues
+        self._beads = [dict(bead) for bead in beads]
+        self.bead_names = [bead["name"] for bead in beads]
+        bead_type_names = [bead.get("type") or bead["name"] for bead in beads]
+        if type_names is None:
+            type_names = list(dict.fromkeys(bead_type_names))
+        unknown = sorted(set(bead_type_names) - set(type_names))
+        if unknown:
+            raise ValueError(f"bead types {unknown} are not in type_names {list(type_names)}")
+        self.type_names = list(type_names)
+        self.bead_types = np.array([self.type_names.index(t) for t in bead_type_names], dtype=np.int64)
+        self.atom_indices = [np.asarray(bead["indices"], dtype=np.int64) for bead in beads]
+        self.atom_weights = [_weights(bead) for bead in beads]
+        self.masses_amu = np.array([float(np.sum(bead["masses_amu"])) for bead in beads])
+        self._check_atoms()
+        self.bonds = _normalise_bonds(bonds, self.n_beads)
+
+    @property
+    def n_beads(self) -> int:
+        return len(self._beads)
+
+    def _check_atoms(self) -> None:
+        owner = {}
+        for bead, indices in zip(self._beads, self.atom_indices):
+            if indices.size and (indices.min() < 0 or indices.max() >= self.n_atoms):
+                raise ValueError(f"bead '{bead['name']}' uses atom indices outside 0..{self.n_atoms - 1}: "
+                                 f"{indices.tolist()}")
+            for index in indices.tolist():
+                if index in owner and not self.allow_overlap:
+                    raise ValueError(f"atom {index} belongs to beads '{owner[index]}' and '{bead['name']}'; "
+                                     f"overlapping beads need allow_overlap: true")
+                owner.setdefault(index, bead["name"])
+
+    @property
+    def mapping_matrix(self) -> np.ndarray:
+        """Dense map, shape (n_beads, n_atoms): ``R_I = sum_a M[I, a] x_a``; each row sums to 1."""
+        matrix = np.zeros((self.n_beads, self.n_atoms))
+        for row, (indices, weights) in enumerate(zip(self.atom_indices, self.atom_weights)):
+            np.add.at(matrix[row], indices, weights)
+        return matrix
+
+    @property
+    def mapping_matrix_sparse(self):
+        """The same map as a ``scipy.sparse.csr_matrix`` of shape (n_beads, n_atoms)."""
+        from scipy import sparse
+
+        rows = np.concatenate([np.full(len(ix), b) for b, ix in enumerate(self.atom_indices)])
+        matrix = sparse.csr_matrix((np.concatenate(self.atom_weights), (rows, np.concatenate(self.atom_indices))),
+                                   shape=(self.n_beads, self.n_atoms))
+        matrix.sum_duplicates()
+        return matrix
+
+    @property
+    def force_matrix(self) -> np.ndarray:
+        """Force aggregation map, shape (n_beads, n_atoms): 1 for each atom of the bead.
+
+        An atom shared by ``k`` beads (``allow_overlap``) gives ``1/k`` of its force to each, so the total force
+        is kept.
+        """
+        matrix = np.zeros((self.n_beads, self.n_atoms))
+        for row, indices in enumerate(self.atom_indices):
+            matrix[row, np.unique(indices)] = 1.0
+        shared = matrix.sum(axis=0)
+        return np.divide(matrix, shared, out=np.zeros_like(matrix), where=shared > 0)
+
+    def map_positions(self, positions) -> np.ndarray:
+        """Bead positions of AA frames.
+
+        Parameters
+        ----------
+        positions : array, shape (n_frames, n_atoms, 3) or (n_atoms, 3), nm
+            Molecules must be whole (not wrapped across periodic boundaries) for ``com``/``cog`` beads.
+
+        Returns
+        -------
+        np.ndarray, shape (n_frames, n_beads, 3) (or (n_beads, 3)), nm, float64
+        """
+        return self._apply(self.mapping_matrix, positions, "positions")
+
+    def map_forces(self, forces) -> np.ndarray:
+        """Aggregated bead forces: the sum of the forces on the atoms of each bead.
+
+        This is the force map of force matching. It is the exact force on the CG coordinate (its mean, given the
+        bead positions, is the mean force of the CG potential of mean force) only when: beads are slices or
+        centres of mass, no atom is shared between beads, and no constraint or virtual site couples atoms of
+        different beads (or mapped with unmapped atoms, e.g. hydrogen-bond constraints on a slice atom). Atoms
+        belonging to no bead are ignored. For ``cog`` beads of unequal masses it is an approximation.
+
+        Parameters
+        ----------
+        forces : array, shape (n_frames, n_atoms, 3) or (n_atoms, 3), kJ/mol/nm
+
+        Returns
+        -------
+        np.ndarray, shape (n_frames, n_beads, 3) (or (n_beads, 3)), kJ/mol/nm, float64
+        """
+        return self._apply(self.force_matrix, forces, "forces")
+
+    def _apply(self, matrix, values, name) -> np.ndarray:
+        values = np.asarray(values, dtype=np.float64)
+        if values.ndim not in (2, 3) or values.shape[-2:] != (self.n_atoms, 3):
+            raise ValueError(f"{name} must have shape (n_frames, {self.n_atoms}, 3), got {values.shape}")
+        used = np.unique(np.concatenate(self.atom_indices))
+        return np.einsum("ba,...ak->...bk", matrix[:, used], values[..., used, :])
+
+    def cg_topology(self):
+        """An ``mdtraj.Topology`` of the beads, with the CG bonds.
+
+        One chain; one residue per AA residue of the beads' first atoms (``cg_residues: residue``, keeps
+        residue names so mdtraj's ``compute_phi``/``compute_psi`` work on backbone maps) or one residue per bead
+        (``cg_residues: bead``). Atom names are bead names; elements are those of slice atoms (or the bead's
+        ``element`` key), otherwise mdtraj's virtual-site element.
+        """
+        import mdtraj
+        from mdtraj.core import element as elements
+
+        topology = mdtraj.Topology()
+        chain = topology.add_chain()
+        residue, key = None, None
+        for index, bead in enumerate(self._beads):
+            bead_key = (bead.get("residue_name", "CG"), bead.get("residue_seq", index)) \
+                if self.cg_residues == "residue" else (bead["name"], index)
+            if residue is None or bead_key != key:
+                residue = topology.add_residue(str(bead_key[0]), chain, resSeq=int(bead_key[1]) + 1)
+                key = bead_key
+            symbol = bead.get("element")
+            element = elements.get_by_symbol(symbol) if symbol else None
+            topology.add_atom(bead["name"], element, residue)
+        atoms = list(topology.atoms)
+        for i, j in self.bonds.tolist():
+            topology.add_bond(atoms[i], atoms[j])
+        return topology
+
+    def to_dict(self) -> dict:
+        """A JSON/YAML-able spec with the resolved atom indices and masses (rebuildable without a topology)."""
+        beads = []
+        for bead, indices in zip(self._beads, self.atom_indices):
+            entry = {key: _plain(value) for key, value in bead.items() if key in _BEAD_KEYS}
+            entry["indices"] = indices.tolist()
+            entry["masses_amu"] = [float(m) for m in bead["masses_amu"]]
+            beads.append(entry)
+        return {"name": self.name, "description": self.description, "n_atoms": self.n_atoms,
+                "type_names": list(self.type_names), "allow_overlap": self.allow_overlap,
+                "cg_residues": self.cg_residues, "bonds": self.bonds.tolist(), "beads": beads}
+
+    @classmethod
+    def from_dict(cls, spec: dict, topology=None) -> "CGMapping":
+        """Build a mapping from a spec dict (see the module docstring and docs/mapping.md).
+
+        Parameters
+        ----------
+        spec : dict
+            Mapping spec. Beads given by ``select``/``atoms`` need ``topology``; a spec from :meth:`to_dict`
+            (with ``indices`` and ``masses_amu``) does not, and with a topology its selections are re-checked.
+        topology : mdtraj.Topology, openmm.app.Topology, str or Path, optional
+            The AA topology, or a file mdtraj can read a topology from (PDB, prmtop, HDF5, ...).
+        """
+        return cls(**_resolve_spec(spec, as_mdtraj_topology(topology) if topology is not None else None))
+
+    def save(self, path) -> None:
+        """Write :meth:`to_dict` as YAML, atomically."""
+        import yaml
+
+        from openmm_dynmatch.fileio import write_text
+
+        write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None))
+
+    def __repr__(self) -> str:
+        return f"CGMapping('{self.name}', n_beads={self.n_beads}, n_atoms={self.n_atoms}, n_bonds={len(self.bonds)})"
+
+
+def _weights(bead: dict) -> np.ndarray:
+    kind = bead.get("weights", "com")
+    masses = np.asarray(bead["masses_amu"], dtype=np.float64)
+    n = len(bead["indices"])
+    if kind == "slice":
+        if n != 1:
+            raise ValueError(f"slice bead '{bead['name']}' must select exactly one atom, got {n}")
+        return np.ones(1)
+    if kind == "com":
+        if not np.all(masses > 0):
+            raise ValueError(f"com bead '{bead['name']}' has atoms without positive mass: {masses.tolist()}")
+        return masses / masses.sum()
+    if kind == "cog":
+        return np.full(n, 1.0 / n)
+    raise ValueError(f"bead '{bead['name']}': weights must be one of {WEIGHTS}, got '{kind}'")
+
+
+def _normalise_bonds(bonds, n_beads: int) -> np.ndarray:
+    array = np.asarray(bonds if bonds is not None else [], dtype=np.int64).reshape(-1, 2)
+    if array.size and (array.min() < 0 or array.max() >= n_beads or np.any(array[:, 0] == array[:, 1])):
+        raise ValueError(f"bonds must be pairs of distinct bead indices in 0..{n_beads - 1}, got {array.tolist()}")
+    array = np.sort(array, axis=1)
+    return np.unique(array, axis=0) if array.size else array
+
+
+def _plain(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def as_mdtraj_topology(topology):
+    """An ``mdtraj.Topology`` from an mdtraj or OpenMM topology or a topology file path."""
+    import mdtraj
+
+    if isinstance(topology, mdtraj.Topology):
+        return topology
+    if hasattr(topology, "getNumAtoms"):
+        return mdtraj.Topology.from_openmm(topology)
+    if isinstance(topology, (str, Path)):
+        if not Path(topology).is_file():
+            raise FileNotFoundError(f"topology file not found: {topology}")
+        return mdtraj.load_topology(str(topology))
+    raise ValueError(f"topology must be an mdtraj/OpenMM topology or a file path, got {type(topology).__name__}")
+
+
+def builtin_mappings() -> dict:
+    """Built-in mapping names and their YAML files."""
+    folder = Path(__file__).resolve().parent / "data"
+    return {path.stem: path for path in sorted(folder.glob("*.yaml"))}
+
+
+def read_mapping_spec(path) -> dict:
+    """The spec dict of a mapping YAML file."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"mapping file not found: {path}")
+    spec = yaml.safe_load(path.read_text())
+    if not isinstance(spec, dict):
+        raise ValueError(f"mapping file {path} must hold a mapping (dict), got {type(spec).__name__}")
+    return spec
+
+
+def load_mapping(mapping, topology=None) -> CGMapping:
+    """Resolve a built-in name, a YAML path, a spec dict or a :class:`CGMapping`.
+
+    Parameters
+    ----------
+    mapping : str, Path, dict or CGMapping
+    topology : mdtraj.Topology, openmm.app.Topology, str or Path, optional
+        The AA topology, needed for specs that select atoms by selection or name.
+    """
+    if isinstance(mapping, CGMapping):
+        if topology is not None and as_mdtraj_topology(topology).n_atoms != mapping.n_atoms:
+            raise ValueError(f"mapping '{mapping.name}' is for {mapping.n_atoms} atoms but the topology has "
+                             f"{as_mdtraj_topology(topology).n_atoms}")
+        return mapping
+    if isinstance(mapping, dict):
+        return CGMapping.from_dict(mapping, topology)
+    if isinstance(mapping, (str, Path)):
+        available = builtin_mappings()
+        if Path(mapping).is_file():
+            return CGMapping.from_dict(read_mapping_spec(mapping), topology)
+        if str(mapping) in available:
+            return CGMapping.from_dict(read_mapping_spec(available[str(mapping)]), topology)
+        raise ValueError(f"unknown mapping '{mapping}'; available: {sorted(available)} (or a YAML file path)")
+    raise ValueError(f"mapping must be a name, a YAML path, a dict or a CGMapping, got {type(mapping).__name__}")
+
+
+def map_trajectory(aa_path, mapping, out_path, topology=None, chunk_frames: int = 1000, metadata=None,
+                   progress: bool = True) -> Path:
+    """Map an AA trajectory file (trajio format) to a CG trajectory file.
+
+    Positions, and velocities (same linear map) and forces (aggregated) where present, are mapped chunk by
+    chunk into a temporary file that is renamed to ``out_path`` at the end. The CG file carries the metadata
+    keys of the team contract: ``temperature_k``, ``timestep_ps``, ``frame_interval_ps`` (copied from the AA
+    file; the interval is inferred from the frame times if absent), ``masses_amu`` (per bead, sums of the AA
+    masses recorded in the AA file, else of the topology's), ``bead_names``, ``bead_types``, ``type_names``,
+    ``bonds``, ``mapping`` (:meth:`CGMapping.to_dict`), ``source``, ``forces_mapped``; plus ``aa_metadata``
+    (the AA file's other keys) and ``n_aa_atoms``.
+
+    Parameters
+    ----------
+    aa_path : str or Path
+    mapping : str, Path, dict or CGMapping
+        Built-in name, YAML path, spec dict or mapping (see :func:`load_mapping`).
+    out_path : str or Path
+    topology : mdtraj.Topology, openmm.app.Topology, str or Path, optional
+        AA topology for files that store none (a PDB/prmtop path or a topology object).
+    chunk_frames : int
+        Frames read and mapped at a time.
+    metadata : dict, optional
+        Extra keys, overriding the copied ones (e.g. ``temperature_k`` when the AA file lacks it).
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_path``.
+    """
+    from tqdm import tqdm
+
+    from openmm_dynmatch import trajio
+    from openmm_dynmatch.fileio import atomic_path
+
+    aa_path, out_path = Path(aa_path), Path(out_path)
+    if int(chunk_frames) < 1:
+        raise ValueError(f"chunk_frames must be a positive integer, got {chunk_frames}")
+    aa_top, n_file_atoms = _file_topology(aa_path)
+    stored = aa_top is not None
+    if not stored:
+        if topology is None:
+            raise ValueError(f"{aa_path} stores no topology: pass topology (a PDB/prmtop path or a topology)")
+        aa_top = as_mdtraj_topology(topology)
+    if aa_top.n_atoms != n_file_atoms:
+        raise ValueError(f"topology has {aa_top.n_atoms} atoms but {aa_path} stores {n_file_atoms} per frame")
+    mapping = load_mapping(mapping, aa_top)
+    n_frames = trajio.count_frames(aa_path)
+    if n_frames == 0:
+        raise ValueError(f"{aa_path} stores no frames")
+    first = _read_chunk(aa_path, 0, min(n_frames, 2), aa_top, stored)
+    meta = _cg_metadata(mapping, trajio.read_metadata(aa_path), first, aa_path)
+    meta.update(metadata or {})
+    with warnings.catch_warnings(), atomic_path(out_path) as tmp:
+        warnings.filterwarnings("ignore", message="The .h5 extension is recommended")  # the temporary name
+        writer = trajio.TrajectoryWriter(tmp, mapping.cg_topology(), meta)
+        with writer, tqdm(total=n_frames, unit="frame", desc="map", disable=not progress) as bar:
+            for start in range(0, n_frames, int(chunk_frames)):
+                chunk = _read_chunk(aa_path, start, min(start + int(chunk_frames), n_frames), aa_top, stored)
+                writer.write(mapping.map_positions(chunk.positions), chunk.time_ps,
+                             velocities=None if chunk.velocities is None else mapping.map_positions(chunk.velocities),
+                             forces=None if chunk.forces is None else mapping.map_forces(chunk.forces),
+                             box_vectors_nm=chunk.box_vectors)
+                bar.update(chunk.n_frames)
+    return out_path
+
+
+def _cg_metadata(mapping: CGMapping, aa_meta: dict, first, aa_path: Path) -> dict:
+    meta = {key: aa_meta.get(key) for key in ("temperature_k", "timestep_ps", "frame_interval_ps")}
+    if meta["frame_interval_ps"] is None and first.n_frames > 1:
+        meta["frame_interval_ps"] = float(first.time_ps[1] - first.time_ps[0])
+    masses = mapping.masses_amu
+    aa_masses = aa_meta.get("masses_amu")
+    if aa_masses is not None and len(aa_masses) == mapping.n_atoms:
+        aa_masses = np.asarray(aa_masses, dtype=np.float64)
+        masses = np.array([aa_masses[indices].sum() for indices in mapping.atom_indices])
+    meta.update(masses_amu=[float(m) for m in masses], bead_names=list(mapping.bead_names),
+                bead_types=mapping.bead_types.tolist(), type_names=list(mapping.type_names),
+                bonds=mapping.bonds.tolist(), mapping=mapping.to_dict(), source=aa_path.name,
+                forces_mapped=first.forces is not None, n_aa_atoms=mapping.n_atoms,
+                aa_metadata={key: value for key, value in aa_meta.items() if key != "masses_amu"})
+    return meta
+
+
+def _file_topology(path: Path):
+    """(mdtraj topology or None, atoms per frame) of a trajectory file."""
+    import tables
+    from mdtraj.formats import HDF5TrajectoryFile
+
+    if not path.is_file():
+        raise FileNotFoundError(f"trajectory file not found: {path}")
+    with HDF5TrajectoryFile(str(path), mode="r") as handle:
+        topology = handle.topology
+    with tables.open_file(str(path), "r") as handle:
+        if "coordinates" not in handle.root:
+            raise ValueError(f"{path} stores no coordinates; it is not a trajectory file")
+        return topology, int(handle.root.coordinates.shape[1])
+
+
+def _read_chunk(path: Path, start: int, stop: int, topology, stored: bool):
+    """Frames [start, stop) as trajio.TrajectoryData, also for files without a stored topology."""
+    import tables
+
+    from openmm_dynmatch import trajio
+
+    if stored:
+        return trajio.load(path, start=start, stop=stop)
+    with tables.open_file(str(path), "r") as handle:
+        root = handle.root
+        if "cell_lengths" in root:
+            raise ValueError(f"{path} has a periodic box but no topology; add the topology to the file")
+        arrays = {name: np.asarray(root[name][start:stop], dtype=np.float64)
+                  for name in ("coordinates", "time", "velocities", "forces") if name in root}
+    positions = arrays["coordinates"]
+    time_ps = arrays.get("time", np.arange(start, stop, dtype=np.float64))
+    return trajio.TrajectoryData(positions, time_ps, topology, {}, arrays.get("velocities"), arrays.get("forces"))
+
+
+def _resolve_spec(spec: dict, topology) -> dict:
+    """Keyword arguments of :class:`CGMapping` from a spec dict and an optional mdtraj topology."""
+    if not isinstance(spec, dict):
+        raise ValueError(f"mapping spec must be a dict, got {type(spec).__name__}")
+    unknown = sorted(set(spec) - _TOP_KEYS)
+    if unknown:
+        raise ValueError(f"unknown mapping keys {unknown}; known: {sorted(_TOP_KEYS)}")
+    if not isinstance(spec.get("beads"), list) or not spec["beads"]:
+        raise ValueError(f"mapping spec needs a non-empty list 'beads', got {spec.get('beads')!r}")
+    n_atoms = spec.get("n_atoms")
+    if topology is not None:
+        if n_atoms is not None and int(n_atoms) != topology.n_atoms:
+            raise ValueError(f"mapping '{spec.get('name', 'custom')}' is for {n_atoms} atoms but the topology "
+                             f"has {topology.n_atoms}")
+        n_atoms = topology.n_atoms
+    elif n_atoms is None:
+        raise ValueError(f"mapping '{spec.get('name', 'custom')}' selects atoms: pass the AA topology (or give "
+                         f"'n_atoms' and bead 'indices' and 'masses_amu')")
+    default_weights = spec.get("weights", "com")
+    beads = [_resolve_bead(bead, topology, default_weights) for bead in spec["beads"]]
+    bonds = spec.get("bonds", "topology")
+    if isinstance(bonds, str):
+        if bonds not in BOND_MODES:
+            raise ValueError(f"bonds must be one of {BOND_MODES} or a list of [i, j] pairs, got '{bonds}'")
+        bonds = [(i, i + 1) for i in range(len(beads) - 1)] if bonds == "sequence" else \
+            _topology_bonds(beads, topology)
+    return dict(beads=beads, n_atoms=n_atoms, bonds=bonds, type_names=spec.get("type_names"),
+                name=spec.get("name", "custom"), description=spec.get("description", ""),
+                allow_overlap=spec.get("allow_overlap", False), cg_residues=spec.get("cg_residues", "residue"))
+
+
+def _resolve_bead(bead: dict, topology, default_weights: str) -> dict:
+    if not isinstance(bead, dict) or not bead.get("name"):
+        raise ValueError(f"each bead must be a dict with a non-empty 'name', got {bead!r}")
+    name = str(bead["name"])
+    unknown = sorted(set(bead) - _BEAD_KEYS)
+    if unknown:
+        raise ValueError(f"bead '{name}': unknown keys {unknown}; known: {sorted(_BEAD_KEYS)}")
+    out = dict(bead, name=name, weights=bead.get("weights", default_weights))
+    by_name = "select" in bead or "atoms" in bead
+    if topology is None:
+        if "indices" not in bead or "masses_amu" not in bead:
+            what = f"selection '{bead.get('select', bead.get('atoms'))}'" if by_name else "no atoms"
+            raise ValueError(f"bead '{name}' has {what} and no indices/masses_amu: pass the AA topology")
+        return out
+    indices = _select_atoms(bead, topology) if by_name else np.asarray(bead.get("indices", []), dtype=np.int64)
+    if indices.size == 0:
+        raise ValueError(f"bead '{name}' selects no atoms (give 'select', 'atoms' or 'indices')")
+    if by_name and "indices" in bead and sorted(bead["indices"]) != indices.tolist():
+        raise ValueError(f"bead '{name}': selection gives atoms {indices.tolist()} on this topology but the "
+                         f"mapping stores {sorted(bead['indices'])}; it was made for another topology")
+    if indices.max() >= topology.n_atoms or indices.min() < 0:
+        raise ValueError(f"bead '{name}': atom indices {indices.tolist()} outside 0..{topology.n_atoms - 1}")
+    atoms = [topology.atom(int(i)) for i in indices]
+    out["indices"] = indices.tolist()
+    out["masses_amu"] = [float(atom.element.mass) if atom.element is not None else 0.0 for atom in atoms]
+    out["residue_name"], out["residue_seq"] = atoms[0].residue.name, int(atoms[0].residue.index)
+    symbol = getattr(atoms[0].element, "symbol", None)
+    if "element" not in bead and out["weights"] == "slice" and symbol and symbol != "VS":
+        out["element"] = symbol
+    return out
+
+
+def _select_atoms(bead: dict, topology) -> np.ndarray:
+    name = bead["name"]
+    if "select" in bead:
+        try:
+            indices = topology.select(str(bead["select"]))
+        except Exception as err:  # mdtraj raises several types for a bad selection string
+            raise ValueError(f"bead '{name}': invalid selection '{bead['select']}': {err}") from err
+        if indices.size == 0:
+            raise ValueError(f"bead '{name}': selection '{bead['select']}' matches no atoms")
+        return np.sort(np.asarray(indices, dtype=np.int64))
+    names = [bead["atoms"]] if isinstance(bead["atoms"], str) else list(bead["atoms"])
+    residues = [r for r in topology.residues if ("residue" not in bead or r.name == bead["residue"])
+                and ("resid" not in bead or r.index == int(bead["resid"]))]
+    where = f"residue {bead.get('residue', '*')} (resid {bead.get('resid', '*')})"
+    if not residues:
+        raise ValueError(f"bead '{name}': no {where} in the topology")
+    found = [atom for residue in residues for atom in residue.atoms if atom.name in names]
+    missing = sorted(set(names) - {atom.name for atom in found})
+    if missing:
+        raise ValueError(f"bead '{name}': atoms {missing} not found in {where}")
+    return np.sort(np.array([atom.index for atom in found], dtype=np.int64))
+
+
+def _topology_bonds(beads: list, topology) -> list:
+    """Bead pairs joined by an AA bond path whose inner atoms belong to no bead."""
+    if topology is None or topology.n_bonds == 0:
+        raise ValueError("bonds: topology needs an AA topology with bonds; use 'sequence' or an explicit list")
+    neighbours = [[] for _ in range(topology.n_atoms)]
+    for a, b in topology.bonds:
+        neighbours[a.index].append(b.index)
+        neighbours[b.index].append(a.index)
+    owners = [set() for _ in range(topology.n_atoms)]
+    for index, bead in enumerate(beads):
+        for atom in bead["indices"]:
+            owners[atom].add(index)
+    bonds = set()
+    for index, bead in enumerate(beads):
+        seen, frontier = set(bead["indices"]), list(bead["indices"])
+        while frontier:
+            atom = frontier.pop()
+            for other in neighbours[atom]:
+                if other in seen:
+                    continue
+                seen.add(other)
+                if owners[other] - {index}:
+                    bonds.update(tuple(sorted((index, j))) for j in owners[other] - {index})
+                elif not owners[other]:
+                    frontier.append(other)
+    return sorted(bonds)

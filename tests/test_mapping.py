@@ -1,0 +1,255 @@
+"""CG mapping: positions, forces, topology, YAML files and trajectory mapping, each against a hand calculation."""
+import argparse
+import importlib.util
+from pathlib import Path
+
+import mdtraj
+import numpy as np
+import pytest
+
+from openmm_dynmatch import trajio
+from openmm_dynmatch.mapping import CGMapping, builtin_mappings, load_mapping, map_trajectory
+
+# Element masses (amu) as tabulated by mdtraj, written out again for the hand computations.
+M_H, M_C, M_N, M_O = 1.007947, 12.01078, 14.00672, 15.99943
+
+HEAVY10 = [("ACE", "CH3"), ("ACE", "C"), ("ACE", "O"), ("ALA", "N"), ("ALA", "CA"), ("ALA", "CB"),
+           ("ALA", "C"), ("ALA", "O"), ("NME", "N"), ("NME", "C")]
+BACKBONE5 = [("ACE", "C"), ("ALA", "N"), ("ALA", "CA"), ("ALA", "C"), ("NME", "N")]
+
+
+@pytest.fixture(scope="module")
+def ala2_prmtop():
+    spec = importlib.util.find_spec("openmmtools")
+    if spec is None:
+        pytest.skip("openmmtools (alanine dipeptide data files) not installed")
+    path = Path(spec.submodule_search_locations[0]) / "data" / "alanine-dipeptide-gbsa" / "alanine-dipeptide.prmtop"
+    return path
+
+
+@pytest.fixture(scope="module")
+def ala2_top(ala2_prmtop):
+    return mdtraj.load_prmtop(str(ala2_prmtop))
+
+
+@pytest.fixture
+def toy_top():
+    """Two residues: XA = C, O, H (atoms 0-2) and XB = N, H, H (atoms 3-5), bonded as a chain 0-1-2-3-4-5."""
+    from mdtraj.core import element
+
+    top = mdtraj.Topology()
+    chain = top.add_chain()
+    atoms = []
+    for resname, names in (("XA", ("C", "O", "H")), ("XB", ("N", "H1", "H2"))):
+        residue = top.add_residue(resname, chain)
+        for name in names:
+            atoms.append(top.add_atom(name, element.get_by_symbol(name[0]), residue))
+    for a, b in zip(atoms[:-1], atoms[1:]):
+        top.add_bond(a, b)
+    return top
+
+
+def _index(top, resname, name):
+    return next(a.index for a in top.atoms if a.residue.name == resname and a.name == name)
+
+
+def test_com_and_cog_beads_equal_hand_computation(toy_top, rng):
+    spec = {"beads": [{"name": "A", "select": "resname XA", "weights": "com"},
+                      {"name": "B", "residue": "XB", "atoms": ["N", "H1", "H2"], "weights": "cog"}]}
+    mapping = load_mapping(spec, toy_top)
+    x = rng.normal(size=(4, 6, 3))
+    masses_a = np.array([M_C, M_O, M_H])
+    expected_a = (masses_a[None, :, None] * x[:, 0:3]).sum(axis=1) / masses_a.sum()
+    expected_b = (x[:, 3] + x[:, 4] + x[:, 5]) / 3.0
+    cg = mapping.map_positions(x)
+    assert cg.shape == (4, 2, 3)
+    np.testing.assert_allclose(cg[:, 0], expected_a, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(cg[:, 1], expected_b, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(mapping.masses_amu, [masses_a.sum(), M_N + 2 * M_H], rtol=1e-12)
+    np.testing.assert_allclose(mapping.mapping_matrix_sparse.toarray(), mapping.mapping_matrix, atol=0)
+    np.testing.assert_allclose(mapping.mapping_matrix @ x[0], cg[0], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name, expected", [("ala2-heavy10", HEAVY10), ("ala2-backbone5", BACKBONE5)])
+def test_builtin_slice_maps_pick_atoms_by_name(ala2_top, rng, name, expected):
+    mapping = load_mapping(name, ala2_top)
+    indices = [_index(ala2_top, resname, atom) for resname, atom in expected]
+    assert [ix.tolist() for ix in mapping.atom_indices] == [[i] for i in indices]
+    assert mapping.bead_names == [atom for _, atom in expected]
+    x = rng.normal(size=(3, 22, 3))
+    np.testing.assert_array_equal(mapping.map_positions(x), x[:, indices])
+    np.testing.assert_allclose(mapping.masses_amu, [ala2_top.atom(i).element.mass for i in indices])
+
+
+def test_builtin_bond_graphs(ala2_top):
+    heavy = load_mapping("ala2-heavy10", ala2_top)
+    # AA heavy-atom bonds of ACE-ALA-NME, by bead position in HEAVY10.
+    named = {(0, 1), (1, 2), (1, 3), (3, 4), (4, 5), (4, 6), (6, 7), (6, 8), (8, 9)}
+    assert {tuple(b) for b in heavy.bonds.tolist()} == named
+    backbone = load_mapping("ala2-backbone5", ala2_top)
+    assert backbone.bonds.tolist() == [[0, 1], [1, 2], [2, 3], [3, 4]]
+    assert [backbone.type_names[t] for t in backbone.bead_types] == ["C", "N", "CA", "C", "N"]
+
+
+def test_bonds_through_unmapped_atoms_sequence_and_explicit(toy_top):
+    beads = [{"name": "C", "indices": [0]}, {"name": "N", "indices": [3]}, {"name": "H2", "indices": [5]}]
+    through = load_mapping({"weights": "slice", "beads": beads}, toy_top)
+    assert through.bonds.tolist() == [[0, 1], [1, 2]]  # 0-1-2-3 and 3-4-5, inner atoms unmapped
+    sequence = load_mapping({"weights": "slice", "bonds": "sequence", "beads": beads}, toy_top)
+    assert sequence.bonds.tolist() == [[0, 1], [1, 2]]
+    explicit = load_mapping({"weights": "slice", "bonds": [[2, 0]], "beads": beads}, toy_top)
+    assert explicit.bonds.tolist() == [[0, 2]]
+
+
+def test_force_aggregation_conserves_total_and_equals_hand_sum(toy_top, rng):
+    spec = {"beads": [{"name": "A", "indices": [0, 1]}, {"name": "B", "indices": [3, 4]}]}  # atoms 2, 5 unmapped
+    mapping = load_mapping(spec, toy_top)
+    f = rng.normal(size=(5, 6, 3))
+    mapped = mapping.map_forces(f)
+    np.testing.assert_allclose(mapped[:, 0], f[:, 0] + f[:, 1], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(mapped[:, 1], f[:, 3] + f[:, 4], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(mapped.sum(axis=1), f[:, [0, 1, 3, 4]].sum(axis=1), rtol=1e-12, atol=1e-12)
+
+
+def test_overlapping_beads_error_unless_allowed(toy_top, rng):
+    beads = [{"name": "A", "indices": [0, 1, 2]}, {"name": "B", "indices": [2, 3]}]
+    with pytest.raises(ValueError, match="atom 2 belongs to beads 'A' and 'B'"):
+        load_mapping({"beads": beads}, toy_top)
+    mapping = load_mapping({"beads": beads, "allow_overlap": True, "bonds": "sequence"}, toy_top)
+    f = rng.normal(size=(2, 6, 3))
+    mapped = mapping.map_forces(f)
+    np.testing.assert_allclose(mapped[:, 0], f[:, 0] + f[:, 1] + 0.5 * f[:, 2], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(mapped.sum(axis=1), f[:, :4].sum(axis=1), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("bead, message", [
+    ({"name": "X", "select": "name ZZ"}, "bead 'X': selection 'name ZZ' matches no atoms"),
+    ({"name": "X", "residue": "ALA", "atoms": ["CA", "CG"]}, r"bead 'X': atoms \['CG'\] not found"),
+    ({"name": "X", "residue": "GLY", "atoms": ["CA"]}, "bead 'X': no residue GLY"),
+    ({"name": "X", "select": "resname ALA and name CA CB", "weights": "slice"},
+     "slice bead 'X' must select exactly one atom, got 2"),
+    ({"name": "X", "select": "resname ALA", "weights": "middle"}, "weights must be one of"),
+    ({"name": "X", "select": "name CA", "colour": "red"}, r"unknown keys \['colour'\]"),
+])
+def test_bad_bead_definitions_raise(ala2_top, bead, message):
+    with pytest.raises(ValueError, match=message):
+        load_mapping({"beads": [bead], "bonds": []}, ala2_top)
+
+
+def test_unknown_mapping_name_lists_available(ala2_top):
+    assert {"ala2-heavy10", "ala2-backbone5"} <= set(builtin_mappings())
+    with pytest.raises(ValueError, match=r"unknown mapping 'ala2-nope'; available: \['ala2-backbone5'"):
+        load_mapping("ala2-nope", ala2_top)
+    with pytest.raises(ValueError, match="pass the AA topology"):
+        load_mapping("ala2-heavy10")
+
+
+def test_yaml_round_trip(ala2_top, tmp_path, rng):
+    mapping = load_mapping("ala2-heavy10", ala2_top)
+    mapping.save(tmp_path / "map.yaml")
+    for again in (load_mapping(tmp_path / "map.yaml"), load_mapping(str(tmp_path / "map.yaml"), ala2_top)):
+        np.testing.assert_array_equal(again.mapping_matrix, mapping.mapping_matrix)
+        np.testing.assert_array_equal(again.bonds, mapping.bonds)
+        np.testing.assert_array_equal(again.masses_amu, mapping.masses_amu)
+        assert again.bead_names == mapping.bead_names and again.type_names == mapping.type_names
+        np.testing.assert_array_equal(again.bead_types, mapping.bead_types)
+        assert again.to_dict() == mapping.to_dict()
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_cg_topology_saves_to_hdf5_and_converts_to_openmm(ala2_top, tmp_path, rng):
+    mapping = load_mapping("ala2-heavy10", ala2_top)
+    x = rng.normal(size=(3, 22, 3))
+    cg = mdtraj.Trajectory(mapping.map_positions(x), mapping.cg_topology())
+    cg.save_hdf5(str(tmp_path / "cg.h5"))
+    back = mdtraj.load(str(tmp_path / "cg.h5"))
+    assert [a.name for a in back.topology.atoms] == mapping.bead_names
+    assert sorted((b[0].index, b[1].index) for b in back.topology.bonds) == [tuple(b) for b in mapping.bonds.tolist()]
+    omm = back.topology.to_openmm()
+    assert omm.getNumAtoms() == 10 and omm.getNumBonds() == 9
+    # Residue names and atom names survive, so backbone dihedrals of the CG trajectory equal the AA ones.
+    aa = mdtraj.Trajectory(x, ala2_top)
+    np.testing.assert_allclose(mdtraj.compute_phi(back)[1], mdtraj.compute_phi(aa)[1], atol=1e-4)
+    np.testing.assert_allclose(mdtraj.compute_psi(back)[1], mdtraj.compute_psi(aa)[1], atol=1e-4)
+
+
+def _write_aa(path, top, n_frames, rng, forces=True, metadata=None):
+    x = rng.normal(scale=0.5, size=(n_frames, top.n_atoms, 3))
+    f = rng.normal(scale=100.0, size=x.shape) if forces else None
+    v = rng.normal(size=x.shape)
+    meta = {"temperature_k": 300.0, "timestep_ps": 0.002, "frame_interval_ps": 0.1, "system": "toy", "seed": 7}
+    meta.update(metadata or {})
+    with trajio.TrajectoryWriter(path, top, meta) as writer:
+        writer.write(x, 0.1 * np.arange(n_frames), velocities=v, forces=f)
+    return trajio.load(path)
+
+
+def test_map_trajectory_matches_in_memory_mapping_and_metadata(ala2_top, tmp_path, rng):
+    aa = _write_aa(tmp_path / "aa.h5", ala2_top, 10, rng)
+    out = map_trajectory(tmp_path / "aa.h5", "ala2-backbone5", tmp_path / "cg.h5", chunk_frames=3, progress=False)
+    mapping = load_mapping("ala2-backbone5", ala2_top)
+    cg = trajio.load(out)
+    np.testing.assert_allclose(cg.positions, mapping.map_positions(aa.positions), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(cg.forces, aa.forces[:, [4, 6, 8, 14, 16]], rtol=1e-6, atol=1e-4)
+    np.testing.assert_allclose(cg.velocities, aa.velocities[:, [4, 6, 8, 14, 16]], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(cg.time_ps, aa.time_ps)
+    meta = cg.metadata
+    assert (meta["temperature_k"], meta["timestep_ps"], meta["frame_interval_ps"]) == (300.0, 0.002, 0.1)
+    assert meta["bead_names"] == ["C", "N", "CA", "C", "N"] and meta["type_names"] == ["C", "N", "CA"]
+    assert meta["bead_types"] == [0, 1, 2, 0, 1] and meta["bonds"] == [[0, 1], [1, 2], [2, 3], [3, 4]]
+    np.testing.assert_allclose(meta["masses_amu"], [M_C, M_N, M_C, M_C, M_N])
+    assert meta["forces_mapped"] is True and meta["source"] == "aa.h5"
+    assert meta["aa_metadata"]["system"] == "toy"
+    assert CGMapping.from_dict(meta["mapping"]).to_dict() == mapping.to_dict()
+
+
+def test_map_trajectory_without_forces_and_with_recorded_masses(toy_top, tmp_path, rng):
+    masses = [12.0, 16.0, 3.0, 14.0, 1.0, 1.0]  # e.g. repartitioned hydrogen masses recorded by the AA run
+    _write_aa(tmp_path / "aa.h5", toy_top, 4, rng, forces=False, metadata={"masses_amu": masses})
+    spec = {"beads": [{"name": "A", "indices": [0, 1, 2]}, {"name": "B", "indices": [3, 4, 5]}]}
+    map_trajectory(tmp_path / "aa.h5", spec, tmp_path / "cg.h5", progress=False)
+    cg = trajio.load(tmp_path / "cg.h5")
+    assert cg.forces is None and cg.metadata["forces_mapped"] is False
+    np.testing.assert_allclose(cg.metadata["masses_amu"], [31.0, 16.0])
+
+
+def test_map_trajectory_file_without_topology(ala2_top, ala2_prmtop, toy_top, tmp_path, rng):
+    from mdtraj.formats import HDF5TrajectoryFile
+
+    x = rng.normal(size=(5, 22, 3)).astype(np.float32)
+    with HDF5TrajectoryFile(str(tmp_path / "bare.h5"), "w") as handle:
+        handle.write(x, time=np.arange(5, dtype=np.float32))
+    with pytest.raises(ValueError, match="stores no topology"):
+        map_trajectory(tmp_path / "bare.h5", "ala2-heavy10", tmp_path / "cg.h5", progress=False)
+    with pytest.raises(ValueError, match="topology has 6 atoms but .* stores 22"):
+        map_trajectory(tmp_path / "bare.h5", "ala2-heavy10", tmp_path / "cg.h5", topology=toy_top, progress=False)
+    assert not (tmp_path / "cg.h5").exists()
+    map_trajectory(tmp_path / "bare.h5", "ala2-heavy10", tmp_path / "cg.h5", topology=str(ala2_prmtop),
+                   metadata={"temperature_k": 300.0}, progress=False)
+    cg = trajio.load(tmp_path / "cg.h5")
+    np.testing.assert_allclose(cg.positions, x[:, [_index(ala2_top, r, a) for r, a in HEAVY10]], atol=1e-7)
+    assert cg.metadata["frame_interval_ps"] == 1.0 and cg.metadata["temperature_k"] == 300.0
+
+
+def test_atom_count_mismatch_between_mapping_and_file(toy_top, ala2_top, tmp_path, rng):
+    _write_aa(tmp_path / "aa.h5", toy_top, 3, rng)
+    mapping = load_mapping("ala2-backbone5", ala2_top)
+    with pytest.raises(ValueError, match="is for 22 atoms but the topology has 6"):
+        map_trajectory(tmp_path / "aa.h5", mapping, tmp_path / "cg.h5", progress=False)
+    with pytest.raises(ValueError, match=r"positions must have shape \(n_frames, 22, 3\)"):
+        mapping.map_positions(np.zeros((2, 6, 3)))
+
+
+def test_cli_map_verb(ala2_top, tmp_path, rng, capsys):
+    from openmm_dynmatch.cli import map_cmd
+
+    aa = _write_aa(tmp_path / "aa.h5", ala2_top, 6, rng)
+    parser = argparse.ArgumentParser()
+    map_cmd.add_arguments(parser)
+    args = parser.parse_args(["--aa", str(tmp_path / "aa.h5"), "--mapping", "ala2-heavy10",
+                              "--out", str(tmp_path / "cg.h5"), "--no-progress"])
+    assert map_cmd.run(args) == 0
+    assert "10 beads, 6 frames, with forces" in capsys.readouterr().out
+    cg = trajio.load(tmp_path / "cg.h5")
+    indices = [_index(ala2_top, r, a) for r, a in HEAVY10]
+    np.testing.assert_allclose(cg.positions, aa.positions[:, indices], atol=1e-7)
