@@ -63,7 +63,7 @@ class ExportedPotential(torch.nn.Module):
         walkers = positions.reshape(-1, self.n_beads, 3)
         walkers = walkers.to(device=self.dtype_reference.device, dtype=self.dtype_reference.dtype)
         energies = self.potential(walkers)
-        return energies.reshape(-1).to(device=positions.device, dtype=positions.dtype)
+        return energies.to(device=positions.device, dtype=positions.dtype)
 
 
 def validate_metadata(metadata: dict) -> dict:
