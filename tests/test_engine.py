@@ -1,0 +1,236 @@
+"""Tests of the batched-walker OpenMM Systems and of the path recorder (DESIGN.md sections 5 and 7)."""
+import numpy as np
+import pytest
+import torch
+
+import openmm
+from conftest import available_platforms, tolerance
+from openmm_dynmatch.openmm.export import export
+from openmm_dynmatch.openmm.recorder import record_paths
+from openmm_dynmatch.openmm.system import choose_platform, create_force, create_system
+
+PLATFORMS = [p for p in ("Reference", "CPU", "CUDA") if p in available_platforms()]
+KT_300 = 0.00831446261815324 * 300.0
+
+
+class HarmonicChain(torch.nn.Module):
+    """U = sum_bonds k/2 (r - r0)^2 along a linear chain."""
+
+    def __init__(self, k: float, r0: float = 0.3):
+        super().__init__()
+        self.register_buffer("k", torch.tensor(k, dtype=torch.float64))
+        self.r0 = r0
+
+    def forward(self, positions: torch.Tensor) -> torch.Tensor:
+        x = positions.to(self.k.dtype)
+        r = torch.linalg.norm(x[:, 1:] - x[:, :-1], dim=-1)
+        return 0.5 * (self.k * (r - self.r0) ** 2).sum(-1)
+
+
+def chain_metadata(n_beads: int, **changes) -> dict:
+    meta = {"n_beads": n_beads, "bead_names": [f"B{i}" for i in range(n_beads)], "bead_types": [0] * n_beads,
+            "type_names": ["C"], "masses_amu": [12.0 + i for i in range(n_beads)], "temperature_k": 300.0,
+            "integrator": "langevin", "friction_per_ps": 1.0, "timestep_ps": 0.002, "cutoff_nm": None,
+            "periodic": False, "bonds": [[i, i + 1] for i in range(n_beads - 1)]}
+    meta.update(changes)
+    return meta
+
+
+def chain_forces_numpy(walkers: np.ndarray, k: float, r0: float = 0.3) -> np.ndarray:
+    """-dU/dx of the harmonic chain, written out by hand: (n_walkers, n_beads, 3) kJ/mol/nm."""
+    bond = np.diff(walkers, axis=1)
+    r = np.linalg.norm(bond, axis=-1, keepdims=True)
+    pull = k * (r - r0) * bond / r  # force on the first bead of each bond
+    forces = np.zeros_like(walkers)
+    forces[:, :-1] += pull
+    forces[:, 1:] -= pull
+    return forces
+
+
+def random_walkers(rng, n_walkers: int, n_beads: int, noise: float = 0.03) -> np.ndarray:
+    base = np.stack([0.3 * np.arange(n_beads), np.zeros(n_beads), np.zeros(n_beads)], axis=1)
+    return base[None] + noise * rng.standard_normal((n_walkers, n_beads, 3))
+
+
+@pytest.fixture(scope="module")
+def chain_model(tmp_path_factory):
+    return export(HarmonicChain(800.0), tmp_path_factory.mktemp("model") / "chain.pt", chain_metadata(4))
+
+
+def state_of(context, walkers):
+    context.setPositions(walkers.reshape(-1, 3))
+    state = context.getState(getEnergy=True, getForces=True)
+    energy = state.getPotentialEnergy().value_in_unit(openmm.unit.kilojoule_per_mole)
+    forces = state.getForces(asNumpy=True).value_in_unit(openmm.unit.kilojoule_per_mole / openmm.unit.nanometer)
+    return energy, forces.reshape(walkers.shape)
+
+
+def platform_tolerance(platform: str) -> dict:
+    return tolerance(torch.float64 if platform == "Reference" else torch.float32)
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+@pytest.mark.parametrize("n_walkers", [1, 7])
+def test_openmm_energy_and_forces_equal_the_model(chain_model, rng, platform, n_walkers):
+    cg = create_system(chain_model, n_walkers, platform=platform)
+    walkers = random_walkers(rng, n_walkers, 4)
+    energy, forces = state_of(cg.context, walkers)
+    positions = torch.tensor(walkers, requires_grad=True)
+    model_energy = HarmonicChain(800.0)(positions).sum()
+    (grad,) = torch.autograd.grad(model_energy, positions)
+    tol = platform_tolerance(platform)
+    np.testing.assert_allclose(energy, model_energy.item(), **tol)
+    np.testing.assert_allclose(forces, -grad.numpy(), **tol)
+    np.testing.assert_allclose(forces, chain_forces_numpy(walkers, 800.0), **tol)
+
+
+def test_openmm_forces_match_finite_differences_of_openmm_energy(chain_model, rng):
+    cg = create_system(chain_model, 2, platform="Reference")
+    walkers = random_walkers(rng, 2, 4)
+    _, forces = state_of(cg.context, walkers)
+    h = 1e-5
+    for w, i, d in [(0, 0, 0), (0, 2, 1), (1, 3, 2), (1, 1, 0)]:
+        plus, minus = walkers.copy(), walkers.copy()
+        plus[w, i, d] += h
+        minus[w, i, d] -= h
+        derivative = (state_of(cg.context, plus)[0] - state_of(cg.context, minus)[0]) / (2 * h)
+        np.testing.assert_allclose(forces[w, i, d], -derivative, rtol=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_walkers_are_independent(chain_model, rng, platform):
+    cg = create_system(chain_model, 5, platform=platform)
+    walkers = random_walkers(rng, 5, 4)
+    _, before = state_of(cg.context, walkers)
+    moved = walkers.copy()
+    moved[2] += 0.1 * rng.standard_normal((4, 3))
+    _, after = state_of(cg.context, moved)
+    others = [0, 1, 3, 4]
+    np.testing.assert_allclose(after[others], before[others], rtol=1e-12, atol=1e-12)
+    assert not np.allclose(after[2], before[2])
+
+
+def test_system_topology_and_integrator_come_from_metadata(chain_model):
+    cg = create_system(chain_model, 3, platform="Reference")
+    masses = [cg.system.getParticleMass(i).value_in_unit(openmm.unit.dalton) for i in range(12)]
+    assert masses == [12.0, 13.0, 14.0, 15.0] * 3
+    assert cg.system.getNumConstraints() == 0 and cg.system.getNumForces() == 1
+    assert isinstance(cg.integrator, openmm.LangevinMiddleIntegrator)
+    assert cg.integrator.getStepSize().value_in_unit(openmm.unit.picosecond) == pytest.approx(0.002)
+    assert cg.integrator.getFriction().value_in_unit(openmm.unit.picosecond**-1) == pytest.approx(1.0)
+    top = cg.topology
+    assert top.getNumChains() == 3 and top.getNumAtoms() == 12
+    bonds = sorted((a.index, b.index) for a, b in top.bonds())
+    assert bonds == sorted((4 * w + i, 4 * w + i + 1) for w in range(3) for i in range(3))
+    md_top = cg.mdtraj_topology()
+    assert md_top.n_chains == 3 and [a.name for a in md_top.chain(1).atoms] == ["B0", "B1", "B2", "B3"]
+    brownian = create_system(chain_model, 1, platform="Reference", integrator="brownian",
+                             friction_per_ps=5.0 / openmm.unit.picosecond, temperature_k=310.0)
+    assert isinstance(brownian.integrator, openmm.BrownianIntegrator)
+    assert brownian.integrator.getFriction().value_in_unit(openmm.unit.picosecond**-1) == pytest.approx(5.0)
+    assert brownian.metadata["temperature_k"] == 310.0
+
+
+def test_create_force_in_a_user_system(chain_model, rng):
+    system = openmm.System()
+    for mass in chain_metadata(4)["masses_amu"]:
+        system.addParticle(mass)
+    system.addForce(create_force(chain_model))
+    context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
+    walkers = random_walkers(rng, 1, 4)
+    energy, forces = state_of(context, walkers)
+    np.testing.assert_allclose(forces, chain_forces_numpy(walkers, 800.0), rtol=1e-9, atol=1e-9)
+
+
+def test_bad_engine_inputs_raise_clear_errors(chain_model):
+    with pytest.raises(ValueError, match="unknown platform 'Quantum'"):
+        choose_platform("Quantum")
+    with pytest.raises(ValueError, match="unknown precision 'half'"):
+        choose_platform("Reference", "half")
+    with pytest.raises(ValueError, match="platform CPU has no precision setting"):
+        choose_platform("CPU", "single")
+    assert choose_platform("Reference", "double")[1] == {}
+    with pytest.raises(ValueError, match="n_walkers must be a positive integer, got 0"):
+        create_system(chain_model, 0)
+    with pytest.raises(ValueError, match="unknown integrator 'verlet'"):
+        create_system(chain_model, 1, integrator="verlet")
+    with pytest.raises(ValueError, match="timestep_ps must be a finite positive number"):
+        create_system(chain_model, 1, timestep_ps=0.0)
+    cg = create_system(chain_model, 2, platform="Reference")
+    with pytest.raises(ValueError, match=r"n_walkers \* n_beads = 8 particles, got \(3, 4, 3\)"):
+        record_paths(cg, np.zeros((3, 4, 3)), 5)
+    with pytest.raises(ValueError, match="n_steps must be a positive integer"):
+        record_paths(cg, np.zeros((2, 4, 3)), 0)
+
+
+# --- the path recorder: the noise rebuilt from recorded paths must be N(0, 1) (DESIGN.md section 7) -------
+
+K_STIFF = 5000.0
+
+
+def langevin_noise(paths, forces_fn) -> np.ndarray:
+    """R_k of the LFMiddle scheme, rebuilt from positions at every step and the start velocities."""
+    x, dt, m = paths.positions, paths.timestep_ps, paths.masses_amu[None, :, None]
+    a = np.exp(-paths.friction_per_ps * dt)
+    s = np.sqrt(KT_300 * (1.0 - a * a) / m)
+    u = paths.velocities
+    noise = []
+    for k in range(x.shape[1] - 1):
+        w = u + dt * forces_fn(x[:, k]) / m
+        u = 2.0 * (x[:, k + 1] - x[:, k]) / dt - w
+        noise.append((u - a * w) / s)
+    return np.stack(noise, axis=1)
+
+
+def brownian_noise(paths, forces_fn) -> np.ndarray:
+    """xi_k of OpenMM's Brownian scheme, rebuilt from positions at every step."""
+    x, dt = paths.positions, paths.timestep_ps
+    gamma_m = paths.friction_per_ps * paths.masses_amu[None, :, None]
+    sigma = np.sqrt(2.0 * KT_300 * dt / gamma_m)
+    steps = [(x[:, k + 1] - x[:, k] - dt * forces_fn(x[:, k]) / gamma_m) / sigma for k in range(x.shape[1] - 1)]
+    return np.stack(steps, axis=1)
+
+
+def assert_standard_normal(noise: np.ndarray) -> None:
+    n = noise.size
+    assert abs(noise.mean()) < 5.0 / np.sqrt(n)
+    assert abs(noise.var() - 1.0) < 5.0 * np.sqrt(2.0 / n)
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+@pytest.mark.parametrize("kind", ["langevin", "brownian"])
+def test_recorded_paths_give_standard_normal_noise(tmp_path, rng, platform, kind):
+    friction = 1.0 if kind == "langevin" else 2.0
+    model = export(HarmonicChain(K_STIFF), tmp_path / "stiff.pt",
+                   chain_metadata(3, integrator=kind, friction_per_ps=friction))
+    cg = create_system(model, 16, platform=platform, seed=11)
+    start = random_walkers(rng, 16, 3, noise=0.02)
+    paths = record_paths(cg, start, 80, seed=5)
+    assert paths.positions.shape == (16, 81, 3, 3) and paths.positions.dtype == np.float64
+    np.testing.assert_allclose(paths.positions[:, 0], start, rtol=1e-12, atol=1e-12)
+    rebuild = langevin_noise if kind == "langevin" else brownian_noise
+    assert_standard_normal(rebuild(paths, lambda x: chain_forces_numpy(x, K_STIFF)))
+    # The check is sensitive: leaving out the force term breaks it.
+    wrong = rebuild(paths, lambda x: np.zeros_like(x))
+    assert abs(wrong.var() - 1.0) > 10.0 * np.sqrt(2.0 / wrong.size)
+    # A second window reuses the same Context and starts where it is told to.
+    again = record_paths(cg, start, 40, seed=6)
+    np.testing.assert_allclose(again.positions[:, 0], start, rtol=1e-12, atol=1e-12)
+    assert_standard_normal(rebuild(again, lambda x: chain_forces_numpy(x, K_STIFF)))
+
+
+def test_recorder_start_velocities(tmp_path, rng):
+    model = export(HarmonicChain(K_STIFF), tmp_path / "m.pt", chain_metadata(3))
+    cg = create_system(model, 400, platform="Reference", seed=3)
+    start = random_walkers(rng, 400, 3, noise=0.02)
+    given = rng.standard_normal((400, 3, 3))
+    paths = record_paths(cg, start, 1, velocities=given)
+    np.testing.assert_allclose(paths.velocities, given, rtol=1e-12, atol=1e-12)
+    drawn = record_paths(cg, start, 1, seed=9).velocities
+    masses = np.array(chain_metadata(3)["masses_amu"])
+    # Maxwell-Boltzmann: each component has variance kT/m.
+    variance = (drawn**2).mean(axis=(0, 2))
+    np.testing.assert_allclose(variance, KT_300 / masses, rtol=5.0 * np.sqrt(2.0 / 1200))
+    np.testing.assert_array_equal(record_paths(cg, start, 1, seed=9).velocities, drawn)
+    brownian = create_system(model, 400, platform="Reference", integrator="brownian")
+    assert record_paths(brownian, start, 1, seed=9).velocities is None
