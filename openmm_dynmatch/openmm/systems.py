@@ -323,9 +323,11 @@ def lj_dimer_solvent(n_solvent: int = 254, reduced_density: float = 0.7, sigma_n
     potential (Lennard-Jones cut and shifted at its minimum ``2^(1/6) sigma``). The two solute particles are
     bound by the double-well bond ``h (1 - ((r - r_c - w) / w)^2)^2`` instead of WCA, with minima at the
     compact distance ``r_c = 2^(1/6) sigma`` and the extended distance ``r_c + 2 w`` and a barrier ``h`` at
-    ``r_c + w``. The solvent packs around the dimer and reshapes the bare double well into a potential of mean
-    force (at liquid density it favours the compact state) and slows the compact <-> extended transitions by
-    friction: the slow mode the CG model (the two solute particles) has to reproduce.
+    ``r_c + w``. The solvent packs around the dimer, reshapes the bare double well into a potential of mean
+    force (solvation-shell packing changes the relative weight of the two states) and slows the compact <->
+    extended transitions by friction: the slow mode the CG model (the two solute particles) has to reproduce.
+    With the defaults at 300 K both states are populated and the dimer crosses the barrier about once every
+    few tens of ps, while the bond vibrates on a sub-ps scale.
 
     With the defaults (``epsilon = 2.5 kJ/mol``) 300 K is ``k_B T / epsilon ~ 1``; ``reduced_density`` is
     ``N sigma^3 / V`` over all ``n_solvent + 2`` particles.
