@@ -75,11 +75,18 @@ class CGMapping:
             raise ValueError(f"bead types {unknown} are not in type_names {list(type_names)}")
         self.type_names = list(type_names)
         self.bead_types = np.array([self.type_names.index(t) for t in bead_type_names], dtype=np.int64)
-        self.atom_indices = [np.asarray(bead["indices"], dtype=np.int64) for bead in beads]
+        self.atom_indices = [np.asarray(bead["indices"], dtype=np.int64).reshape(-1) for bead in beads]
+        self._check_atoms()
         self.atom_weights = [_weights(bead) for bead in beads]
         self.masses_amu = np.array([float(np.sum(bead["masses_amu"])) for bead in beads])
-        self._check_atoms()
         self.bonds = _normalise_bonds(bonds, self.n_beads)
+        # Compact maps over the atoms used by any bead: (n_beads, n_used).
+        self._used = np.unique(np.concatenate(self.atom_indices))
+        self._position_map = np.zeros((self.n_beads, self._used.size))
+        for row, (indices, weights) in enumerate(zip(self.atom_indices, self.atom_weights)):
+            self._position_map[row, np.searchsorted(self._used, indices)] = weights
+        member = (self._position_map != 0).astype(np.float64)
+        self._force_map = member / member.sum(axis=0)
 
     @property
     def n_beads(self) -> int:
@@ -88,33 +95,37 @@ class CGMapping:
     def _check_atoms(self) -> None:
         owner = {}
         for bead, indices in zip(self._beads, self.atom_indices):
-            if indices.size and (indices.min() < 0 or indices.max() >= self.n_atoms):
+            if indices.size == 0:
+                raise ValueError(f"bead '{bead['name']}' has no atoms")
+            if (indices.min() < 0 or indices.max() >= self.n_atoms):
                 raise ValueError(f"bead '{bead['name']}' uses atom indices outside 0..{self.n_atoms - 1}: "
                                  f"{indices.tolist()}")
+            if np.unique(indices).size != indices.size:
+                raise ValueError(f"bead '{bead['name']}' lists an atom twice: {indices.tolist()}")
             for index in indices.tolist():
                 if index in owner and not self.allow_overlap:
                     raise ValueError(f"atom {index} belongs to beads '{owner[index]}' and '{bead['name']}'; "
                                      f"overlapping beads need allow_overlap: true")
                 owner.setdefault(index, bead["name"])
 
+    def _full(self, compact: np.ndarray) -> np.ndarray:
+        matrix = np.zeros((self.n_beads, self.n_atoms))
+        matrix[:, self._used] = compact
+        return matrix
+
     @property
     def mapping_matrix(self) -> np.ndarray:
         """Dense map, shape (n_beads, n_atoms): ``R_I = sum_a M[I, a] x_a``; each row sums to 1."""
-        matrix = np.zeros((self.n_beads, self.n_atoms))
-        for row, (indices, weights) in enumerate(zip(self.atom_indices, self.atom_weights)):
-            np.add.at(matrix[row], indices, weights)
-        return matrix
+        return self._full(self._position_map)
 
     @property
     def mapping_matrix_sparse(self):
         """The same map as a ``scipy.sparse.csr_matrix`` of shape (n_beads, n_atoms)."""
         from scipy import sparse
 
-        rows = np.concatenate([np.full(len(ix), b) for b, ix in enumerate(self.atom_indices)])
-        matrix = sparse.csr_matrix((np.concatenate(self.atom_weights), (rows, np.concatenate(self.atom_indices))),
-                                   shape=(self.n_beads, self.n_atoms))
-        matrix.sum_duplicates()
-        return matrix
+        rows, columns = np.nonzero(self._position_map)
+        return sparse.csr_matrix((self._position_map[rows, columns], (rows, self._used[columns])),
+                                 shape=(self.n_beads, self.n_atoms))
 
     @property
     def force_matrix(self) -> np.ndarray:
@@ -123,11 +134,7 @@ class CGMapping:
         An atom shared by ``k`` beads (``allow_overlap``) gives ``1/k`` of its force to each, so the total force
         is kept.
         """
-        matrix = np.zeros((self.n_beads, self.n_atoms))
-        for row, indices in enumerate(self.atom_indices):
-            matrix[row, np.unique(indices)] = 1.0
-        shared = matrix.sum(axis=0)
-        return np.divide(matrix, shared, out=np.zeros_like(matrix), where=shared > 0)
+        return self._full(self._force_map)
 
     def map_positions(self, positions) -> np.ndarray:
         """Bead positions of AA frames.
@@ -141,7 +148,7 @@ class CGMapping:
         -------
         np.ndarray, shape (n_frames, n_beads, 3) (or (n_beads, 3)), nm, float64
         """
-        return self._apply(self.mapping_matrix, positions, "positions")
+        return self._apply(self._position_map, positions, "positions")
 
     def map_forces(self, forces) -> np.ndarray:
         """Aggregated bead forces: the sum of the forces on the atoms of each bead.
@@ -160,14 +167,13 @@ class CGMapping:
         -------
         np.ndarray, shape (n_frames, n_beads, 3) (or (n_beads, 3)), kJ/mol/nm, float64
         """
-        return self._apply(self.force_matrix, forces, "forces")
+        return self._apply(self._force_map, forces, "forces")
 
     def _apply(self, matrix, values, name) -> np.ndarray:
         values = np.asarray(values, dtype=np.float64)
         if values.ndim not in (2, 3) or values.shape[-2:] != (self.n_atoms, 3):
             raise ValueError(f"{name} must have shape (n_frames, {self.n_atoms}, 3), got {values.shape}")
-        used = np.unique(np.concatenate(self.atom_indices))
-        return np.einsum("ba,...ak->...bk", matrix[:, used], values[..., used, :])
+        return np.einsum("ba,...ak->...bk", matrix, values[..., self._used, :])
 
     def cg_topology(self):
         """An ``mdtraj.Topology`` of the beads, with the CG bonds.
@@ -314,9 +320,9 @@ def load_mapping(mapping, topology=None) -> CGMapping:
         The AA topology, needed for specs that select atoms by selection or name.
     """
     if isinstance(mapping, CGMapping):
-        if topology is not None and as_mdtraj_topology(topology).n_atoms != mapping.n_atoms:
-            raise ValueError(f"mapping '{mapping.name}' is for {mapping.n_atoms} atoms but the topology has "
-                             f"{as_mdtraj_topology(topology).n_atoms}")
+        n_atoms = mapping.n_atoms if topology is None else as_mdtraj_topology(topology).n_atoms
+        if n_atoms != mapping.n_atoms:
+            raise ValueError(f"mapping '{mapping.name}' is for {mapping.n_atoms} atoms but the topology has {n_atoms}")
         return mapping
     if isinstance(mapping, dict):
         return CGMapping.from_dict(mapping, topology)

@@ -253,3 +253,15 @@ def test_cli_map_verb(ala2_top, tmp_path, rng, capsys):
     cg = trajio.load(tmp_path / "cg.h5")
     indices = [_index(ala2_top, r, a) for r, a in HEAVY10]
     np.testing.assert_allclose(cg.positions, aa.positions[:, indices], atol=1e-7)
+
+
+def test_stored_indices_are_checked_against_the_topology(ala2_top):
+    spec = load_mapping("ala2-backbone5", ala2_top).to_dict()
+    spec["beads"][2]["indices"] = [10]  # CB instead of CA
+    with pytest.raises(ValueError, match="bead 'CA': selection gives atoms \\[8\\] .* stores \\[10\\]"):
+        load_mapping(spec, ala2_top)
+    assert load_mapping(spec).atom_indices[2].tolist() == [10]  # without a topology the indices are taken
+    with pytest.raises(ValueError, match="lists an atom twice"):
+        load_mapping({"beads": [{"name": "X", "indices": [3, 3]}]}, ala2_top)
+    with pytest.raises(ValueError, match="bonds must be pairs of distinct bead indices"):
+        load_mapping({"weights": "slice", "bonds": [[0, 5]], "beads": [{"name": "X", "indices": [3]}]}, ala2_top)
