@@ -1,5 +1,6 @@
 """AA reference MD: temperature, read-back, exact resumption, input validation, the CLI verb."""
 import argparse
+import json
 
 import numpy as np
 import pytest
@@ -108,6 +109,8 @@ def test_interrupted_run_resumes_exactly(tmp_path):
         _ala2_run(out, on_chunk=stop_after_two_chunks)
     assert not out.exists() and part.exists() and checkpoint.exists()
     assert trajio.count_frames(part) == 20
+    stored = json.loads(checkpoint.read_text())
+    assert (stored["frames_on_disk"], stored["platform"]) == (20, "Reference")
     # frames written after the last checkpoint (a crash before it was saved) must be dropped on resume
     with trajio.TrajectoryWriter(part, whole.topology, {}, append=True) as writer:
         writer.write(np.zeros((3, 22, 3)), [9.0, 9.1, 9.2], velocities=np.zeros((3, 22, 3)))
@@ -118,6 +121,21 @@ def test_interrupted_run_resumes_exactly(tmp_path):
     np.testing.assert_array_equal(resumed.positions, whole.positions)
     np.testing.assert_array_equal(resumed.velocities, whole.velocities)
     np.testing.assert_array_equal(resumed.time_ps, whole.time_ps)
+
+
+def test_interrupted_run_can_be_extended(tmp_path):
+    """Resuming with a larger ns continues the same trajectory to the new length."""
+    whole = trajio.load(_ala2_run(tmp_path / "whole.h5", ns=0.004))
+    out = tmp_path / "short.h5"
+
+    def stop(frames_on_disk, context):
+        raise Interrupted
+
+    with pytest.raises(Interrupted):
+        _ala2_run(out, ns=0.002, on_chunk=stop)
+    extended = trajio.load(_ala2_run(out, ns=0.004))
+    assert extended.n_frames == 40 and extended.metadata["n_frames"] == 40
+    np.testing.assert_array_equal(extended.positions, whole.positions)
 
 
 def test_resume_rejects_changed_settings_and_reuses_finished_files(tmp_path):

@@ -273,7 +273,7 @@ def run_reference(system_or_name, out_path, ns, frame_interval_ps, *, timestep_p
     topology, metadata = aa.mdtraj_topology(), _metadata(aa, settings, platform)
     if stored is not None:
         context.loadCheckpoint(base64.b64decode(stored["openmm_checkpoint"]))
-        frames_done = int(stored["frames_on_disk"])
+        frames_done = min(int(stored["frames_on_disk"]), settings["n_frames"])  # ns may have shrunk
         trajio.truncate_frames(paths["part"], frames_done)
         writer = _open_writer(paths["part"], topology, metadata, append=True)
     else:
