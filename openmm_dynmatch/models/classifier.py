@@ -204,7 +204,7 @@ def r1_penalty(classifier: nn.Module, windows: Tensor) -> Tensor:
     """R1 gradient penalty: mean over windows of ``|d logit / d W|^2`` (summed over all coordinates).
 
     The gradient is taken with ``create_graph=True`` so the penalty can be back-propagated into the classifier
-    parameters. Usually evaluated on AA (real) windows and added to the classifier loss as ``gamma / 2 * R1``.
+    parameters. Usually evaluated on AA (real) windows and added, times a weight, to the classifier loss.
 
     Parameters
     ----------
