@@ -23,6 +23,7 @@ torch.Size([16])
 >>> clf2 = build_classifier(clf.spec)                    # same architecture, fresh weights
 """
 import copy
+import inspect
 from typing import List, Optional, Sequence
 
 import torch
@@ -191,7 +192,7 @@ def build_classifier(spec: dict) -> WindowClassifier:
     """
     if not isinstance(spec, dict):
         raise ValueError(f"spec must be a dict, got {type(spec).__name__}")
-    known = set(WindowClassifier.__init__.__code__.co_varnames[1:WindowClassifier.__init__.__code__.co_argcount])
+    known = set(inspect.signature(WindowClassifier.__init__).parameters) - {"self"}
     unknown = sorted(set(spec) - known)
     if unknown:
         raise ValueError(f"unknown classifier spec keys {unknown}; available: {sorted(known)}")
