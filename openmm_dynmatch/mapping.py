@@ -389,7 +389,12 @@ def map_trajectory(aa_path, mapping, out_path, topology=None, chunk_frames: int 
     if n_frames == 0:
         raise ValueError(f"{aa_path} stores no frames")
     first = _read_chunk(aa_path, 0, min(n_frames, 2), aa_top, stored)
-    meta = _cg_metadata(mapping, trajio.read_metadata(aa_path), first, aa_path)
+    aa_meta = trajio.read_metadata(aa_path)
+    if first.forces is not None and aa_meta.get("n_constraints"):
+        warnings.warn(f"{aa_path} comes from a run with {aa_meta['n_constraints']} constraints: the recorded forces "
+                      f"exclude constraint forces, so aggregated bead forces are not the exact mapped forces "
+                      f"unless every constraint lies inside one bead", stacklevel=2)
+    meta = _cg_metadata(mapping, aa_meta, first, aa_path)
     meta.update(metadata or {})
     with warnings.catch_warnings(), atomic_path(out_path) as tmp:
         warnings.filterwarnings("ignore", message="The .h5 extension is recommended")  # the temporary name

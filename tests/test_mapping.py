@@ -185,8 +185,10 @@ def _write_aa(path, top, n_frames, rng, forces=True, metadata=None):
 
 
 def test_map_trajectory_matches_in_memory_mapping_and_metadata(ala2_top, tmp_path, rng):
-    aa = _write_aa(tmp_path / "aa.h5", ala2_top, 10, rng)
-    out = map_trajectory(tmp_path / "aa.h5", "ala2-backbone5", tmp_path / "cg.h5", chunk_frames=3, progress=False)
+    aa = _write_aa(tmp_path / "aa.h5", ala2_top, 10, rng, metadata={"n_constraints": 12})
+    with pytest.warns(UserWarning, match="12 constraints"):
+        out = map_trajectory(tmp_path / "aa.h5", "ala2-backbone5", tmp_path / "cg.h5", chunk_frames=3,
+                             progress=False)
     mapping = load_mapping("ala2-backbone5", ala2_top)
     cg = trajio.load(out)
     np.testing.assert_allclose(cg.positions, mapping.map_positions(aa.positions), rtol=1e-6, atol=1e-6)
