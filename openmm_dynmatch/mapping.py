@@ -355,7 +355,8 @@ def map_trajectory(aa_path, mapping, out_path, topology=None, chunk_frames: int 
         Built-in name, YAML path, spec dict or mapping (see :func:`load_mapping`).
     out_path : str or Path
     topology : mdtraj.Topology, openmm.app.Topology, str or Path, optional
-        AA topology for files that store none (a PDB/prmtop path or a topology object).
+        AA topology (a PDB/prmtop path or a topology object): required when the file stores none; when given,
+        it resolves the mapping instead of the stored one.
     chunk_frames : int
         Frames read and mapped at a time.
     metadata : dict, optional
@@ -378,10 +379,10 @@ def map_trajectory(aa_path, mapping, out_path, topology=None, chunk_frames: int 
         raise ValueError(f"chunk_frames must be a positive integer, got {chunk_frames}")
     aa_top, n_file_atoms = _file_topology(aa_path)
     stored = aa_top is not None
-    if not stored:
-        if topology is None:
-            raise ValueError(f"{aa_path} stores no topology: pass topology (a PDB/prmtop path or a topology)")
+    if topology is not None:  # a given topology is used to resolve the mapping; its atom count is checked
         aa_top = as_mdtraj_topology(topology)
+    elif not stored:
+        raise ValueError(f"{aa_path} stores no topology: pass topology (a PDB/prmtop path or a topology)")
     if aa_top.n_atoms != n_file_atoms:
         raise ValueError(f"topology has {aa_top.n_atoms} atoms but {aa_path} stores {n_file_atoms} per frame")
     mapping = load_mapping(mapping, aa_top)

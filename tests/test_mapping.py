@@ -238,6 +238,8 @@ def test_atom_count_mismatch_between_mapping_and_file(toy_top, ala2_top, tmp_pat
     mapping = load_mapping("ala2-backbone5", ala2_top)
     with pytest.raises(ValueError, match="is for 22 atoms but the topology has 6"):
         map_trajectory(tmp_path / "aa.h5", mapping, tmp_path / "cg.h5", progress=False)
+    with pytest.raises(ValueError, match="topology has 22 atoms but .* stores 6 per frame"):
+        map_trajectory(tmp_path / "aa.h5", "ala2-heavy10", tmp_path / "cg.h5", topology=ala2_top, progress=False)
     with pytest.raises(ValueError, match=r"positions must have shape \(n_frames, 22, 3\)"):
         mapping.map_positions(np.zeros((2, 6, 3)))
 
