@@ -38,24 +38,24 @@ class DataConfig:
 class PotentialConfig:
     """The CG potential: a prior (Boltzmann-inverted from the data) plus a network."""
 
-    kind: str = option("invariant", "network kind", ("invariant", "equivariant"))
+    kind: str = option("pair_mlp", "network kind (fast invariant: pair_mlp, schnet; NequIP-style: equivariant)",
+                       ("pair_mlp", "schnet", "equivariant", "none"))
     prior_trainable: bool = option(False, "train the prior's parameters together with the network")
-    hidden: int = option(32, "width of the network's hidden features")
-    n_rbf: int = option(16, "radial basis functions of inter-bead distances")
-    cutoff_nm: float = option(1.2, "smooth cutoff of the network's pair features, nm")
-    n_layers: int = option(2, "message-passing / interaction layers")
+    dtype: str = option("float32", "dtype of the potential's parameters", ("float32", "float64"))
+    net: Optional[Dict[str, Any]] = option(None, "network hyper-parameters (see docs/models.md), e.g. {hidden: 64}")
 
 
 @dataclass
 class ClassifierConfig:
-    """The window classifier of dynamic matching."""
+    """The window classifier of dynamic matching (see docs/classifier.md)."""
 
-    hidden: int = option(16, "width of the per-frame encoder features")
+    cutoff_nm: Optional[float] = option(None, "smooth cutoff of the encoder's edges, nm (null: all pairs)")
+    hidden_scalars: int = option(16, "0e channels of the per-frame encoder")
+    hidden_vectors: int = option(8, "1o channels of the per-frame encoder")
     n_layers: int = option(2, "interaction layers of the per-frame equivariant encoder")
-    n_rbf: int = option(8, "radial basis functions of the edge lengths")
-    cutoff_nm: float = option(1.2, "smooth cutoff of the encoder's edges, nm")
-    temporal: str = option("conv", "model over the frames of a window", ("conv", "gru", "attention"))
+    temporal_channels: int = option(32, "channels of the temporal convolution over frames")
     spectral_norm: bool = option(False, "spectral normalisation of the temporal model and head")
+    dtype: str = option("float32", "dtype of the classifier's parameters", ("float32", "float64"))
 
 
 @dataclass
@@ -82,6 +82,8 @@ class TrainConfig:
     switch_to_free_at: int = option(-1, "iteration at which conditional_then_free switches (-1: halfway)")
     iterations: int = option(300, "generator (potential) iterations")
     walkers: int = option(256, "CG walkers (windows) simulated per iteration")
+    batch_size: int = option(256, "frames per force-matching / relative-entropy step")
+    snr_every: int = option(10, "iterations between gradient signal-to-noise estimates (0: never)")
     classifier_steps: int = option(3, "classifier updates per generator update")
     classifier_warmup: int = option(50, "classifier-only iterations before the generator moves")
     lr_potential: float = option(1e-3, "Adam learning rate of the potential")
@@ -144,6 +146,10 @@ def _coerce(hint, value, where: str):
             return None
         inner = [arg for arg in typing.get_args(hint) if arg is not type(None)][0]
         return _coerce(inner, value, where)
+    if origin in (dict, Dict):
+        if not isinstance(value, dict):
+            raise ValueError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
     if origin in (list, List):
         if not isinstance(value, (list, tuple)):
             raise ValueError(f"{where}: expected a list, got {value!r}")
@@ -217,7 +223,8 @@ def config_reference() -> str:
         hints = typing.get_type_hints(cls)
         for item in dataclasses.fields(cls):
             default = item.default if item.default is not dataclasses.MISSING else item.default_factory()
-            type_name = getattr(hints[item.name], "__name__", str(hints[item.name]))
+            hint = hints[item.name]
+            type_name = hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
             meaning = item.metadata.get("help", "")
             if item.metadata.get("choices"):
                 meaning += "; one of " + ", ".join(f"`{c}`" for c in item.metadata["choices"])

@@ -10,6 +10,11 @@ import importlib
 import sys
 
 VERBS = {
+    "reference": "reference",
+    "map": "map_cmd",
+    "train": "train",
+    "export": "export",
+    "simulate": "simulate",
 }
 
 

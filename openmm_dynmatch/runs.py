@@ -1,0 +1,192 @@
+"""Training runs from a configuration: data, models, objectives, checkpoints and the exported model.
+
+A run directory holds ``config.yaml`` (the resolved configuration), ``pretrained.pt`` (the potential after
+pre-training, if any), ``checkpoint.pt`` (dynamic-matching trainer state, written atomically), ``log.csv``,
+and at the end ``potential.pt`` (:func:`openmm_dynmatch.models.save_potential`) and ``model.pt`` (the
+TorchScript file OpenMM runs). ``resume=True`` continues from whatever the directory holds.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from openmm_dynmatch import trajio
+from openmm_dynmatch.baselines import train_force_matching, train_relative_entropy
+from openmm_dynmatch.config import Config, write_config
+from openmm_dynmatch.data import WindowDataset, split_blocks
+from openmm_dynmatch.dynamics import DynamicsParameters
+from openmm_dynmatch.fileio import write_json
+from openmm_dynmatch.models.prior import fit_prior
+from openmm_dynmatch.models.classifier import build_classifier, displacement_rms
+from openmm_dynmatch.models.potential import CGPotential, build_net, load_potential, save_potential
+from openmm_dynmatch.train import DynamicMatchingTrainer
+from openmm_dynmatch.units import kt_kj_per_mol
+
+
+@dataclass
+class TrainingData:
+    """Mapped AA data prepared for a run (training blocks only; validation blocks are held out).
+
+    Attributes
+    ----------
+    frames : np.ndarray, shape (n_train_frames, N, 3), nm
+    forces : np.ndarray or None, shape (n_train_frames, N, 3), kJ/mol/nm
+    windows : WindowDataset
+        Training windows ``(T+1, N, 3)``.
+    validation : WindowDataset or None
+    metadata : dict
+        The mapped file's metadata (bead names and types, masses, bonds, temperature_k, frame_interval_ps).
+    steps_per_frame : int
+        CG integration steps between window frames.
+    """
+
+    frames: np.ndarray
+    forces: Optional[np.ndarray]
+    windows: WindowDataset
+    validation: Optional[WindowDataset]
+    metadata: dict
+    steps_per_frame: int
+
+
+def load_training_data(config: Config) -> TrainingData:
+    """Read ``data.cg_path`` and cut training/validation windows as the configuration says."""
+    if not config.data.cg_path:
+        raise ValueError("data.cg_path is empty: give the mapped AA trajectory (written by `dynmatch map`)")
+    traj = trajio.load(config.data.cg_path)
+    meta = traj.metadata
+    for key in ("bead_types", "bonds", "masses_amu", "temperature_k", "frame_interval_ps"):
+        if key not in meta:
+            raise ValueError(f"{config.data.cg_path} lacks metadata '{key}': map it with `dynmatch map`")
+    window_interval_ps = meta["frame_interval_ps"] * config.data.frame_step
+    steps = window_interval_ps / config.dynamics.timestep_ps
+    if abs(steps - round(steps)) > 1e-6 or round(steps) < 1:
+        raise ValueError(f"the window frame interval ({window_interval_ps} ps) must be a whole number of CG "
+                         f"time steps (dynamics.timestep_ps = {config.dynamics.timestep_ps} ps)")
+    data = config.data
+    train_ranges, val_ranges = split_blocks(traj.n_frames, data.validation_fraction, data.n_blocks, config.train.seed)
+    windows = WindowDataset.from_ranges(traj.positions, train_ranges, data.window_frames, data.window_stride,
+                                        data.frame_step)
+    validation = WindowDataset.from_ranges(traj.positions, val_ranges, data.window_frames, data.window_stride,
+                                           data.frame_step) if val_ranges else None
+    train_index = np.concatenate([np.arange(a, b) for a, b in train_ranges])
+    forces = traj.forces[train_index] if traj.forces is not None and meta.get("forces_mapped", True) else None
+    return TrainingData(traj.positions[train_index], forces, windows, validation, meta, int(round(steps)))
+
+
+def build_potential_from_config(config: Config, data: TrainingData) -> CGPotential:
+    """Prior fitted by Boltzmann inversion of the training frames, plus the configured network."""
+    meta = data.metadata
+    prior = fit_prior(data.frames, meta["bonds"], meta["temperature_k"], trainable=config.potential.prior_trainable,
+                      dtype=config.potential.dtype)
+    net_spec = dict(config.potential.net or {})
+    net_spec.update(kind=config.potential.kind, n_beads=len(meta["bead_types"]), bonds=meta["bonds"],
+                    bead_types=meta["bead_types"], n_types=len(meta.get("type_names", [])) or None)
+    return CGPotential(prior, build_net(net_spec), dtype=config.potential.dtype)
+
+
+def build_classifier_from_config(config: Config, data: TrainingData):
+    """The window classifier, its displacement scale taken from the training windows."""
+    cfg = config.classifier
+    sample = data.windows[np.arange(min(len(data.windows), 512))]
+    scale = displacement_rms(sample) if sample.shape[1] > 1 else 0.05
+    spec = {"bead_types": list(data.metadata["bead_types"]), "displacement_scale_nm": max(scale, 1e-4),
+            "frame_only": config.data.window_frames == 1, "cutoff_nm": cfg.cutoff_nm,
+            "hidden_scalars": cfg.hidden_scalars, "hidden_vectors": cfg.hidden_vectors, "n_layers": cfg.n_layers,
+            "temporal_channels": cfg.temporal_channels, "spectral_norm": cfg.spectral_norm, "dtype": cfg.dtype}
+    return build_classifier(spec)
+
+
+def model_metadata(data: TrainingData, config: Config, dynamics: DynamicsParameters) -> dict:
+    """Exported-model metadata (DESIGN.md section 4) of the CG molecule and its dynamics."""
+    meta = data.metadata
+    friction = dynamics.friction_per_bead().detach().numpy()
+    n_beads = len(meta["bead_types"])
+    return {
+        "n_beads": n_beads, "bead_names": list(meta.get("bead_names", [f"B{i}" for i in range(n_beads)])),
+        "bead_types": [int(t) for t in meta["bead_types"]],
+        "type_names": list(meta.get("type_names", [f"T{t}" for t in range(max(meta["bead_types"]) + 1)])),
+        "masses_amu": [float(m) for m in meta["masses_amu"]], "temperature_k": float(meta["temperature_k"]),
+        "integrator": config.dynamics.integrator, "friction_per_ps": float(friction.mean()),
+        "bead_friction_per_ps": [float(f) for f in friction],
+        "timestep_ps": float(config.dynamics.timestep_ps), "cutoff_nm": None, "periodic": False,
+        "bonds": [[int(i), int(j)] for i, j in meta["bonds"]],
+    }
+
+
+def _sampler(config: Config, data: TrainingData, dynamics: DynamicsParameters, run_dir: Path):
+    from openmm_dynmatch.openmm.sampler import OpenMMSampler
+
+    meta = model_metadata(data, config, dynamics)
+    return OpenMMSampler(meta, config.train.walkers, platform=config.train.platform)
+
+
+def _pretrain(config, data, potential, dynamics, objective: str, iterations: int, run_dir: Path, progress: bool):
+    cfg = config.train
+    if objective == "force_matching":
+        return train_force_matching(potential, data.frames, data.forces, iterations, cfg.lr_potential,
+                                    cfg.batch_size, cfg.seed, progress)
+    masses, friction = dynamics.openmm_masses_and_friction(data.metadata["masses_amu"])
+    sampler = _sampler(config, data, dynamics, run_dir)
+    steps = (config.data.window_frames - 1) * data.steps_per_frame
+    return train_relative_entropy(potential, data.frames, sampler, masses, friction,
+                                  kt_kj_per_mol(data.metadata["temperature_k"]), iterations, cfg.lr_potential,
+                                  cfg.batch_size, max(steps, 1), cfg.seed, progress)
+
+
+def run_training(config: Config, run_dir, resume: bool = False, progress: bool = True) -> dict:
+    """Train a CG model as ``config`` says and export it; returns a summary (paths and final parameters)."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and any(run_dir.iterdir()) and not resume:
+        raise ValueError(f"run directory {run_dir} is not empty: pass resume=True (--resume) or another folder")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_config(config, run_dir / "config.yaml")
+    torch.manual_seed(config.train.seed)
+    data = load_training_data(config)
+    potential = build_potential_from_config(config, data)
+    dynamics = DynamicsParameters(config.dynamics.integrator, config.dynamics.friction_per_ps,
+                                  data.metadata["bead_types"], learnable=config.dynamics.learn_friction)
+    cfg = config.train
+    stages = [(cfg.pretrain, cfg.pretrain_iterations)] if cfg.pretrain != "none" else []
+    if cfg.objective != "dynamic_matching":
+        stages.append((cfg.objective, cfg.iterations))
+    for index, (objective, iterations) in enumerate(stages):
+        stage_file = run_dir / f"stage{index}_{objective}.pt"
+        if resume and stage_file.exists():
+            potential.load_state_dict(load_potential(stage_file)[0].state_dict())
+            continue
+        _pretrain(config, data, potential, dynamics, objective, iterations, run_dir, progress)
+        save_potential(stage_file, potential, model_metadata(data, config, dynamics))
+    if cfg.objective == "dynamic_matching":
+        trainer = DynamicMatchingTrainer(
+            config, potential, build_classifier_from_config(config, data), dynamics,
+            _sampler(config, data, dynamics, run_dir), data.windows[np.arange(len(data.windows))],
+            data.metadata["masses_amu"], data.metadata["temperature_k"], data.steps_per_frame, run_dir)
+        checkpoint = run_dir / "checkpoint.pt"
+        if resume and checkpoint.exists():
+            trainer.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False))
+        trainer.run(progress=progress)
+        trainer.load_averaged()
+    return finish_run(config, data, potential, dynamics, run_dir)
+
+
+def finish_run(config: Config, data: TrainingData, potential, dynamics, run_dir: Path) -> dict:
+    """Write ``potential.pt``, ``model.pt`` (TorchScript for OpenMM) and ``summary.json``."""
+    from openmm_dynmatch.openmm.export import export
+
+    metadata = model_metadata(data, config, dynamics)
+    save_potential(run_dir / "potential.pt", potential, metadata)
+    potential.eval()
+    export(potential, run_dir / "model.pt", metadata)
+    summary = {"run_dir": str(run_dir), "model": str(run_dir / "model.pt"),
+               "potential": str(run_dir / "potential.pt"), "objective": config.train.objective,
+               "friction_per_ps": metadata["friction_per_ps"],
+               "bead_friction_per_ps": metadata["bead_friction_per_ps"]}
+    if not all(math.isfinite(f) for f in metadata["bead_friction_per_ps"]):
+        raise RuntimeError("training produced a non-finite friction")
+    write_json(run_dir / "summary.json", summary)
+    return summary

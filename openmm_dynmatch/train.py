@@ -1,0 +1,386 @@
+"""Adversarial dynamic-matching training (DESIGN.md section 7) and its run directory.
+
+One iteration of dynamic matching:
+
+1. **sample**: the CG model (current potential and friction) is simulated by OpenMM for ``B`` windows of
+   ``n = T * s`` integration steps, every step recorded (``sampler.record``); conditional mode starts them at
+   mapped AA frames with Maxwell-Boltzmann velocities, free mode at the states of persistent CG walkers;
+2. **classifier**: ``classifier_steps`` updates of the window classifier on AA windows (label 1) against the
+   CG windows (label 0);
+3. **estimator**: the reward ``g = -logit`` of every CG window, the path log-likelihood ``log P_theta`` rebuilt
+   in PyTorch from the recorded paths, and one Adam step on the score-function surrogate (plus the
+   thermodynamic start-frame term in free mode); with ``max_reuse > 1`` the same paths serve further updates,
+   reweighted, while their effective sample size stays above ``ess_threshold``.
+
+OpenMM is never differentiated. Every random draw of iteration ``i`` comes from generators seeded with
+``(seed, i)``, so a resumed run continues exactly.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from openmm_dynmatch import estimators
+from openmm_dynmatch.config import Config, write_config
+from openmm_dynmatch.dynamics import DynamicsParameters
+from openmm_dynmatch.fileio import atomic_path, torch_save
+from openmm_dynmatch.units import kt_kj_per_mol
+
+LOG_FIELDS = (
+    "iteration", "phase", "mode", "classifier_loss", "classifier_accuracy", "classifier_auc", "reward_mean",
+    "reward_std", "gradient_snr", "ess_fraction", "updates", "blowups", "time_sampling_s", "time_classifier_s",
+    "time_estimator_s",
+)
+
+
+@dataclass
+class Paths:
+    """CG paths recorded at every integration step.
+
+    Attributes
+    ----------
+    positions : torch.Tensor, shape (B, n + 1, N, 3), float64, nm
+    velocities : torch.Tensor, shape (B, N, 3), float64, nm/ps
+        Velocities OpenMM reported at the start of every window (Langevin; zeros for Brownian).
+    blowups : int
+        Walkers whose windows became non-finite and were redrawn.
+    """
+
+    positions: torch.Tensor
+    velocities: torch.Tensor
+    blowups: int = 0
+
+
+def iteration_rng(seed: int, iteration: int, stream: int = 0) -> np.random.Generator:
+    """The numpy generator of one iteration and purpose (``stream``): reproducible and resumable."""
+    return np.random.default_rng([int(seed), int(iteration), int(stream)])
+
+
+def windows_from_paths(paths: torch.Tensor, steps_per_frame: int) -> torch.Tensor:
+    """Frames every ``steps_per_frame`` integration steps: ``(B, n+1, N, 3) -> (B, T+1, N, 3)``."""
+    return paths[:, ::steps_per_frame]
+
+
+def rewards_from_logits(logits: torch.Tensor, kind: str) -> torch.Tensor:
+    """Reward per CG window; the generator minimises its expectation.
+
+    ``neg_logit``: ``g = -l`` (with an optimal classifier ``E_theta[g]`` is the path-space KL divergence up to
+    a constant); ``softplus``: the non-saturating ``g = softplus(-l)``.
+    """
+    if kind == "neg_logit":
+        return -logits
+    if kind == "softplus":
+        return F.softplus(-logits)
+    raise ValueError(f"unknown reward '{kind}'; available: ['neg_logit', 'softplus']")
+
+
+def classifier_loss(logits_aa: torch.Tensor, logits_cg: torch.Tensor, label_smoothing: float = 0.0):
+    """Binary cross-entropy of AA (label 1, smoothed to ``1 - label_smoothing``) against CG (label 0)."""
+    target_aa = torch.full_like(logits_aa, 1.0 - label_smoothing)
+    loss_aa = F.binary_cross_entropy_with_logits(logits_aa, target_aa)
+    loss_cg = F.binary_cross_entropy_with_logits(logits_cg, torch.zeros_like(logits_cg))
+    return 0.5 * (loss_aa + loss_cg)
+
+
+def roc_auc(scores_positive: np.ndarray, scores_negative: np.ndarray) -> float:
+    """ROC-AUC by the Mann-Whitney statistic (ties count one half)."""
+    pos = np.asarray(scores_positive, dtype=np.float64)[:, None]
+    neg = np.asarray(scores_negative, dtype=np.float64)[None, :]
+    return float(((pos > neg).sum() + 0.5 * (pos == neg).sum()) / (pos.size * neg.size))
+
+
+class DynamicMatchingTrainer:
+    """Dynamic matching of a CG potential and friction against mapped AA windows.
+
+    Parameters
+    ----------
+    config : Config
+    potential : torch.nn.Module
+        ``forward(positions (B, N, 3) nm) -> (B,) kJ/mol``.
+    classifier : torch.nn.Module
+        ``forward(windows (B, T+1, N, 3) nm) -> (B,)`` logits (positive = AA).
+    dynamics : DynamicsParameters
+    sampler : object
+        The OpenMM path sampler (``openmm_dynmatch.openmm.sampler.OpenMMSampler``): ``set_model(potential,
+        masses_amu, friction_per_ps)``, ``record(start_positions, n_steps, seed) -> Paths`` and
+        ``advance(positions, n_steps, seed) -> positions``.
+    aa_windows : np.ndarray, shape (n_windows, T+1, N, 3), nm
+        Mapped AA training windows.
+    masses_amu : np.ndarray, shape (N,), amu
+    temperature_k : float
+    steps_per_frame : int
+        Integration steps between window frames (frame interval / CG time step).
+    run_dir : Path
+    """
+
+    def __init__(self, config: Config, potential, classifier, dynamics: DynamicsParameters, sampler,
+                 aa_windows: np.ndarray, masses_amu, temperature_k: float, steps_per_frame: int, run_dir):
+        self.config, self.train_cfg = config, config.train
+        self.potential, self.classifier, self.dynamics, self.sampler = potential, classifier, dynamics, sampler
+        self.aa_windows = torch.as_tensor(np.asarray(aa_windows), dtype=torch.float64)
+        self.masses = torch.as_tensor(np.asarray(masses_amu, dtype=np.float64))
+        self.kt = kt_kj_per_mol(temperature_k)
+        self.steps_per_frame = int(steps_per_frame)
+        self.run_dir = Path(run_dir)
+        self.iteration = 0
+        self.free_positions: Optional[np.ndarray] = None
+        self._build_optimizers()
+        self._average, self._average_count = None, 0
+
+    # ------------------------------------------------------------------ optimisation state
+    def _build_optimizers(self) -> None:
+        cfg = self.train_cfg
+        betas = (cfg.beta1, 0.999)
+        groups = [{"params": [p for p in self.potential.parameters() if p.requires_grad], "lr": cfg.lr_potential}]
+        if self.dynamics.log_friction.requires_grad:
+            groups.append({"params": [self.dynamics.log_friction], "lr": cfg.lr_friction})
+        self.generator_optimizer = torch.optim.Adam(groups, betas=betas)
+        self.classifier_optimizer = torch.optim.Adam(self.classifier.parameters(), lr=cfg.lr_classifier,
+                                                     betas=(0.5, 0.999))
+        decay_start = int(round(cfg.iterations * (1.0 - cfg.decay_last_fraction)))
+        span = max(cfg.iterations - decay_start, 1)
+
+        def factor(it: int) -> float:
+            return 1.0 if it < decay_start else max(1.0 - (it - decay_start) / span, 0.02)
+
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.generator_optimizer, factor)
+
+    def _generator_parameters(self):
+        return [p for group in self.generator_optimizer.param_groups for p in group["params"]]
+
+    def mode_at(self, iteration: int) -> str:
+        """``conditional`` or ``free`` for this iteration, following ``train.mode``."""
+        cfg = self.train_cfg
+        if cfg.mode != "conditional_then_free":
+            return cfg.mode
+        switch = cfg.switch_to_free_at if cfg.switch_to_free_at >= 0 else cfg.iterations // 2
+        return "free" if iteration >= switch else "conditional"
+
+    # ------------------------------------------------------------------ one iteration
+    def sample(self, iteration: int, mode: str):
+        """Simulate CG windows with OpenMM; returns (paths, AA windows to compare with)."""
+        cfg = self.train_cfg
+        rng = iteration_rng(cfg.seed, iteration, 1)
+        masses, friction = self.dynamics.openmm_masses_and_friction(self.masses.numpy())
+        self.sampler.set_model(self.potential, masses, friction)
+        n_steps = (self.aa_windows.shape[1] - 1) * self.steps_per_frame
+        picks = rng.integers(0, self.aa_windows.shape[0], size=cfg.walkers)
+        aa = self.aa_windows[picks]
+        if mode == "conditional":
+            starts = aa[:, 0].numpy()
+        else:
+            if self.free_positions is None:
+                self.free_positions = aa[:, 0].numpy().copy()
+            self.free_positions = self.sampler.advance(self.free_positions, n_steps, int(rng.integers(2**31)))
+            starts = self.free_positions
+        paths = self.sampler.record(starts, n_steps, int(rng.integers(2**31)))
+        if mode == "free":
+            self.free_positions = paths.positions[:, -1].numpy().copy()
+        return paths, aa
+
+    def classifier_update(self, aa: torch.Tensor, cg: torch.Tensor) -> dict:
+        """``classifier_steps`` Adam steps on AA (1) vs CG (0) windows; returns loss, accuracy, AUC."""
+        cfg = self.train_cfg
+        dtype = next(self.classifier.parameters()).dtype
+        aa, cg = aa.to(dtype), cg.to(dtype)
+        for _ in range(cfg.classifier_steps):
+            self.classifier_optimizer.zero_grad()
+            logits_aa, logits_cg = self.classifier(aa), self.classifier(cg)
+            loss = classifier_loss(logits_aa, logits_cg, cfg.label_smoothing)
+            if cfg.r1_weight > 0:
+                from openmm_dynmatch.models.classifier import r1_penalty
+
+                loss = loss + cfg.r1_weight * r1_penalty(self.classifier, aa)
+            loss.backward()
+            self.classifier_optimizer.step()
+        with torch.no_grad():
+            logits_aa, logits_cg = self.classifier(aa), self.classifier(cg)
+            loss = classifier_loss(logits_aa, logits_cg, cfg.label_smoothing)
+        accuracy = 0.5 * ((logits_aa > 0).double().mean() + (logits_cg <= 0).double().mean())
+        return {"classifier_loss": float(loss), "classifier_accuracy": float(accuracy),
+                "classifier_auc": roc_auc(logits_aa.numpy(), logits_cg.numpy())}
+
+    def log_likelihood(self, paths: Paths) -> torch.Tensor:
+        """``log P_theta`` of every recorded path, shape (B,), differentiable in potential and friction."""
+        force_fn = estimators.potential_force_fn(self.potential, create_graph=True)
+        friction = self.dynamics.friction_per_bead()
+        dt = self.config.dynamics.timestep_ps
+        if self.dynamics.integrator == "langevin":
+            return estimators.langevin_middle_log_likelihood(
+                paths.positions, paths.velocities, force_fn, self.masses, friction, dt, self.kt)
+        return estimators.brownian_log_likelihood(paths.positions, force_fn, self.masses, friction, dt, self.kt)
+
+    def generator_update(self, paths: Paths, mode: str, compute_snr: bool) -> dict:
+        """Score-function step(s) on the potential and friction from one batch of paths."""
+        cfg = self.train_cfg
+        cg = windows_from_paths(paths.positions, self.steps_per_frame)
+        with torch.no_grad():
+            logits = self.classifier(cg.to(next(self.classifier.parameters()).dtype)).to(torch.float64)
+        reward = rewards_from_logits(logits, cfg.reward)
+        stats = {"reward_mean": float(reward.mean()), "reward_std": float(reward.std()), "gradient_snr": math.nan,
+                 "ess_fraction": 1.0, "updates": 0}
+        log_p_old = None
+        for reuse in range(cfg.max_reuse):
+            log_p = self.log_likelihood(paths)
+            if mode == "free":
+                beta = 1.0 / self.kt
+                log_p = log_p - beta * self.potential(paths.positions[:, 0]).to(torch.float64)
+            if log_p_old is None:
+                log_p_old = log_p.detach()
+                terms = estimators.advantages(reward, cfg.baseline, cfg.normalize_advantages).detach() * log_p
+            else:
+                weights, ess = estimators.importance_weights(log_p, log_p_old)
+                stats["ess_fraction"] = ess
+                if estimators.needs_resimulation(ess, cfg.ess_threshold):
+                    break
+                centred = (reward - (weights.detach() * reward).sum()).detach()
+                terms = weights.detach() * centred * log_p * weights.numel()
+            self.generator_optimizer.zero_grad()
+            if compute_snr and reuse == 0:
+                stats["gradient_snr"] = self._snr(terms)
+            terms.mean().backward()
+            torch.nn.utils.clip_grad_norm_(self._generator_parameters(), cfg.grad_clip)
+            self.generator_optimizer.step()
+            stats["updates"] += 1
+        return stats
+
+    def _snr(self, terms: torch.Tensor) -> float:
+        n_groups = 4 if terms.numel() >= 8 else 2
+        usable = terms[: terms.numel() - terms.numel() % n_groups]
+        params = [p for p in self._generator_parameters() if p.requires_grad]
+        rows = estimators.grouped_gradients(usable, params, n_groups)
+        snr = estimators.gradient_snr(rows, per_parameter=False)
+        return float(snr)
+
+    def step(self) -> dict:
+        """One training iteration (sampling, classifier, estimator); returns its log row."""
+        cfg = self.train_cfg
+        it = self.iteration
+        mode = self.mode_at(it)
+        torch.manual_seed(int(iteration_rng(cfg.seed, it, 0).integers(2**31)))
+        t0 = time.perf_counter()
+        paths, aa = self.sample(it, mode)
+        t1 = time.perf_counter()
+        cg = windows_from_paths(paths.positions, self.steps_per_frame)
+        row = self.classifier_update(aa, cg)
+        t2 = time.perf_counter()
+        phase = "warmup" if it < cfg.classifier_warmup else "adversarial"
+        if phase == "adversarial":
+            row.update(self.generator_update(paths, mode, compute_snr=cfg.snr_every > 0 and it % cfg.snr_every == 0))
+            self.scheduler.step()
+            self._accumulate_average(it)
+        t3 = time.perf_counter()
+        row.update({"iteration": it, "phase": phase, "mode": mode, "blowups": paths.blowups,
+                    "time_sampling_s": t1 - t0, "time_classifier_s": t2 - t1, "time_estimator_s": t3 - t2})
+        row.update(self.dynamics.friction_summary())
+        self.iteration += 1
+        return row
+
+    # ------------------------------------------------------------------ averaging and checkpoints
+    def _accumulate_average(self, iteration: int) -> None:
+        start = int(round(self.train_cfg.iterations * (1.0 - self.train_cfg.average_last_fraction)))
+        if iteration < start:
+            return
+        current = {k: v.detach().clone() for k, v in self._generator_state().items()}
+        if self._average is None:
+            self._average, self._average_count = current, 1
+            return
+        self._average_count += 1
+        for key, value in current.items():
+            if value.is_floating_point():
+                self._average[key] += (value - self._average[key]) / self._average_count
+
+    def _generator_state(self) -> dict:
+        state = {f"potential.{k}": v for k, v in self.potential.state_dict().items()}
+        state.update({f"dynamics.{k}": v for k, v in self.dynamics.state_dict().items()})
+        return state
+
+    def load_averaged(self) -> None:
+        """Replace potential and friction by their average over the last stretch of training (if any)."""
+        if self._average is None:
+            return
+        self.potential.load_state_dict({k[10:]: v for k, v in self._average.items() if k.startswith("potential.")})
+        self.dynamics.load_state_dict({k[9:]: v for k, v in self._average.items() if k.startswith("dynamics.")})
+
+    def state_dict(self) -> dict:
+        return {
+            "iteration": self.iteration, "potential": self.potential.state_dict(),
+            "dynamics": self.dynamics.state_dict(), "classifier": self.classifier.state_dict(),
+            "generator_optimizer": self.generator_optimizer.state_dict(),
+            "classifier_optimizer": self.classifier_optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "average": self._average,
+            "average_count": self._average_count, "free_positions": self.free_positions,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.iteration = int(state["iteration"])
+        self.potential.load_state_dict(state["potential"])
+        self.dynamics.load_state_dict(state["dynamics"])
+        self.classifier.load_state_dict(state["classifier"])
+        self.generator_optimizer.load_state_dict(state["generator_optimizer"])
+        self.classifier_optimizer.load_state_dict(state["classifier_optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self._average, self._average_count = state["average"], int(state["average_count"])
+        self.free_positions = state["free_positions"]
+
+    def save_checkpoint(self) -> Path:
+        path = self.run_dir / "checkpoint.pt"
+        torch_save(self.state_dict(), path)
+        return path
+
+    def run(self, progress: bool = True) -> None:
+        """Iterate until ``train.iterations``, logging to ``log.csv`` and checkpointing atomically."""
+        cfg = self.train_cfg
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_config(self.config, self.run_dir / "config.yaml")
+        log = CsvLog(self.run_dir / "log.csv", keep_until=self.iteration)
+        bar = tqdm(total=cfg.iterations, initial=self.iteration, desc="dynamic matching", disable=not progress)
+        while self.iteration < cfg.iterations:
+            row = self.step()
+            log.write(row)
+            bar.update(1)
+            bar.set_postfix(acc=f"{row['classifier_accuracy']:.3f}", **{
+                k[:8]: f"{v:.3g}" for k, v in row.items() if k.startswith("friction")})
+            if self.iteration % cfg.checkpoint_every == 0 or self.iteration == cfg.iterations:
+                self.save_checkpoint()
+        bar.close()
+
+
+class CsvLog:
+    """Append-only CSV training log that survives resumes (rows past ``keep_until`` are dropped)."""
+
+    def __init__(self, path, keep_until: int):
+        self.path = Path(path)
+        self.fields = None
+        rows = []
+        if self.path.exists() and keep_until > 0:
+            with open(self.path, newline="") as handle:
+                reader = csv.DictReader(handle)
+                self.fields = reader.fieldnames
+                rows = [r for r in reader if int(r["iteration"]) < keep_until]
+        if self.fields is not None:
+            with atomic_path(self.path) as tmp:
+                with open(tmp, "w", newline="") as handle:
+                    writer = csv.DictWriter(handle, fieldnames=self.fields)
+                    writer.writeheader()
+                    writer.writerows(rows)
+        elif self.path.exists():
+            self.path.unlink()
+
+    def write(self, row: dict) -> None:
+        if self.fields is None:
+            self.fields = list(LOG_FIELDS) + sorted(k for k in row if k not in LOG_FIELDS)
+            with open(self.path, "w", newline="") as handle:
+                csv.DictWriter(handle, fieldnames=self.fields).writeheader()
+        with open(self.path, "a", newline="") as handle:
+            csv.DictWriter(handle, fieldnames=self.fields, restval="").writerow(
+                {k: row.get(k, "") for k in self.fields})
