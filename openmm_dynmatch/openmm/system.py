@@ -12,6 +12,7 @@ mdtraj work on it.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -22,6 +23,26 @@ import openmmtorch
 
 from openmm_dynmatch.openmm.export import INTEGRATORS, load_exported, load_metadata
 from openmm_dynmatch.units import positive_float
+
+
+
+def _register_torch_kernels() -> None:
+    """Retry the openmm-torch kernel plugins that failed to load because OpenMM was imported before torch.
+
+    OpenMM loads its plugin folder on import; openmm-torch's kernel libraries need libtorch's shared
+    libraries in the process, so a script that imports ``openmm`` first ends up without TorchForce kernels
+    ("does not support all required kernels"). Loading them again now that torch is loaded fixes that.
+    """
+    for failure in openmm.Platform.getPluginLoadFailures():
+        match = re.search(r"library (\S*OpenMMTorch\w*\.(?:so|dylib|dll))", failure)
+        if match:
+            try:
+                openmm.Platform.loadPluginLibrary(match.group(1))
+            except Exception:  # noqa: BLE001  (e.g. an OpenCL/CUDA kernel library without its driver)
+                pass
+
+
+_register_torch_kernels()
 
 # Preferred order when no platform is named: for small CG systems Reference beats CPU (measured, see
 # benchmarks/engine_speed.py), CUDA beats both.

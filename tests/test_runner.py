@@ -1,0 +1,174 @@
+"""Tests of the CG simulation runner, the ``dynmatch simulate`` verb and the plain-OpenMM example script."""
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import mdtraj
+import numpy as np
+import pytest
+import torch
+
+from openmm_dynmatch import trajio
+from openmm_dynmatch.openmm.export import export
+from openmm_dynmatch.openmm.runner import load_energies, load_walkers, simulate
+
+KT_300 = 0.00831446261815324 * 300.0
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "openmm_script.py"
+
+
+class Dimer(torch.nn.Module):
+    """U = k/2 (r - r0)^2, plus ``trap`` beyond ``r_trap``: 0 = nothing, 1 = NaN energy, 2 = a huge wall."""
+
+    trap: int
+
+    def __init__(self, k: float, r0: float, r_trap: float = 1e9, trap: int = 0):
+        super().__init__()
+        self.register_buffer("k", torch.tensor(k, dtype=torch.float64))
+        self.r0, self.r_trap, self.trap = r0, r_trap, trap
+
+    def forward(self, positions: torch.Tensor) -> torch.Tensor:
+        x = positions.to(self.k.dtype)
+        r = torch.linalg.norm(x[:, 1] - x[:, 0], dim=-1)
+        energy = 0.5 * self.k * (r - self.r0) ** 2
+        if self.trap == 1:
+            energy = torch.where(r > self.r_trap, torch.full_like(energy, float("nan")), energy)
+        if self.trap == 2:
+            energy = energy + torch.where(r > self.r_trap, 1e9 * (r - self.r_trap), torch.zeros_like(energy))
+        return energy
+
+
+def dimer_metadata(**changes) -> dict:
+    meta = {"n_beads": 2, "bead_names": ["A", "B"], "bead_types": [0, 1], "type_names": ["A", "B"],
+            "masses_amu": [12.0, 16.0], "temperature_k": 300.0, "integrator": "langevin", "friction_per_ps": 5.0,
+            "timestep_ps": 0.002, "cutoff_nm": None, "periodic": False, "bonds": [[0, 1]]}
+    meta.update(changes)
+    return meta
+
+
+def dimer_start(r: float) -> np.ndarray:
+    return np.array([[[0.0, 0.0, 0.0], [r, 0.0, 0.0]]])
+
+
+def exact_bond_moments(k: float, r0: float):
+    """<r> and <(r - r0)^2> of p(r) ~ r^2 exp(-k (r - r0)^2 / 2kT), r > 0, by quadrature."""
+    r = np.linspace(1e-6, r0 + 12.0 * np.sqrt(KT_300 / k), 200001)
+    weight = r**2 * np.exp(-0.5 * k * (r - r0) ** 2 / KT_300)
+    norm = np.trapezoid(weight, r)
+    return np.trapezoid(r * weight, r) / norm, np.trapezoid((r - r0) ** 2 * weight, r) / norm
+
+
+def test_harmonic_dimer_bond_statistics(tmp_path):
+    k, r0 = 500.0, 0.3
+    model = export(Dimer(k, r0), tmp_path / "dimer.pt", dimer_metadata())
+    out = tmp_path / "cg.h5"
+    result = simulate(model, dimer_start(r0), 128, out, n_steps=6000, frame_interval_ps=0.2, platform="Reference",
+                      seed=7, progress=False)
+    assert result.n_frames == 60 and result.blowups == 0
+    walkers = load_walkers(out)
+    assert walkers.shape == (128, 60, 2, 3)
+    r = np.linalg.norm(walkers[:, 3:, 1] - walkers[:, 3:, 0], axis=-1).ravel()
+    mean_r, variance = exact_bond_moments(k, r0)
+    n = r.size
+    assert abs(r.mean() - mean_r) < 5.0 * np.sqrt(variance / n)
+    assert abs(np.mean((r - r0) ** 2) / variance - 1.0) < 5.0 * np.sqrt(2.0 / n)
+    # Per-walker energies of every frame are written beside the trajectory and match the model.
+    energies = load_energies(out)
+    r_all = np.linalg.norm(walkers[:, :, 1] - walkers[:, :, 0], axis=-1).T
+    np.testing.assert_allclose(energies, 0.5 * k * (r_all - r0) ** 2, rtol=1e-5, atol=1e-6)
+    traj = mdtraj.load(str(out))
+    assert traj.n_frames == 60 and traj.topology.n_chains == 128
+    np.testing.assert_allclose(traj.time, 0.2 * np.arange(1, 61), rtol=1e-6)
+    meta = trajio.read_metadata(out)
+    assert meta["n_walkers"] == 128 and meta["frame_interval_ps"] == pytest.approx(0.2) and meta["blowups"] == 0
+
+
+@pytest.mark.parametrize("trap", [1, 2])
+def test_blowups_are_caught_reported_and_never_written(tmp_path, trap, caplog):
+    r_trap = 0.45
+    model = export(Dimer(20.0, 0.3, r_trap=r_trap, trap=trap), tmp_path / "bad.pt", dimer_metadata())
+    out = tmp_path / "cg.h5"
+    result = simulate(model, dimer_start(0.3), 16, out, n_steps=600, frame_interval_ps=0.02, platform="Reference",
+                      seed=3, progress=False)
+    assert result.blowups > 0 and len(result.blowup_events) == result.blowups
+    assert "blew up" in caplog.text
+    walkers = load_walkers(out)
+    assert np.isfinite(walkers).all() and walkers.shape == (16, 60, 2, 3)
+    r = np.linalg.norm(walkers[:, :, 1] - walkers[:, :, 0], axis=-1)
+    assert r.max() <= r_trap + 1e-6  # a walker beyond the trap is replaced by its last good frame
+    assert np.isfinite(load_energies(out)).all()
+    meta = trajio.read_metadata(out)
+    assert meta["blowups"] == result.blowups and meta["blowup_events"] == result.blowup_events
+    with pytest.raises(RuntimeError, match="blew up 1 frames in a row"):
+        simulate(model, dimer_start(0.3), 16, tmp_path / "again.h5", n_steps=600, frame_interval_ps=0.02,
+                 platform="Reference", seed=3, progress=False, max_restarts=0)
+
+
+def test_resume_continues_the_same_run(tmp_path):
+    model = export(Dimer(500.0, 0.3), tmp_path / "dimer.pt", dimer_metadata())
+    kwargs = dict(frame_interval_ps=0.02, platform="Reference", seed=5, progress=False, chunk_frames=4)
+    simulate(model, dimer_start(0.3), 3, tmp_path / "full.h5", n_steps=200, **kwargs)
+    simulate(model, dimer_start(0.3), 3, tmp_path / "part.h5", n_steps=80, **kwargs)
+    result = simulate(model, dimer_start(0.3), 3, tmp_path / "part.h5", n_steps=200, resume=True, **kwargs)
+    assert result.n_frames == 20
+    full, part = load_walkers(tmp_path / "full.h5"), load_walkers(tmp_path / "part.h5")
+    assert part.shape == full.shape == (3, 20, 2, 3)
+    np.testing.assert_allclose(part, full, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(load_energies(tmp_path / "part.h5"), load_energies(tmp_path / "full.h5"), rtol=1e-6)
+    with pytest.raises(ValueError, match="checkpoint .* is of a different run"):
+        simulate(model, dimer_start(0.3), 4, tmp_path / "part.h5", n_steps=200, resume=True, **kwargs)
+
+
+def test_bad_runner_inputs_raise_clear_errors(tmp_path):
+    model = export(Dimer(500.0, 0.3, r_trap=0.5, trap=1), tmp_path / "dimer.pt", dimer_metadata())
+    out = tmp_path / "x.h5"
+    cases = [
+        (dict(n_steps=100, ns=1.0), "give exactly one of ns and n_steps"),
+        (dict(n_steps=100, frame_interval_ps=0.003), "frame_interval_ps must be a multiple of the timestep"),
+        (dict(n_steps=1, frame_interval_ps=0.02), "n_steps must be an integer of at least one frame"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ValueError, match=message):
+            simulate(model, dimer_start(0.3), 2, out, platform="Reference", progress=False, **kwargs)
+    with pytest.raises(ValueError, match=r"start_positions must have shape \(n_start, 2, 3\), got \(1, 3, 3\)"):
+        simulate(model, np.zeros((1, 3, 3)), 2, out, n_steps=100, frame_interval_ps=0.02, platform="Reference", progress=False)
+    with pytest.raises(ValueError, match=r"non-finite energies for walkers \[1\]"):
+        simulate(model, np.concatenate([dimer_start(0.3), dimer_start(0.9)]), 2, out, n_steps=100, frame_interval_ps=0.02,
+                 platform="Reference", progress=False)
+
+
+def test_cli_simulate_and_ns_length(tmp_path):
+    from openmm_dynmatch.cli import simulate as simulate_cli
+
+    model = export(Dimer(500.0, 0.3), tmp_path / "dimer.pt", dimer_metadata(integrator="brownian"))
+    start = tmp_path / "start.h5"
+    top = mdtraj.Topology()
+    residue = top.add_residue("CG", top.add_chain())
+    top.add_atom("A", None, residue), top.add_atom("B", None, residue)
+    with trajio.TrajectoryWriter(start, top, {}) as writer:
+        writer.write(np.concatenate([dimer_start(0.28), dimer_start(0.32)]), [0.0, 1.0])
+    parser = argparse.ArgumentParser()
+    simulate_cli.add_arguments(parser)
+    out = tmp_path / "cg.h5"
+    args = parser.parse_args(["--model", str(model), "--walkers", "4", "--ns", "0.0004", "--out", str(out),
+                              "--start", str(start), "--platform", "Reference", "--frame-interval-ps", "0.02",
+                              "--seed", "2", "--no-progress"])
+    assert simulate_cli.run(args) == 0
+    meta = trajio.read_metadata(out)
+    assert meta["integrator"] == "brownian" and meta["seed"] == 2 and meta["steps_per_frame"] == 10
+    assert load_walkers(out).shape == (4, 20, 2, 3)  # 0.4 ps = 200 steps = 20 frames
+
+
+def test_example_script_runs(tmp_path):
+    model = export(Dimer(500.0, 0.3), tmp_path / "dimer.pt", dimer_metadata())
+    out = tmp_path / "cg.dcd"
+    done = subprocess.run([sys.executable, str(EXAMPLE), str(model), "--ps", "1", "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    top = mdtraj.Topology()
+    residue = top.add_residue("CG", top.add_chain())
+    top.add_atom("A", None, residue), top.add_atom("B", None, residue)
+    traj = mdtraj.load_dcd(str(out), top=top)
+    assert traj.n_frames == 50
+    r = np.linalg.norm(traj.xyz[:, 1] - traj.xyz[:, 0], axis=-1)
+    assert np.all(np.abs(r - 0.3) < 10.0 * np.sqrt(KT_300 / 500.0))
