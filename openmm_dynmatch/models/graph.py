@@ -123,3 +123,14 @@ def pair_index(n_beads: int, bonds=None, min_separation: int = 1) -> np.ndarray:
         keep = (dist < 0) | (dist >= min_separation)
         i, j = i[keep], j[keep]
     return np.stack([i, j]).astype(np.int64)
+
+
+def bead_type_array(bead_types, n_beads: int, n_types=None) -> tuple:
+    """Validated bead types ``(types (n_beads,) int64, n_types)``; default: all beads of type 0."""
+    types = np.zeros(n_beads, np.int64) if bead_types is None else np.asarray(bead_types, np.int64)
+    if types.shape != (n_beads,):
+        raise ValueError(f"bead_types: expected {n_beads} entries, got shape {types.shape}")
+    n_types = int(types.max()) + 1 if n_types is None else int(n_types)
+    if types.min() < 0 or types.max() >= n_types:
+        raise ValueError(f"bead_types: expected values in [0, {n_types}), got range [{types.min()}, {types.max()}]")
+    return types, n_types
