@@ -1,0 +1,237 @@
+"""Tests of the reweighting-based gradient estimators against independent calculations.
+
+The integrators are re-implemented here in numpy with analytic harmonic-chain forces and injected noise, in
+OpenMM's step order; the estimators (PyTorch, autograd forces) must reproduce the injected noise, the Gaussian
+transition densities, and finite-difference derivatives of Monte-Carlo means under common random numbers.
+"""
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from conftest import tolerance
+from openmm_dynmatch import estimators as est
+
+KT = 2.494339  # kJ/mol, ~300 K
+MASSES = np.array([12.0, 14.0, 16.0])  # amu, three beads of a chain
+F64 = tolerance(torch.float64)
+
+
+class HarmonicChain(torch.nn.Module):
+    """Harmonic bonds (i, i+1) with a learnable force constant ``k`` (kJ/mol/nm^2) and length ``r0`` (nm)."""
+
+    def __init__(self, k: float, r0: float):
+        super().__init__()
+        self.k = torch.nn.Parameter(torch.tensor(k, dtype=torch.float64))
+        self.r0 = torch.nn.Parameter(torch.tensor(r0, dtype=torch.float64))
+
+    def forward(self, positions: torch.Tensor) -> torch.Tensor:
+        x = positions.to(torch.float64)
+        r = (x[:, 1:] - x[:, :-1]).norm(dim=-1)
+        return 0.5 * (self.k * (r - self.r0) ** 2).sum(dim=-1)
+
+
+class HarmonicTrap(torch.nn.Module):
+    """Every coordinate tethered: ``U = k/2 sum (x - c)^2``, learnable ``k`` and centre ``c`` (nm)."""
+
+    def __init__(self, k: float, center: float):
+        super().__init__()
+        self.k = torch.nn.Parameter(torch.tensor(k, dtype=torch.float64))
+        self.center = torch.nn.Parameter(torch.tensor(center, dtype=torch.float64))
+
+    def forward(self, positions: torch.Tensor) -> torch.Tensor:
+        return 0.5 * self.k * ((positions.to(torch.float64) - self.center) ** 2).sum(dim=(1, 2))
+
+
+# ------------------------------------------------------------------------ independent numpy simulators
+def chain_forces(x, k, r0):
+    """Analytic forces of the harmonic chain, x (B, N, 3) -> (B, N, 3)."""
+    bond = x[:, 1:] - x[:, :-1]
+    r = np.linalg.norm(bond, axis=-1, keepdims=True)
+    pull = k * (r - r0) * bond / r  # force on bead i+1 is -pull, on bead i is +pull
+    forces = np.zeros_like(x)
+    forces[:, :-1] += pull
+    forces[:, 1:] -= pull
+    return forces
+
+
+def simulate_brownian(x0, noise, k, r0, gamma, dt):
+    """OpenMM BrownianIntegrator: x += dt/(gamma m) F + sqrt(2 kT dt/(gamma m)) xi."""
+    inv = 1.0 / (gamma * MASSES)[:, None]
+    path = [x0]
+    for k_step in range(noise.shape[1]):
+        x = path[-1]
+        path.append(x + dt * inv * chain_forces(x, k, r0) + np.sqrt(2 * KT * dt * inv) * noise[:, k_step])
+    return np.stack(path, axis=1)
+
+
+def simulate_langevin_middle(x0, v0, noise, k, r0, gamma, dt):
+    """OpenMM LangevinMiddleIntegrator: v += dt F/m; x += dt/2 v; v = a v + sqrt(kT(1-a^2)/m) R; x += dt/2 v."""
+    m = MASSES[:, None]
+    a = math.exp(-gamma * dt)
+    x, v, path = x0.copy(), v0.copy(), [x0]
+    for k_step in range(noise.shape[1]):
+        v = v + dt * chain_forces(x, k, r0) / m
+        x = x + 0.5 * dt * v
+        v = a * v + np.sqrt(KT * (1 - a * a) / m) * noise[:, k_step]
+        x = x + 0.5 * dt * v
+        path.append(x)
+    return np.stack(path, axis=1)
+
+
+def start_frames(rng, n_walkers, bond=0.2):
+    """A bent chain with bonds of ``bond`` nm plus a little scatter, shape (B, 3, 3)."""
+    base = np.array([[0.0, 0.0, 0.0], [bond, 0.0, 0.0], [bond, bond, 0.0]])
+    return base + 0.01 * rng.standard_normal((n_walkers, 3, 3))
+
+
+def maxwell_boltzmann(rng, n_walkers):
+    return rng.standard_normal((n_walkers, 3, 3)) * np.sqrt(KT / MASSES)[:, None]
+
+
+def end_bond_reward(path):
+    """g = mean squared bond length at the window end (nm^2), per walker."""
+    end = path[:, -1]
+    return (np.linalg.norm(end[:, 1:] - end[:, :-1], axis=-1) ** 2).mean(axis=-1)
+
+
+BROWNIAN = dict(k=500.0, r0=0.15, gamma=10.0, dt=0.02)
+LANGEVIN = dict(k=500.0, r0=0.15, gamma=20.0, dt=0.01)
+
+
+def torch_path(array):
+    return torch.from_numpy(np.ascontiguousarray(array))
+
+
+def brownian_log_p(path, model, friction, params, **kwargs):
+    return est.brownian_log_likelihood(torch_path(path), est.potential_force_fn(model), MASSES, friction,
+                                       params["dt"], KT, **kwargs)
+
+
+def langevin_log_p(path, v0, model, friction, params, **kwargs):
+    return est.langevin_middle_log_likelihood(torch_path(path), torch_path(v0), est.potential_force_fn(model),
+                                              MASSES, friction, params["dt"], KT, **kwargs)
+
+
+# ------------------------------------------------------------------ (a), (b): noise and transition densities
+@pytest.mark.parametrize("friction", [10.0, np.array([8.0, 10.0, 12.0])])
+def test_brownian_noise_and_log_density(rng, friction):
+    p = BROWNIAN
+    x0, noise = start_frames(rng, 16), rng.standard_normal((16, 6, 3, 3))
+    gamma = np.broadcast_to(friction, (3,))
+    path = simulate_brownian(x0, noise, p["k"], p["r0"], gamma, p["dt"])
+    model = HarmonicChain(p["k"], p["r0"])
+    log_p, xi = brownian_log_p(path, model, torch.as_tensor(friction), p, return_noise=True)
+    np.testing.assert_allclose(xi.detach().numpy(), noise, rtol=0, atol=1e-10)
+
+    sigma = np.sqrt(2 * KT * p["dt"] / (gamma * MASSES))
+    expected = -0.5 * (noise**2).sum(axis=(1, 2, 3)) - 6 * 3 * np.log(sigma).sum()
+    np.testing.assert_allclose(log_p.detach().numpy(), expected, **F64)
+
+    # the normalised version is the exact density of x_{1:n}: a product of Gaussian transitions
+    mean = path[:, :-1] + p["dt"] / (gamma * MASSES)[:, None] * np.stack(
+        [chain_forces(path[:, s], p["k"], p["r0"]) for s in range(6)], axis=1)
+    direct = stats.norm.logpdf(path[:, 1:], loc=mean, scale=sigma[:, None]).sum(axis=(1, 2, 3))
+    normalized = brownian_log_p(path, model, torch.as_tensor(friction), p, normalized=True)
+    np.testing.assert_allclose(normalized.detach().numpy(), direct, rtol=1e-9, atol=1e-7)
+
+
+def test_langevin_middle_noise_and_log_density(rng):
+    p = LANGEVIN
+    x0, v0, noise = start_frames(rng, 16), maxwell_boltzmann(rng, 16), rng.standard_normal((16, 8, 3, 3))
+    path = simulate_langevin_middle(x0, v0, noise, p["k"], p["r0"], p["gamma"], p["dt"])
+    model = HarmonicChain(p["k"], p["r0"])
+    log_p, r = langevin_log_p(path, v0, model, p["gamma"], p, return_noise=True)
+    np.testing.assert_allclose(r.detach().numpy(), noise, rtol=0, atol=1e-10)
+
+    a = math.exp(-p["gamma"] * p["dt"])
+    s = np.sqrt(KT * (1 - a * a) / MASSES)
+    expected = -0.5 * (noise**2).sum(axis=(1, 2, 3)) - 8 * 3 * np.log(p["dt"] * s / 2).sum()
+    np.testing.assert_allclose(log_p.detach().numpy(), expected, **F64)
+
+    # x_{k+1} | (x_k, u_k) ~ N(x_k + dt/2 (1 + a) w_k, (dt s / 2)^2), u_k rebuilt by replaying the simulator
+    direct, u = np.zeros(16), v0
+    for step in range(8):
+        w = u + p["dt"] * chain_forces(path[:, step], p["k"], p["r0"]) / MASSES[:, None]
+        mean = path[:, step] + 0.5 * p["dt"] * (1 + a) * w
+        direct += stats.norm.logpdf(path[:, step + 1], mean, 0.5 * p["dt"] * s[:, None]).sum(axis=(1, 2))
+        u = a * w + s[:, None] * noise[:, step]
+    normalized = langevin_log_p(path, v0, model, p["gamma"], p, normalized=True)
+    np.testing.assert_allclose(normalized.detach().numpy(), direct, rtol=1e-9, atol=1e-7)
+
+
+def test_force_evaluation_chunks_do_not_change_the_result(rng):
+    p = BROWNIAN
+    path = simulate_brownian(start_frames(rng, 5), rng.standard_normal((5, 4, 3, 3)), p["k"], p["r0"],
+                             p["gamma"], p["dt"])
+    model = HarmonicChain(p["k"], p["r0"])
+    whole = brownian_log_p(path, model, p["gamma"], p)
+    chunked = brownian_log_p(path, model, p["gamma"], p, chunk_size=3)
+    torch.testing.assert_close(chunked, whole, **F64)
+
+
+# ------------------------------------------------- (c): score-function gradient == finite differences (CRN)
+def reward_of(path):
+    """Mean squared end bond length (potential-sensitive) plus squared end displacement (friction-sensitive)."""
+    return end_bond_reward(path) + ((path[:, -1] - path[:, 0]) ** 2).sum(axis=(-1, -2))
+
+
+def score_function_gradient(kind, params, n_steps, rng, n_walkers=10000, n_groups=40):
+    """Library estimate of d E[g] / d(k, r0, gamma) and its standard error from groups of walkers.
+
+    Each group's likelihood is built separately (its own autograd graph, so that the per-group backward passes
+    cost one full pass together); the advantages use the whole batch.
+    """
+    x0, v0 = start_frames(rng, n_walkers), maxwell_boltzmann(rng, n_walkers)
+    noise = rng.standard_normal((n_walkers, n_steps, 3, 3))
+    model = HarmonicChain(params["k"], params["r0"])
+    friction = torch.tensor(params["gamma"], dtype=torch.float64, requires_grad=True)
+    if kind == "brownian":
+        path = simulate_brownian(x0, noise, params["k"], params["r0"], params["gamma"], params["dt"])
+    else:
+        path = simulate_langevin_middle(x0, v0, noise, params["k"], params["r0"], params["gamma"], params["dt"])
+    advantage = est.advantages(torch.from_numpy(reward_of(path)), "mean")
+    rows = []
+    for group in np.array_split(np.arange(n_walkers), n_groups):
+        if kind == "brownian":
+            log_p = brownian_log_p(path[group], model, friction, params)
+        else:
+            log_p = langevin_log_p(path[group], v0[group], model, friction, params)
+        grads = torch.autograd.grad((advantage[group] * log_p).mean(), [model.k, model.r0, friction])
+        rows.append(torch.stack(grads))
+    rows = torch.stack(rows)
+    snr = est.gradient_snr(rows)
+    return rows.mean(dim=0).numpy(), (rows.mean(dim=0).abs() / snr).numpy()
+
+
+def finite_difference_gradient(kind, params, n_steps, rng, n_walkers=10000):
+    """Central differences of the Monte-Carlo mean of g under common random numbers, with standard errors."""
+    x0, v0 = start_frames(rng, n_walkers), maxwell_boltzmann(rng, n_walkers)
+    noise = rng.standard_normal((n_walkers, n_steps, 3, 3))
+    means, errors = [], []
+    for name, h in (("k", 1.0), ("r0", 1e-4), ("gamma", 1e-2)):
+        rewards = []
+        for sign in (1, -1):
+            q = dict(params, **{name: params[name] + sign * h})
+            if kind == "brownian":
+                path = simulate_brownian(x0, noise, q["k"], q["r0"], q["gamma"], q["dt"])
+            else:
+                path = simulate_langevin_middle(x0, v0, noise, q["k"], q["r0"], q["gamma"], q["dt"])
+            rewards.append(reward_of(path))
+        derivative = (rewards[0] - rewards[1]) / (2 * h)
+        means.append(derivative.mean())
+        errors.append(derivative.std() / math.sqrt(n_walkers))
+    return np.array(means), np.array(errors)
+
+
+@pytest.mark.parametrize("kind, params, n_steps, n_walkers",
+                         [("brownian", BROWNIAN, 5, 10000), ("langevin", LANGEVIN, 10, 30000)])
+def test_score_function_gradient_matches_finite_differences(rng, kind, params, n_steps, n_walkers):
+    """d E[g] / d(k, r0, friction): likelihood-ratio estimate vs central differences with common random numbers."""
+    estimate, estimate_error = score_function_gradient(kind, params, n_steps, rng, n_walkers)
+    reference, reference_error = finite_difference_gradient(kind, params, n_steps, rng, n_walkers)
+    combined = np.hypot(estimate_error, reference_error)
+    assert np.all(np.abs(reference) > 5 * combined), (reference, combined)  # the test has power
+    assert np.all(np.abs(estimate - reference) < 4 * combined), (estimate, reference, combined)
