@@ -1,0 +1,213 @@
+"""Analysis maths against independent calculations: JS divergence, free energy, features, MSM timescales,
+MSD/diffusion, autocorrelation, ROC-AUC, and the checks of ``compare``."""
+import numpy as np
+import pytest
+
+from openmm_dynmatch import analysis, features, kinetics
+from openmm_dynmatch.trajio import TrajectoryData
+
+
+# ------------------------------------------------------------------------------------------ thermodynamics
+
+def test_js_divergence_identical_disjoint_and_formula(rng):
+    samples = rng.normal(size=5000)
+    edges = analysis.shared_edges(samples, n_bins=40)
+    assert analysis.js_divergence_samples(samples, samples.copy(), edges) == pytest.approx(0.0, abs=1e-15)
+    edges = np.linspace(-10, 10, 41)
+    disjoint = analysis.js_divergence_samples(rng.uniform(-9, -1, 3000), rng.uniform(1, 9, 2000), edges)
+    assert disjoint == pytest.approx(np.log(2.0), abs=1e-12)
+    # the definition written out for two small histograms
+    p, q = np.array([1.0, 3.0, 0.0, 6.0]), np.array([2.0, 2.0, 4.0, 2.0])
+    p_n, q_n = p / p.sum(), q / q.sum()
+    m = 0.5 * (p_n + q_n)
+    expected = 0.5 * sum(a * np.log(a / b) for a, b in zip(p_n, m) if a > 0) \
+        + 0.5 * sum(a * np.log(a / b) for a, b in zip(q_n, m) if a > 0)
+    assert analysis.js_divergence(p, q) == pytest.approx(expected, rel=1e-12)
+    # a pseudo-count pulls disjoint histograms below log 2
+    assert analysis.js_divergence([5, 0], [0, 5], pseudo_count=1.0) < np.log(2.0)
+    with pytest.raises(ValueError, match="same bins"):
+        analysis.js_divergence([1, 2], [1, 2, 3])
+
+
+def test_free_energy_is_minus_kt_log_p():
+    counts = np.array([[10.0, 0.0], [30.0, 60.0]])
+    kt = 0.00831446261815324 * 300.0
+    f = analysis.free_energy(counts, 300.0)
+    assert np.isnan(f[0, 1])
+    expected = -kt * np.log(np.array([10.0, 30.0, 60.0]) / 100.0)
+    np.testing.assert_allclose(f[[0, 1, 1], [0, 0, 1]], expected - expected.min(), rtol=1e-12)
+    with pytest.raises(ValueError, match="empty"):
+        analysis.free_energy(np.zeros(3), 300.0)
+
+
+def test_periodic_edges_and_2d_histogram(rng):
+    x = rng.uniform(-np.pi, np.pi, size=(1000, 2))
+    edges = analysis.shared_edges(x[:, 0], periodic=True, n_bins=12)
+    assert edges[0] == -np.pi and edges[-1] == np.pi and len(edges) == 13
+    counts = analysis.histogram(x, [edges, edges])
+    assert counts.shape == (12, 12) and counts.sum() == 1000
+    np.testing.assert_array_equal(counts, np.histogram2d(x[:, 0], x[:, 1], bins=[edges, edges])[0])
+
+
+# ------------------------------------------------------------------------------------------------ features
+
+def _ala2_topology():
+    """ACE-ALA-NME heavy atoms (AMBER names) as an mdtraj topology."""
+    import mdtraj
+
+    top = mdtraj.Topology()
+    chain = top.add_chain()
+    spec = [("ACE", ["CH3", "C", "O"]), ("ALA", ["N", "CA", "CB", "C", "O"]), ("NME", ["N", "C"])]
+    for resname, names in spec:
+        residue = top.add_residue(resname, chain)
+        for name in names:
+            top.add_atom(name, mdtraj.element.get_by_symbol(name[0]), residue)
+    atoms = list(top.atoms)
+    for i, j in [(0, 1), (1, 2), (1, 3), (3, 4), (4, 5), (4, 6), (6, 7), (6, 8), (8, 9)]:
+        top.add_bond(atoms[i], atoms[j])
+    return top
+
+
+def test_phi_psi_from_beads_equal_mdtraj(rng):
+    import mdtraj
+
+    from openmm_dynmatch.mapping import load_mapping
+
+    top = _ala2_topology()
+    aa = mdtraj.Trajectory(rng.normal(scale=0.3, size=(50, top.n_atoms, 3)), top)
+    mapping = load_mapping("ala2-heavy10", top)
+    cg_positions = mapping.map_positions(aa.xyz.astype(np.float64))
+    expected_phi = mdtraj.compute_phi(aa)[1][:, 0]
+    expected_psi = mdtraj.compute_psi(aa)[1][:, 0]
+    sources = [dict(topology=mapping.cg_topology()), dict(mapping_spec=mapping.to_dict())]
+    for source in sources:
+        beads = features.find_backbone_beads(mapping.bead_names, **source)
+        phi_psi = features.backbone_phi_psi(cg_positions, beads)
+        np.testing.assert_allclose(phi_psi[:, 0], expected_phi, atol=1e-5)
+        np.testing.assert_allclose(phi_psi[:, 1], expected_psi, atol=1e-5)
+    # token matching of self-describing bead names; plain names are ambiguous
+    names = ["ACE1-C", "ALA2-N", "ALA2-CA", "ALA2-C", "NME3-N"]
+    assert features.find_backbone_beads(names) == {"C_ace": 0, "N": 1, "CA": 2, "C": 3, "N_nme": 4}
+    with pytest.raises(ValueError, match="exactly one bead"):
+        features.find_backbone_beads(["C", "N", "CA", "C", "N"])
+
+
+def test_generic_features_against_formulas_and_mdtraj(rng):
+    import mdtraj
+
+    positions = rng.normal(size=(20, 6, 3))
+    top = mdtraj.Topology()
+    residue = top.add_residue("CG", top.add_chain())
+    for i in range(6):
+        top.add_atom(f"B{i}", None, residue)
+    traj = mdtraj.Trajectory(positions, top)
+    quads = [[0, 1, 2, 3], [5, 3, 1, 0]]
+    np.testing.assert_allclose(features.dihedrals(positions, quads), mdtraj.compute_dihedrals(traj, quads),
+                               atol=1e-5)
+    a, b, c = positions[:, 0], positions[:, 2], positions[:, 4]
+    u, v = a - b, c - b
+    expected = np.arccos(np.sum(u * v, 1) / np.linalg.norm(u, axis=1) / np.linalg.norm(v, axis=1))
+    np.testing.assert_allclose(features.angles(positions, [[0, 2, 4]])[:, 0], expected, rtol=1e-12)
+    np.testing.assert_allclose(features.distances(positions, [[1, 5]])[:, 0],
+                               np.sqrt(np.sum((positions[:, 5] - positions[:, 1]) ** 2, 1)), rtol=1e-12)
+    # a branched bond graph: 0-1-2-3 with 4 on 1
+    terms = features.bond_graph_terms([[0, 1], [1, 2], [2, 3], [1, 4]], 5)
+    assert {tuple(t) for t in terms["angles"]} == {(0, 1, 2), (0, 1, 4), (2, 1, 4), (1, 2, 3)}
+    assert {tuple(t) for t in terms["dihedrals"]} == {(0, 1, 2, 3), (3, 2, 1, 4)}
+    with pytest.raises(ValueError, match="index beads"):
+        features.distances(positions, [[0, 6]])
+
+
+def test_tica_finds_the_slow_coordinate(rng):
+    n = 4000
+    slow = np.zeros(n)
+    for t in range(1, n):
+        slow[t] = 0.99 * slow[t - 1] + rng.normal()
+    fast = rng.normal(size=(n, 2)) * 10.0
+    mixed = np.column_stack([fast[:, 0] + slow, fast[:, 1], slow - fast[:, 0]])
+    out = features.tica_project(mixed, [mixed[:2000]], lagtime=5, dim=2)
+    assert abs(np.corrcoef(out["aa"][0][:, 0], slow)[0, 1]) > 0.95
+    np.testing.assert_allclose(out["cg"][0], out["aa"][0][:2000], atol=1e-10)
+
+
+# ------------------------------------------------------------------------------------------------ kinetics
+
+def test_implied_timescale_of_two_state_chain(rng):
+    p, q, dt = 0.02, 0.05, 0.1
+    dwell = np.stack([rng.geometric(p, 1500), rng.geometric(q, 1500)], axis=1).reshape(-1)
+    chain = np.repeat(np.tile([0, 1], 1500), dwell)
+    lags = [1, 4, 10]
+    its = kinetics.implied_timescales(chain, lags, dt, n_timescales=1, n_bootstrap=8, n_blocks=8, seed=3)
+    for j, lag in enumerate(lags):
+        eigenvalue = (1.0 - p - q) ** lag  # second eigenvalue of T^lag
+        exact = -lag * dt / np.log(eigenvalue)
+        estimate = its["timescales_ps"][j, 0]
+        assert abs(estimate - exact) < 0.1 * exact
+        assert abs(estimate - exact) < 4.0 * its["std_ps"][j, 0] + 0.03 * exact
+    np.testing.assert_allclose(its["lags_ps"], np.array(lags) * dt)
+
+
+def test_msd_of_free_brownian_particles(rng):
+    diffusion, dt, n_frames, n_particles = 0.3, 0.01, 20000, 8
+    steps = rng.normal(scale=np.sqrt(2 * diffusion * dt), size=(n_frames, n_particles, 3))
+    positions = np.cumsum(steps, axis=0)
+    msd = kinetics.mean_squared_displacement(positions, dt, max_lag=100)
+    d_beads = kinetics.diffusion_coefficient(msd["time_ps"], msd["msd_nm2"])
+    np.testing.assert_allclose(d_beads.mean(), diffusion, rtol=0.05)
+    np.testing.assert_allclose(d_beads, diffusion, rtol=0.15)
+    # the centre of mass of N independent particles diffuses N times slower
+    d_com = kinetics.diffusion_coefficient(msd["time_ps"], msd["msd_com_nm2"])
+    assert d_com == pytest.approx(diffusion / n_particles, rel=0.15)
+    # beads relative to the COM: <|x_i - X|^2> grows with (1 - 1/N) of the free rate
+    internal = kinetics.mean_squared_displacement(positions, dt, max_lag=100, remove_com=True)
+    d_internal = kinetics.diffusion_coefficient(internal["time_ps"], internal["msd_nm2"])
+    assert d_internal.mean() == pytest.approx(diffusion * (1 - 1 / n_particles), rel=0.05)
+
+
+def test_acf_of_ar1_process(rng):
+    phi, n = 0.9, 200000
+    noise = rng.normal(size=n)
+    x = np.empty(n)
+    x[0] = noise[0] / np.sqrt(1 - phi ** 2)
+    for t in range(1, n):
+        x[t] = phi * x[t - 1] + noise[t]
+    acf = kinetics.autocorrelation(x, max_lag=60)
+    assert acf[0] == 1.0
+    np.testing.assert_allclose(acf[:31], phi ** np.arange(31), atol=0.03)
+    # direct estimator written out for one lag
+    centred = x - x.mean()
+    direct = np.mean(centred[7:] * centred[:-7]) / np.mean(centred ** 2)
+    assert acf[7] == pytest.approx(direct, abs=1e-3)
+    # trapezoidal integral of phi^k over all k: 1/(1 - phi) - 1/2 frames
+    dt = 0.2
+    assert kinetics.integrated_time(acf, dt) == pytest.approx(dt * (1 / (1 - phi) - 0.5), rel=0.15)
+
+
+def test_roc_auc_equals_pair_counting(rng):
+    scores = rng.integers(0, 5, size=60).astype(float)  # many ties
+    labels = rng.integers(0, 2, size=60)
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    pairs = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    assert kinetics.roc_auc(scores, labels) == pytest.approx(pairs / (len(pos) * len(neg)), rel=1e-12)
+    assert kinetics.roc_auc([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1]) == 1.0
+    with pytest.raises(ValueError, match="both classes"):
+        kinetics.roc_auc([0.1, 0.2], [1, 1])
+
+
+# ------------------------------------------------------------------------------------------ compare checks
+
+def _data(positions, dt=0.5, names=None):
+    n_beads = len(names) if names else positions.shape[1]
+    metadata = {"temperature_k": 300.0, "frame_interval_ps": dt, "bead_names": names or
+                [f"B{i}" for i in range(n_beads)], "bonds": [[i, i + 1] for i in range(n_beads - 1)]}
+    return TrajectoryData(positions, np.arange(len(positions)) * dt, None, metadata)
+
+
+def test_compare_rejects_mismatched_inputs(rng):
+    aa = _data(rng.normal(size=(100, 4, 3)))
+    with pytest.raises(ValueError, match="frame intervals differ"):
+        analysis.compare(aa, _data(rng.normal(size=(100, 4, 3)), dt=1.0))
+    with pytest.raises(ValueError, match="bead_names"):
+        analysis.compare(aa, _data(rng.normal(size=(100, 5, 3))))
+    with pytest.raises(ValueError, match="multiple of 4 beads"):
+        analysis.compare(aa, _data(rng.normal(size=(100, 6, 3)), names=[f"B{i}" for i in range(4)]))

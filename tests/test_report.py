@@ -1,0 +1,128 @@
+"""The evaluation report on small synthetic AA/CG files: every figure written, metrics finite, CLI verb."""
+import argparse
+import json
+import math
+
+import numpy as np
+import pytest
+
+from openmm_dynmatch import report, trajio
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+BACKBONE_NAMES = ["ACE1-C", "ALA2-N", "ALA2-CA", "ALA2-C", "NME3-N"]
+
+
+def _chain(n_frames, rng, step, bond=0.15, angle=1.9, jitter=0.004, drift=0.01):
+    """A 5-bead chain built from internal coordinates: random-walk dihedrals in two wells, noisy beads."""
+    d = rng.uniform(-np.pi, np.pi, 2)
+    torsions = np.empty((n_frames, 2))
+    for t in range(n_frames):
+        d = d + step * rng.normal(size=2) - 0.1 * np.sin(2 * d)
+        torsions[t] = d
+    pos = np.zeros((n_frames, 5, 3))
+    pos[:, 1, 0] = bond
+    pos[:, 2] = [bond - bond * np.cos(angle), bond * np.sin(angle), 0.0]
+    for i in range(3, 5):
+        a, b, c = pos[:, i - 3], pos[:, i - 2], pos[:, i - 1]
+        bc = (c - b) / np.linalg.norm(c - b, axis=1)[:, None]
+        n = np.cross(b - a, bc)
+        n /= np.linalg.norm(n, axis=1)[:, None]
+        m = np.cross(n, bc)
+        phi = torsions[:, i - 3]
+        pos[:, i] = c - bond * np.cos(angle) * bc + bond * np.sin(angle) * (
+            np.cos(phi)[:, None] * m + np.sin(phi)[:, None] * n)
+    pos += jitter * rng.normal(size=pos.shape)
+    return pos + np.cumsum(drift * rng.normal(size=(n_frames, 1, 3)), axis=0)
+
+
+def _write(path, positions, names, dt=0.5):
+    import mdtraj
+
+    top = mdtraj.Topology()
+    residue = top.add_residue("CG", top.add_chain())
+    atoms = [top.add_atom(name, mdtraj.element.carbon, residue) for name in names]
+    for i in range(len(names) - 1):
+        top.add_bond(atoms[i], atoms[i + 1])
+    metadata = {"temperature_k": 300.0, "timestep_ps": 0.002, "frame_interval_ps": dt,
+                "masses_amu": [12.0] * len(names), "bead_names": names, "bead_types": [0] * len(names),
+                "type_names": ["C"], "bonds": [[i, i + 1] for i in range(len(names) - 1)],
+                "source": "synthetic", "forces_mapped": False}
+    with trajio.TrajectoryWriter(path, top, metadata) as writer:
+        writer.write(positions, np.arange(len(positions)) * dt)
+    return path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    rng = np.random.default_rng(7)
+    folder = tmp_path_factory.mktemp("report")
+    out = {}
+    for label, step in (("aa", 0.25), ("cg", 0.4), ("fm", 0.6)):
+        out[label] = _write(folder / f"{label}.h5", _chain(1200, rng, step), BACKBONE_NAMES)
+    return folder, out
+
+
+def _finite_numbers(value):
+    if isinstance(value, dict):
+        return [x for v in value.values() for x in _finite_numbers(v)]
+    if isinstance(value, list):
+        return [x for v in value for x in _finite_numbers(v)]
+    return [value]
+
+
+def test_report_writes_figures_and_finite_metrics(files):
+    folder, paths = files
+    out_dir = folder / "out"
+    metrics = report.write_report(paths["aa"], paths["cg"], out_dir, cg_baseline_path=paths["fm"],
+                                  labels={"baseline": "FM"}, n_clusters=8, n_bootstrap=3, n_bins=30)
+    for name in report.FIGURES:
+        data = (out_dir / name).read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 5000, name
+    on_disk = json.loads((out_dir / "metrics.json").read_text())
+    assert on_disk == metrics
+    for key in ("cg", "baseline"):
+        summary = metrics[key]["summary"]
+        assert metrics[key]["info"]["cv_names"] == ["phi", "psi"]  # backbone beads found by name
+        numbers = _finite_numbers(summary)
+        assert numbers and all(isinstance(x, float) and math.isfinite(x) for x in numbers), summary
+        assert 0.0 <= summary["js_fes_2d"] <= math.log(2.0)
+    # AA data are the same in both comparisons: same FES and, with the same seed, the same timescales
+    assert metrics["cg"]["fes"]["aa_2d"] == metrics["baseline"]["fes"]["aa_2d"]
+    assert metrics["cg"]["its"]["aa"] == metrics["baseline"]["its"]["aa"]
+    text = (out_dir / "report.md").read_text()
+    assert all(f"]({name})" in text for name in report.FIGURES)
+    assert "FM" in text and "JS divergence of the FES" in text
+    # the CG chain's dihedrals move faster than AA's: its slowest timescale must come out shorter
+    assert metrics["cg"]["summary"]["timescale_ratio"][0] < 1.0
+
+
+def test_verdicts_follow_the_thresholds():
+    assert report._js_verdict(0.01) == "close" and report._js_verdict(0.1) == "fair"
+    assert report._js_verdict(0.3) == "differs"
+    assert report._ratio_verdict(1.2) == "matches" and report._ratio_verdict(0.7).startswith("too fast")
+    assert report._ratio_verdict(1.5).startswith("too slow")
+    assert report._ratio_verdict(1.5, above="too fast").startswith("too fast")
+    assert report._ratio_verdict(None) == "undefined"
+
+
+def test_cli_verb_on_tica_coordinates(files, capsys):
+    from openmm_dynmatch.cli import analyze
+
+    folder, paths = files
+    rng = np.random.default_rng(11)
+    names = [f"B{i}" for i in range(5)]
+    aa = _write(folder / "aa_generic.h5", _chain(800, rng, 0.25), names)
+    cg = _write(folder / "cg_generic.h5", _chain(800, rng, 0.4), names)
+    parser = argparse.ArgumentParser()
+    analyze.add_arguments(parser)
+    out_dir = folder / "cli"
+    args = parser.parse_args(["--aa", str(aa), "--cg", str(cg), "--out", str(out_dir), "--lag", "1", "2", "5",
+                              "--clusters", "6", "--bootstrap", "2", "--bins", "20"])
+    assert analyze.run(args) == 0
+    printed = capsys.readouterr().out
+    assert str(out_dir / "report.md") in printed and "JS divergence" in printed
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    assert metrics["cg"]["info"]["cv_names"] == ["tIC1", "tIC2"]
+    assert metrics["baseline"] is None
+    np.testing.assert_allclose(metrics["cg"]["its"]["aa"]["lags_ps"], [0.5, 1.0, 2.5])
+    assert all((out_dir / name).stat().st_size > 0 for name in report.FIGURES)
