@@ -217,9 +217,14 @@ def _harmonic_inversion(values: np.ndarray, jacobian: np.ndarray, kt: float, n_b
                         value_range=None) -> tuple:
     """Weighted quadratic fit of ``-kT log(p(x) / J(x))`` -> ``(x0, k)``; moments if the fit is not convex.
 
+    A (nearly) constant coordinate gets its mean and a spring whose thermal spread is 0.1% of that mean.
+
     ``jacobian`` is a callable giving ``J`` at the bin centres; bins with fewer than ``min_count`` samples are
     ignored and the others weighted by their counts (the variance of ``log count`` is ``~1/count``).
     """
+    spread_floor = 1e-3 * max(abs(float(values.mean())), 1e-3)
+    if values.std() < spread_floor:  # (nearly) constant, e.g. a constrained bond: a stiff spring
+        return float(values.mean()), float(kt / spread_floor ** 2)
     if value_range is None:
         value_range = (np.percentile(values, 0.5), np.percentile(values, 99.5))
     counts, edges = np.histogram(values, bins=n_bins, range=value_range)
@@ -232,7 +237,7 @@ def _harmonic_inversion(values: np.ndarray, jacobian: np.ndarray, kt: float, n_b
         a, b, _ = np.polyfit(centres[keep], energy, 2, w=np.sqrt(counts[keep]))
         if a > 0:
             return float(-b / (2 * a)), float(2 * a)
-    return float(values.mean()), float(kt / max(values.var(), 1e-12))
+    return float(values.mean()), float(kt / values.var())
 
 
 def _fourier_inversion(phi: np.ndarray, kt: float, n_terms: int, n_bins: int) -> tuple:
