@@ -41,7 +41,7 @@ def shared_edges(*samples, n_bins: int = 60, periodic: bool = False, margin: flo
     if values.size == 0:
         raise ValueError("samples hold no finite values to bin")
     lo, hi = float(values.min()), float(values.max())
-    pad = margin * (hi - lo) if hi > lo else 0.5
+    pad = max(margin * (hi - lo), 1e-6 * max(1.0, abs(lo), abs(hi)))  # constant samples get a finite bin
     return np.linspace(lo - pad, hi + pad, n_bins + 1)
 
 
@@ -135,7 +135,7 @@ def _kl_terms(p, m) -> float:
 
 def compare(aa, cg, lags=None, lag_ps=None, backbone="auto", n_bins: int = 60, tica_lag: int = 1,
             n_clusters: int = 20, n_timescales: int = 3, n_bootstrap: int = 20, n_blocks: int = 10,
-            seed: int = 0) -> dict:
+            seed: int = 0, cluster_method: str = "kmeans") -> dict:
     """Compare mapped AA and CG trajectories: FES + JS divergence, MSM timescales, MSD/diffusion, ACF, bonds.
 
     Parameters
@@ -154,7 +154,7 @@ def compare(aa, cg, lags=None, lag_ps=None, backbone="auto", n_bins: int = 60, t
         Bins per CV axis of the free energy surfaces.
     tica_lag : int
         TICA lag in frames (TICA is fitted on AA only).
-    n_clusters, n_timescales, n_bootstrap, n_blocks, seed
+    n_clusters, n_timescales, n_bootstrap, n_blocks, seed, cluster_method
         MSM settings, see :func:`openmm_dynmatch.kinetics.compare_kinetics`.
 
     Returns
@@ -165,7 +165,7 @@ def compare(aa, cg, lags=None, lag_ps=None, backbone="auto", n_bins: int = 60, t
     from . import kinetics
 
     info, aa_pos, cg_pos, metadata = _prepare(aa, cg)
-    beads = _resolve_backbone(backbone, metadata, aa)
+    beads = _resolve_backbone(backbone, metadata, aa, info["n_beads"])
     bonds = np.asarray(metadata.get("bonds") or [], dtype=np.int64).reshape(-1, 2)
     aa_feat = [default_features(x, bonds, beads) for x in aa_pos]
     cg_feat = [default_features(x, bonds, beads) for x in cg_pos]
@@ -184,7 +184,8 @@ def compare(aa, cg, lags=None, lag_ps=None, backbone="auto", n_bins: int = 60, t
                                     info["cv_names"], info["periodic"], n_bins)}
     result.update(kinetics.compare_kinetics(
         tica["aa"], tica["cg"], aa_pos, cg_pos, aa_cvs, cg_cvs, info["frame_interval_ps"], info["periodic"],
-        metadata.get("masses_amu"), lags, lag_ps, n_clusters, n_timescales, n_bootstrap, n_blocks, seed))
+        metadata.get("masses_amu"), lags, lag_ps, n_clusters, n_timescales, n_bootstrap, n_blocks, seed,
+        cluster_method))
     result["bonds"] = bonded_distributions(np.concatenate(aa_pos), np.concatenate(cg_pos), bonds, n_bins)
     result["summary"] = _summary(result)
     return to_jsonable(result)
@@ -354,13 +355,13 @@ def _walkers(positions, n_beads: int) -> list:
     return [positions[:, w * n_beads:(w + 1) * n_beads] for w in range(n_walkers)]
 
 
-def _resolve_backbone(backbone, metadata, aa):
+def _resolve_backbone(backbone, metadata, aa, info_beads: int):
     if backbone is None or isinstance(backbone, dict):
         return backbone
     if backbone != "auto":
         raise ValueError(f"backbone must be 'auto', None or a dict of bead indices, got {backbone!r}")
     first = aa[0] if isinstance(aa, (list, tuple)) else aa
-    topology = first.topology if first.topology.n_atoms == len(metadata["bead_names"] or []) else None
+    topology = first.topology if getattr(first.topology, "n_atoms", None) == info_beads else None
     try:
         return find_backbone_beads(metadata.get("bead_names"), topology, metadata.get("mapping"))
     except ValueError:

@@ -105,8 +105,10 @@ def implied_timescales(dtrajs, lags: Sequence[int], frame_interval_ps: float, n_
                        n_bootstrap: int = 20, n_blocks: int = 10, seed: int = 0) -> dict:
     """Implied timescales versus lag time, with bootstrap error bars over trajectory blocks.
 
-    Each trajectory is cut into ``n_blocks`` contiguous blocks; a bootstrap sample draws as many blocks with
-    replacement and estimates the MSM on them as independent trajectories (sliding counts within a block).
+    The trajectories are cut into at least ``n_blocks`` contiguous blocks in all (each trajectory into
+    ``ceil(n_blocks / n_trajectories)``, so many short walkers stay whole); a bootstrap sample draws as many
+    blocks with replacement and estimates the MSM on them as independent trajectories (sliding counts within a
+    block).
 
     Parameters
     ----------
@@ -119,7 +121,7 @@ def implied_timescales(dtrajs, lags: Sequence[int], frame_interval_ps: float, n_
     n_bootstrap : int
         Number of bootstrap samples (0: no error bars, ``std`` is NaN).
     n_blocks : int
-        Blocks per trajectory for the bootstrap.
+        Minimum number of bootstrap blocks over all trajectories.
     seed : int
 
     Returns
@@ -134,7 +136,8 @@ def implied_timescales(dtrajs, lags: Sequence[int], frame_interval_ps: float, n_
     if not lags or min(lags) < 1:
         raise ValueError(f"lags must be positive integers (frames), got {lags}")
     n_states = int(max(d.max() for d in dtrajs)) + 1
-    blocks = [block for d in dtrajs for block in np.array_split(d, max(1, int(n_blocks))) if len(block)]
+    pieces = max(1, int(np.ceil(int(n_blocks) / len(dtrajs))))  # many walkers: resample whole trajectories
+    blocks = [block for d in dtrajs for block in np.array_split(d, pieces) if len(block)]
     rng = np.random.default_rng(seed)
     samples = [rng.integers(len(blocks), size=len(blocks)) for _ in range(int(n_bootstrap))]
     full = np.stack([msm_timescales(dtrajs, lag, n_timescales, n_states) for lag in lags])
@@ -341,7 +344,8 @@ def default_lags(n_frames: int, n_lags: int = 8) -> list:
 
 def compare_kinetics(aa_coords, cg_coords, aa_positions, cg_positions, aa_cvs, cg_cvs, frame_interval_ps: float,
                      periodic=(), masses=None, lags=None, lag_ps=None, n_clusters: int = 20,
-                     n_timescales: int = 3, n_bootstrap: int = 20, n_blocks: int = 10, seed: int = 0) -> dict:
+                     n_timescales: int = 3, n_bootstrap: int = 20, n_blocks: int = 10, seed: int = 0,
+                     cluster_method: str = "kmeans") -> dict:
     """MSM timescales, MSD/diffusion and CV autocorrelations of AA and CG trajectories on equal terms.
 
     Parameters
@@ -361,6 +365,7 @@ def compare_kinetics(aa_coords, cg_coords, aa_positions, cg_positions, aa_cvs, c
         Lag at which the CG/AA timescale ratio is reported (default: the lag a third into ``lags``).
     n_clusters, n_timescales, n_bootstrap, n_blocks, seed
         See :func:`discretize` and :func:`implied_timescales`.
+    cluster_method : {"kmeans", "regspace"}
 
     Returns
     -------
@@ -368,7 +373,8 @@ def compare_kinetics(aa_coords, cg_coords, aa_positions, cg_positions, aa_cvs, c
     """
     n_min = min(len(x) for x in list(aa_coords) + list(cg_coords))
     lags = default_lags(n_min) if lags is None else [int(v) for v in lags]
-    states = discretize(np.concatenate(aa_coords), np.concatenate(cg_coords), n_clusters, seed=seed)
+    states = discretize(np.concatenate(aa_coords), np.concatenate(cg_coords), n_clusters, cluster_method,
+                        seed=seed)
     aa_dtrajs = np.split(states["aa"], np.cumsum([len(x) for x in aa_coords])[:-1])
     cg_dtrajs = np.split(states["cg"], np.cumsum([len(x) for x in cg_coords])[:-1])
     its_args = dict(frame_interval_ps=frame_interval_ps, n_timescales=n_timescales,

@@ -147,6 +147,19 @@ def test_implied_timescale_of_two_state_chain(rng):
     np.testing.assert_allclose(its["lags_ps"], np.array(lags) * dt)
 
 
+@pytest.mark.parametrize("method", ["kmeans", "regspace"])
+def test_discretize_assigns_cg_to_nearest_aa_centre(rng, method):
+    centres = np.array([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]])
+    aa = centres[rng.integers(0, 3, 600)] + 0.2 * rng.normal(size=(600, 2))
+    cg = rng.uniform(-1, 6, size=(200, 2))
+    states = kinetics.discretize(aa, cg, n_clusters=3, method=method, dmin=2.0, seed=1)
+    assert len(states["centers"]) == 3
+    nearest = np.argmin(np.linalg.norm(cg[:, None] - states["centers"][None], axis=2), axis=1)
+    np.testing.assert_array_equal(states["cg"], nearest)
+    with pytest.raises(ValueError, match="unknown clustering method"):
+        kinetics.discretize(aa, cg, method="dbscan")
+
+
 def test_msd_of_free_brownian_particles(rng):
     diffusion, dt, n_frames, n_particles = 0.3, 0.01, 20000, 8
     steps = rng.normal(scale=np.sqrt(2 * diffusion * dt), size=(n_frames, n_particles, 3))
@@ -201,6 +214,19 @@ def _data(positions, dt=0.5, names=None):
     metadata = {"temperature_k": 300.0, "frame_interval_ps": dt, "bead_names": names or
                 [f"B{i}" for i in range(n_beads)], "bonds": [[i, i + 1] for i in range(n_beads - 1)]}
     return TrajectoryData(positions, np.arange(len(positions)) * dt, None, metadata)
+
+
+def test_compare_splits_walkers_and_handles_constant_bonds(rng):
+    aa_positions = np.cumsum(rng.normal(scale=0.05, size=(400, 4, 3)), axis=0)
+    walkers = [np.cumsum(rng.normal(scale=0.05, size=(200, 4, 3)), axis=0) for _ in range(2)]
+    walkers[1][:, 1] = walkers[1][:, 0] + [0.15, 0.0, 0.0]  # one rigid bond
+    kwargs = dict(lags=[1, 3], n_clusters=5, n_bootstrap=2, n_bins=15, backbone=None)
+    joined = analysis.compare(_data(aa_positions), _data(np.concatenate(walkers, axis=1), names=[
+        f"B{i}" for i in range(4)]), **kwargs)
+    separate = analysis.compare(_data(aa_positions), [_data(w) for w in walkers], **kwargs)
+    assert joined["info"]["n_trajectories_cg"] == 2
+    assert joined == separate
+    assert all(np.isfinite(np.asarray(d, dtype=float)).all() for d in joined["bonds"]["bond_density"]["cg"])
 
 
 def test_compare_rejects_mismatched_inputs(rng):
