@@ -19,6 +19,15 @@ MASSES = np.array([12.0, 14.0, 16.0])  # amu, three beads of a chain
 F64 = tolerance(torch.float64)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small tensors: one thread is faster than two contending ones."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 class HarmonicChain(torch.nn.Module):
     """Harmonic bonds (i, i+1) with a learnable force constant ``k`` (kJ/mol/nm^2) and length ``r0`` (nm)."""
 
@@ -235,3 +244,199 @@ def test_score_function_gradient_matches_finite_differences(rng, kind, params, n
     combined = np.hypot(estimate_error, reference_error)
     assert np.all(np.abs(reference) > 5 * combined), (reference, combined)  # the test has power
     assert np.all(np.abs(estimate - reference) < 4 * combined), (estimate, reference, combined)
+
+
+# ------------------------------------------------------------------------- (d): free-mode start-frame term
+def trap_samples(rng, k, center, n_samples):
+    """Exact Boltzmann samples of HarmonicTrap: every coordinate ~ N(center, kT / k)."""
+    return center + np.sqrt(KT / k) * rng.standard_normal((n_samples, 3, 3))
+
+
+@pytest.mark.parametrize("baseline, ddof", [("mean", 0), ("loo", 1), ("none", 0)])
+def test_thermodynamic_term_is_minus_beta_covariance(rng, baseline, ddof):
+    k, center, beta = 100.0, 0.3, 1.0 / KT
+    x = trap_samples(rng, k, center, 500)
+    model = HarmonicTrap(k, center)
+    reward = torch.from_numpy((x**2).sum(axis=(1, 2)))
+    surrogate = est.thermodynamic_surrogate(model(torch_path(x)), reward, beta, baseline)
+    gradient = torch.stack(torch.autograd.grad(surrogate, [model.k, model.center])).numpy()
+
+    du_dk = 0.5 * ((x - center) ** 2).sum(axis=(1, 2))
+    du_dc = -k * (x - center).sum(axis=(1, 2))
+    expected = [-beta * np.cov(reward.numpy(), du, ddof=ddof)[0, 1] for du in (du_dk, du_dc)]
+    np.testing.assert_allclose(gradient, expected, rtol=1e-9, atol=0)
+
+
+def test_thermodynamic_term_matches_analytic_derivative(rng):
+    """E[sum x^2] = 9 (kT/k + c^2) for 9 coordinates; the estimator's mean agrees within its standard error."""
+    k, center, beta, n = 100.0, 0.3, 1.0 / KT, 20000
+    x = trap_samples(rng, k, center, n)
+    model = HarmonicTrap(k, center)
+    reward = torch.from_numpy((x**2).sum(axis=(1, 2)))
+    surrogate = est.thermodynamic_surrogate(model(torch_path(x)), reward, beta)
+    gradient = torch.stack(torch.autograd.grad(surrogate, [model.k, model.center])).numpy()
+
+    analytic = np.array([-9 * KT / k**2, 18 * center])
+    advantage = reward.numpy() - reward.numpy().mean()
+    du = np.stack([0.5 * ((x - center) ** 2).sum(axis=(1, 2)), -k * (x - center).sum(axis=(1, 2))])
+    error = (-beta * advantage * (du - du.mean(axis=1, keepdims=True))).std(axis=1) / math.sqrt(n)
+    assert np.all(np.abs(analytic) > 5 * error)
+    assert np.all(np.abs(gradient - analytic) < 4 * error), (gradient, analytic, error)
+
+
+# --------------------------------------------------------------------------------- (e): sample reuse, ESS
+def brownian_batch(rng, n_walkers, n_steps=5):
+    p = BROWNIAN
+    path = simulate_brownian(start_frames(rng, n_walkers), rng.standard_normal((n_walkers, n_steps, 3, 3)),
+                             p["k"], p["r0"], p["gamma"], p["dt"])
+    return path, torch.from_numpy(reward_of(path))
+
+
+def test_importance_weights_uniform_when_parameters_unchanged(rng):
+    path, _ = brownian_batch(rng, 64)
+    model = HarmonicChain(BROWNIAN["k"], BROWNIAN["r0"])
+    log_p_old = brownian_log_p(path, model, BROWNIAN["gamma"], BROWNIAN).detach()
+    weights, ess_fraction = est.importance_weights(brownian_log_p(path, model, BROWNIAN["gamma"], BROWNIAN),
+                                                   log_p_old)
+    torch.testing.assert_close(weights, torch.full((64,), 1 / 64, dtype=torch.float64), **F64)
+    assert ess_fraction == pytest.approx(1.0, abs=1e-12)
+    assert not est.needs_resimulation(ess_fraction)
+
+
+def test_importance_weights_and_ess_after_an_update(rng):
+    path, reward = brownian_batch(rng, 64)
+    old = brownian_log_p(path, HarmonicChain(BROWNIAN["k"], BROWNIAN["r0"]), BROWNIAN["gamma"], BROWNIAN).detach()
+    new_model = HarmonicChain(1.3 * BROWNIAN["k"], 1.1 * BROWNIAN["r0"])
+    new = brownian_log_p(path, new_model, 0.8 * BROWNIAN["gamma"], BROWNIAN)
+    weights, ess_fraction = est.importance_weights(new, old)
+
+    delta = (new.detach() - old).numpy()
+    expected = np.exp(delta - delta.max()) / np.exp(delta - delta.max()).sum()
+    np.testing.assert_allclose(weights.detach().numpy(), expected, **F64)
+    assert ess_fraction == pytest.approx(1.0 / (64 * (expected**2).sum()), rel=1e-12)
+    assert ess_fraction < 0.9
+    assert est.needs_resimulation(ess_fraction, threshold=min(1.0, ess_fraction + 0.05))
+    assert not est.needs_resimulation(ess_fraction, threshold=ess_fraction - 0.05)
+
+
+def test_reweighted_surrogate_at_old_parameters_is_the_score_function_gradient(rng):
+    path, reward = brownian_batch(rng, 256)
+    model = HarmonicChain(BROWNIAN["k"], BROWNIAN["r0"])
+    log_p = brownian_log_p(path, model, BROWNIAN["gamma"], BROWNIAN)
+    reweighted = torch.autograd.grad(est.reweighted_surrogate(log_p, log_p.detach(), reward),
+                                     [model.k, model.r0], retain_graph=True)
+    plain = torch.autograd.grad(est.score_function_surrogate(log_p, reward, "mean"), [model.k, model.r0])
+    torch.testing.assert_close(torch.stack(reweighted), torch.stack(plain), **F64)
+
+
+def test_reweighted_mean_predicts_a_new_simulation(rng):
+    """sum_j w_j g_j from paths of theta_old estimates E_new[g] (checked against a fresh simulation)."""
+    path, _ = brownian_batch(rng, 20000)
+    reward = torch.from_numpy(end_bond_reward(path))
+    p, new_k = BROWNIAN, 1.1 * BROWNIAN["k"]
+    old = brownian_log_p(path, HarmonicChain(p["k"], p["r0"]), p["gamma"], p).detach()
+    new = brownian_log_p(path, HarmonicChain(new_k, p["r0"]), p["gamma"], p).detach()
+    weights, ess_fraction = est.importance_weights(new, old)
+    estimate = float(est.reweighted_surrogate(new, old, reward))
+    error = float(torch.sqrt((weights**2 * (reward - estimate) ** 2).sum()))
+
+    fresh = simulate_brownian(start_frames(rng, 20000), rng.standard_normal((20000, 5, 3, 3)), new_k, p["r0"],
+                              p["gamma"], p["dt"])
+    direct = end_bond_reward(fresh)
+    combined = math.hypot(error, direct.std() / math.sqrt(20000))
+    assert 0.5 < ess_fraction < 1.0
+    assert abs(estimate - direct.mean()) < 4 * combined
+    assert abs(float(reward.mean()) - direct.mean()) > 4 * combined  # the change of k is visible
+
+
+# ------------------------------------------------------------------------------ (f), (g): baseline objectives
+def chain_frames(rng, n_frames):
+    return start_frames(rng, n_frames) + 0.02 * rng.standard_normal((n_frames, 3, 3))
+
+
+def test_force_matching_loss_zero_at_truth_and_gradient_matches_finite_differences(rng):
+    x = chain_frames(rng, 40)
+    mapped = chain_forces(x, 500.0, 0.15)
+    at_truth = est.force_matching_loss(HarmonicChain(500.0, 0.15), torch_path(x), torch_path(mapped))
+    assert float(at_truth.detach()) < 1e-20
+
+    model = HarmonicChain(450.0, 0.16)
+    loss = est.force_matching_loss(model, torch_path(x), torch_path(mapped))
+    gradient = torch.stack(torch.autograd.grad(loss, [model.k, model.r0])).numpy()
+
+    def written_out(k, r0):
+        return ((mapped - chain_forces(x, k, r0)) ** 2).sum(axis=-1).mean()
+
+    assert float(loss.detach()) == pytest.approx(written_out(450.0, 0.16), rel=1e-10)
+    fd = [(written_out(450.0 + 1e-3, 0.16) - written_out(450.0 - 1e-3, 0.16)) / 2e-3,
+          (written_out(450.0, 0.16 + 1e-6) - written_out(450.0, 0.16 - 1e-6)) / 2e-6]
+    np.testing.assert_allclose(gradient, fd, rtol=1e-6)
+
+
+def test_relative_entropy_gradient_is_beta_times_difference_of_averages(rng):
+    aa, cg = torch_path(chain_frames(rng, 30)), torch_path(chain_frames(rng, 50) * 1.1).requires_grad_(True)
+    k, r0, beta = 400.0, 0.17, 1.0 / KT
+    model = HarmonicChain(k, r0)
+    surrogate = est.relative_entropy_surrogate(model, aa, cg, beta)
+    gradient = torch.stack(torch.autograd.grad(surrogate, [model.k, model.r0], allow_unused=True)).numpy()
+
+    def du_dtheta(frames):
+        r = np.linalg.norm(np.diff(frames.detach().numpy(), axis=1), axis=-1)
+        return np.array([(0.5 * (r - r0) ** 2).sum(axis=1).mean(), (-k * (r - r0)).sum(axis=1).mean()])
+
+    np.testing.assert_allclose(gradient, beta * (du_dtheta(aa) - du_dtheta(cg)), rtol=1e-9)
+    surrogate = est.relative_entropy_surrogate(model, aa, cg, beta)
+    assert not surrogate.requires_grad or torch.autograd.grad(surrogate, cg, allow_unused=True)[0] is None
+
+
+# ------------------------------------------------------------------------------------------ diagnostics
+def test_gradient_snr_written_out(rng):
+    samples = rng.normal(loc=[0.5, -2.0, 0.0], scale=[1.0, 3.0, 0.5], size=(30, 3))
+    mean, std = samples.mean(axis=0), samples.std(axis=0, ddof=1)
+    np.testing.assert_allclose(est.gradient_snr(torch.from_numpy(samples)).numpy(),
+                               np.abs(mean) / (std / math.sqrt(30)), rtol=1e-12)
+    overall = float(est.gradient_snr(torch.from_numpy(samples), per_parameter=False))
+    assert overall == pytest.approx(np.linalg.norm(mean) / math.sqrt((std**2).sum() / 30), rel=1e-12)
+
+
+def test_grouped_gradients_partition_the_surrogate(rng):
+    path, reward = brownian_batch(rng, 12)
+    model = HarmonicChain(BROWNIAN["k"], BROWNIAN["r0"])
+    log_p = brownian_log_p(path, model, BROWNIAN["gamma"], BROWNIAN)
+    terms = est.advantages(reward) * log_p
+    rows = est.grouped_gradients(terms, [model.k, model.r0], n_groups=4)
+    for row, group in zip(rows, np.array_split(np.arange(12), 4)):
+        separate = brownian_log_p(path[group], model, BROWNIAN["gamma"], BROWNIAN)
+        expected = torch.autograd.grad((est.advantages(reward)[group] * separate).mean(), [model.k, model.r0])
+        torch.testing.assert_close(row, torch.stack(expected), **F64)
+    full = torch.autograd.grad(est.score_function_surrogate(log_p, reward), [model.k, model.r0])
+    torch.testing.assert_close(rows.mean(dim=0), torch.stack(full), **F64)
+
+
+def test_advantages_written_out():
+    reward = torch.tensor([1.0, 2.0, 4.0, 9.0], dtype=torch.float64)
+    torch.testing.assert_close(est.advantages(reward, "mean"), reward - 4.0)
+    loo = torch.tensor([1 - 5.0, 2 - 14 / 3, 4 - 4.0, 9 - 7 / 3], dtype=torch.float64)
+    torch.testing.assert_close(est.advantages(reward, "loo"), loo)
+    torch.testing.assert_close(est.advantages(reward, "none"), reward)
+    normalized = est.advantages(reward, "mean", normalize=True)
+    assert float(normalized.std()) == pytest.approx(1.0, rel=1e-12)
+
+
+# ----------------------------------------------------------------------------------- boundary errors
+def test_clear_errors_at_the_boundary(rng):
+    path, reward = brownian_batch(rng, 4)
+    force_fn = est.potential_force_fn(HarmonicChain(500.0, 0.15))
+    with pytest.raises(ValueError, match="path must be float64"):
+        est.brownian_log_likelihood(torch_path(path).float(), force_fn, MASSES, 10.0, 0.02, KT)
+    with pytest.raises(ValueError, match=r"masses_amu must be a scalar or have shape \(3,\)"):
+        est.brownian_log_likelihood(torch_path(path), force_fn, MASSES[:2], 10.0, 0.02, KT)
+    with pytest.raises(ValueError, match="friction_per_ps must be finite and positive"):
+        est.brownian_log_likelihood(torch_path(path), force_fn, MASSES, -1.0, 0.02, KT)
+    with pytest.raises(ValueError, match="start_velocities must be float64 with shape"):
+        est.langevin_middle_log_likelihood(torch_path(path), torch.zeros(4, 2, 3, dtype=torch.float64), force_fn,
+                                           MASSES, 10.0, 0.01, KT)
+    with pytest.raises(ValueError, match=r"unknown baseline 'median'; available: \['loo', 'mean', 'none'\]"):
+        est.advantages(reward, "median")
+    with pytest.raises(ValueError, match="log_p must have shape"):
+        est.score_function_surrogate(torch.zeros(3, dtype=torch.float64), reward)
