@@ -19,7 +19,8 @@ See ``docs/estimators.md`` for the derivations.
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional, Sequence, Tuple, Union
+import numbers
+from typing import Callable, Optional, Sequence, Tuple
 
 import torch
 
@@ -29,7 +30,6 @@ ForceFn = Callable[[torch.Tensor], torch.Tensor]
 BASELINES = ("mean", "loo", "none")
 
 
-# --------------------------------------------------------------------------------------------- inputs
 def _as_path(path, name: str = "path") -> torch.Tensor:
     path = torch.as_tensor(path)
     if path.dtype != torch.float64:
@@ -47,16 +47,16 @@ def _per_bead(value, n_beads: int, name: str, unit_key: str) -> torch.Tensor:
     if tensor.ndim == 0:
         tensor = tensor.expand(n_beads)
     if tensor.shape != (n_beads,):
-        raise ValueError(f"{name} must be a scalar or have shape ({n_beads},) (one per bead); got {tuple(tensor.shape)}")
+        raise ValueError(f"{name} must be a scalar or have shape ({n_beads},) (one per bead); "
+                         f"got {tuple(tensor.shape)}")
     if not bool(torch.all(torch.isfinite(tensor.detach()) & (tensor.detach() > 0))):
         raise ValueError(f"{name} must be finite and positive in {unit_key}; got {tensor.detach().tolist()}")
     return tensor
 
 
 def _positive_number(value, name: str) -> float:
-    if isinstance(value, torch.Tensor):
-        value = value.item()
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    value = value.item() if isinstance(value, torch.Tensor) else value
+    if not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a finite positive number; got {value!r}")
     return float(value)
 
@@ -114,7 +114,6 @@ def batched_forces(force_fn: ForceFn, positions: torch.Tensor, chunk_size: Optio
     return forces.to(torch.float64).reshape(positions.shape)
 
 
-# ---------------------------------------------------------------------------------- path likelihoods
 def brownian_log_likelihood(path, force_fn: ForceFn, masses_amu, friction_per_ps, timestep_ps, kt,
                             return_noise: bool = False, normalized: bool = False,
                             chunk_size: Optional[int] = None):
@@ -243,7 +242,6 @@ def langevin_middle_log_likelihood(path, start_velocities, force_fn: ForceFn, ma
     return (log_p, noise) if return_noise else log_p
 
 
-# ----------------------------------------------------------------------------- score-function surrogates
 def advantages(reward: torch.Tensor, baseline: str = "mean", normalize: bool = False) -> torch.Tensor:
     """Detached advantages ``g - b`` of per-window rewards.
 
@@ -334,7 +332,6 @@ def thermodynamic_surrogate(potential_energy_x0: torch.Tensor, reward: torch.Ten
     return (advantages(reward, baseline, normalize).to(torch.float64) * (-beta) * centred).mean()
 
 
-# ------------------------------------------------------------------------------------------- reweighting
 def importance_weights(log_p_new: torch.Tensor, log_p_old: torch.Tensor) -> Tuple[torch.Tensor, float]:
     """Self-normalised importance weights for reusing paths after a parameter update.
 
@@ -384,7 +381,6 @@ def reweighted_surrogate(log_p_new: torch.Tensor, log_p_old: torch.Tensor, rewar
     return (weights * torch.as_tensor(reward).detach().to(weights.dtype)).sum()
 
 
-# -------------------------------------------------------------------------------- baseline objectives
 def force_matching_loss(potential: torch.nn.Module, positions: torch.Tensor,
                         mapped_forces: torch.Tensor) -> torch.Tensor:
     """Force-matching loss ``mean over frames and beads of |F_map - F_theta|^2`` (kJ/mol/nm)^2.
@@ -442,14 +438,14 @@ def relative_entropy_surrogate(potential: torch.nn.Module, aa_frames: torch.Tens
     return beta * (potential(aa_frames).mean() - potential(cg_frames.detach()).mean())
 
 
-# --------------------------------------------------------------------------------------- diagnostics
 def grouped_gradients(per_window_terms: torch.Tensor, parameters: Sequence[torch.Tensor],
                       n_groups: int) -> torch.Tensor:
     """Gradients of the surrogate restricted to ``n_groups`` equal groups of windows, flattened.
 
-    The surrogate is ``mean_j t_j`` (e.g. ``t_j = (g_j - b) log P_j``); the gradient of each group's mean is
-    one row. Their mean is the full gradient (when ``B`` is divisible by ``n_groups``), and their scatter
-    gives its standard error: feed the rows to :func:`gradient_snr`.
+    The surrogate is ``mean_j t_j`` (e.g. ``t_j = (g_j - b) log P_j``); each row is the gradient of one group's
+    mean. Their mean is the full gradient (when ``B`` is divisible by ``n_groups``) and their scatter its
+    standard error: feed the rows to :func:`gradient_snr`. Each row costs one backward pass through the whole
+    shared graph; for many groups, build each group's likelihood in its own call instead (same rows, one pass).
 
     Parameters
     ----------
@@ -463,8 +459,7 @@ def grouped_gradients(per_window_terms: torch.Tensor, parameters: Sequence[torch
     -------
     torch.Tensor, shape (n_groups, n_parameters_total), float64
     """
-    parameters = list(parameters)
-    n_windows = per_window_terms.shape[0]
+    parameters, n_windows = list(parameters), per_window_terms.shape[0]
     if not 2 <= n_groups <= n_windows:
         raise ValueError(f"n_groups must be between 2 and the number of windows {n_windows}; got {n_groups}")
     rows = []
