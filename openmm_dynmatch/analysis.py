@@ -135,7 +135,7 @@ def _kl_terms(p, m) -> float:
 
 def compare(aa, cg, lags=None, lag_ps=None, backbone="auto", n_bins: int = 60, tica_lag: int = 1,
             n_clusters: int = 20, n_timescales: int = 3, n_bootstrap: int = 20, n_blocks: int = 10,
-            seed: int = 0, cluster_method: str = "kmeans") -> dict:
+            seed: int = 0, cluster_method: str = "kmeans", progress: bool = False) -> dict:
     """Compare mapped AA and CG trajectories: FES + JS divergence, MSM timescales, MSD/diffusion, ACF, bonds.
 
     Parameters
@@ -154,7 +154,7 @@ def compare(aa, cg, lags=None, lag_ps=None, backbone="auto", n_bins: int = 60, t
         Bins per CV axis of the free energy surfaces.
     tica_lag : int
         TICA lag in frames (TICA is fitted on AA only).
-    n_clusters, n_timescales, n_bootstrap, n_blocks, seed, cluster_method
+    n_clusters, n_timescales, n_bootstrap, n_blocks, seed, cluster_method, progress
         MSM settings, see :func:`openmm_dynmatch.kinetics.compare_kinetics`.
 
     Returns
@@ -185,7 +185,7 @@ def compare(aa, cg, lags=None, lag_ps=None, backbone="auto", n_bins: int = 60, t
     result.update(kinetics.compare_kinetics(
         tica["aa"], tica["cg"], aa_pos, cg_pos, aa_cvs, cg_cvs, info["frame_interval_ps"], info["periodic"],
         metadata.get("masses_amu"), lags, lag_ps, n_clusters, n_timescales, n_bootstrap, n_blocks, seed,
-        cluster_method))
+        cluster_method, progress))
     result["bonds"] = bonded_distributions(np.concatenate(aa_pos), np.concatenate(cg_pos), bonds, n_bins)
     result["summary"] = _summary(result)
     return to_jsonable(result)

@@ -102,7 +102,7 @@ def msm_timescales(dtrajs, lag: int, n_timescales: int = 3, n_states: Optional[i
 
 
 def implied_timescales(dtrajs, lags: Sequence[int], frame_interval_ps: float, n_timescales: int = 3,
-                       n_bootstrap: int = 20, n_blocks: int = 10, seed: int = 0) -> dict:
+                       n_bootstrap: int = 20, n_blocks: int = 10, seed: int = 0, progress: bool = False) -> dict:
     """Implied timescales versus lag time, with bootstrap error bars over trajectory blocks.
 
     The trajectories are cut into at least ``n_blocks`` contiguous blocks in all (each trajectory into
@@ -123,6 +123,8 @@ def implied_timescales(dtrajs, lags: Sequence[int], frame_interval_ps: float, n_
     n_blocks : int
         Minimum number of bootstrap blocks over all trajectories.
     seed : int
+    progress : bool
+        Show a progress bar over the bootstrap samples.
 
     Returns
     -------
@@ -142,7 +144,9 @@ def implied_timescales(dtrajs, lags: Sequence[int], frame_interval_ps: float, n_
     samples = [rng.integers(len(blocks), size=len(blocks)) for _ in range(int(n_bootstrap))]
     full = np.stack([msm_timescales(dtrajs, lag, n_timescales, n_states) for lag in lags])
     boot = np.full((len(samples), len(lags), n_timescales), np.nan)
-    for b, sample in enumerate(samples):
+    from tqdm.auto import tqdm
+
+    for b, sample in enumerate(tqdm(samples, desc="MSM bootstrap", disable=not progress, leave=False)):
         chosen = [blocks[i] for i in sample]
         for j, lag in enumerate(lags):
             boot[b, j] = msm_timescales(chosen, lag, n_timescales, n_states)
@@ -345,7 +349,7 @@ def default_lags(n_frames: int, n_lags: int = 8) -> list:
 def compare_kinetics(aa_coords, cg_coords, aa_positions, cg_positions, aa_cvs, cg_cvs, frame_interval_ps: float,
                      periodic=(), masses=None, lags=None, lag_ps=None, n_clusters: int = 20,
                      n_timescales: int = 3, n_bootstrap: int = 20, n_blocks: int = 10, seed: int = 0,
-                     cluster_method: str = "kmeans") -> dict:
+                     cluster_method: str = "kmeans", progress: bool = False) -> dict:
     """MSM timescales, MSD/diffusion and CV autocorrelations of AA and CG trajectories on equal terms.
 
     Parameters
@@ -366,6 +370,8 @@ def compare_kinetics(aa_coords, cg_coords, aa_positions, cg_positions, aa_cvs, c
     n_clusters, n_timescales, n_bootstrap, n_blocks, seed
         See :func:`discretize` and :func:`implied_timescales`.
     cluster_method : {"kmeans", "regspace"}
+    progress : bool
+        Progress bars over the MSM bootstrap.
 
     Returns
     -------
@@ -378,7 +384,7 @@ def compare_kinetics(aa_coords, cg_coords, aa_positions, cg_positions, aa_cvs, c
     aa_dtrajs = np.split(states["aa"], np.cumsum([len(x) for x in aa_coords])[:-1])
     cg_dtrajs = np.split(states["cg"], np.cumsum([len(x) for x in cg_coords])[:-1])
     its_args = dict(frame_interval_ps=frame_interval_ps, n_timescales=n_timescales,
-                    n_bootstrap=n_bootstrap, n_blocks=n_blocks, seed=seed)
+                    n_bootstrap=n_bootstrap, n_blocks=n_blocks, seed=seed, progress=progress)
     its = {"aa": implied_timescales(aa_dtrajs, lags, **its_args),
            "cg": implied_timescales(cg_dtrajs, lags, **its_args),
            "n_states": int(len(states["centers"]))}

@@ -117,7 +117,8 @@ def test_cli_verb_on_tica_coordinates(files, capsys):
     analyze.add_arguments(parser)
     out_dir = folder / "cli"
     args = parser.parse_args(["--aa", str(aa), "--cg", str(cg), "--out", str(out_dir), "--lag", "1", "2", "5",
-                              "--clusters", "6", "--bootstrap", "2", "--bins", "20"])
+                              "--clusters", "6", "--bootstrap", "2", "--bins", "20",
+                              "--no-progress"])
     assert analyze.run(args) == 0
     printed = capsys.readouterr().out
     assert str(out_dir / "report.md") in printed and "JS divergence" in printed

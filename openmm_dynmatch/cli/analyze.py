@@ -24,6 +24,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of clustering and bootstrap (default 0)")
     parser.add_argument("--label-cg", default="CG", help="legend name of the CG model")
     parser.add_argument("--label-baseline", default="baseline", help="legend name of the baseline")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
 
 def run(args) -> int:
@@ -35,7 +36,7 @@ def run(args) -> int:
         args.aa, args.cg, args.out, cg_baseline_path=args.cg_baseline,
         labels={"cg": args.label_cg, "baseline": args.label_baseline}, stride=args.stride,
         lags=args.lag, lag_ps=args.ratio_lag_ps, n_clusters=args.clusters, n_bootstrap=args.bootstrap,
-        n_bins=args.bins, seed=args.seed)
+        n_bins=args.bins, seed=args.seed, progress=not args.no_progress)
     print(f"report: {Path(args.out) / 'report.md'}")
     for key in ("cg", "baseline"):
         if metrics[key] is None:
