@@ -191,7 +191,8 @@ def plot_fes(runs: dict, labels: dict, path) -> None:
         centres = _centres(fes["edges"][0])
         for key, metrics, side in _series(runs):
             ax.plot(centres, _nan(metrics["fes"][f"{side}_1d"][0]), label=labels[key], **_STYLES[key])
-        ax.set(xlabel=names[0], ylabel="F (kJ/mol)", title="Free energy profile")
+        ax.set(xlabel=names[0], ylabel="F (kJ/mol)",
+               title=f"Free energy profile ({labels['cg']}: JS = {_fmt(fes['js_1d'][0])})")
         ax.legend()
         _save(fig, path)
         return

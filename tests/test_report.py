@@ -96,6 +96,27 @@ def test_report_writes_figures_and_finite_metrics(files):
     assert metrics["cg"]["summary"]["timescale_ratio"][0] < 1.0
 
 
+def test_report_of_a_dimer_has_one_cv(tmp_path):
+    rng = np.random.default_rng(5)
+    paths = {}
+    for label, k in (("aa", 0.05), ("cg", 0.2)):
+        bond = np.empty(600)
+        x = 0.3
+        for t in range(600):
+            x += -k * (x - 0.3) + 0.01 * rng.normal()
+            bond[t] = x
+        positions = np.zeros((600, 2, 3))
+        positions[:, 1, 0] = bond
+        positions += np.cumsum(0.01 * rng.normal(size=(600, 1, 3)), axis=0)
+        paths[label] = _write(tmp_path / f"{label}.h5", positions, ["A", "B"])
+    metrics = report.write_report(paths["aa"], paths["cg"], tmp_path / "out", n_clusters=5, n_bootstrap=2)
+    assert metrics["cg"]["info"]["cv_names"] == ["tIC1"] and metrics["cg"]["summary"]["js_fes_2d"] is None
+    # the single TICA coordinate of a dimer is its bond length up to sign and scale: same JS as the bond
+    assert metrics["cg"]["summary"]["js_fes_1d"]["tIC1"] == pytest.approx(metrics["cg"]["summary"]["bond_js_max"],
+                                                                          abs=5e-3)
+    assert all((tmp_path / "out" / name).read_bytes().startswith(PNG_MAGIC) for name in report.FIGURES)
+
+
 def test_verdicts_follow_the_thresholds():
     assert report._js_verdict(0.01) == "close" and report._js_verdict(0.1) == "fair"
     assert report._js_verdict(0.3) == "differs"
