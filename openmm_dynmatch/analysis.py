@@ -11,6 +11,7 @@ import numpy as np
 
 from .features import (angles, backbone_phi_psi, bond_graph_terms, default_features, distances,
                        find_backbone_beads, tica_project)
+from .kinetics import roc_auc  # noqa: F401  (public here too: the trainer scores classifiers with it)
 from .units import kt_kj_per_mol
 
 

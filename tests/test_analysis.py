@@ -203,6 +203,7 @@ def test_roc_auc_equals_pair_counting(rng):
     pairs = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
     assert kinetics.roc_auc(scores, labels) == pytest.approx(pairs / (len(pos) * len(neg)), rel=1e-12)
     assert kinetics.roc_auc([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1]) == 1.0
+    assert analysis.roc_auc([0.9, 0.8, 0.2, 0.1], [0, 0, 1, 1]) == 0.0
     with pytest.raises(ValueError, match="both classes"):
         kinetics.roc_auc([0.1, 0.2], [1, 1])
 
