@@ -234,3 +234,46 @@ def test_recorder_start_velocities(tmp_path, rng):
     np.testing.assert_array_equal(record_paths(cg, start, 1, seed=9).velocities, drawn)
     brownian = create_system(model, 400, platform="Reference", integrator="brownian")
     assert record_paths(brownian, start, 1, seed=9).velocities is None
+
+
+# --- openmm-ml support (works without openmm-ml installed) --------------------------------------------------
+
+def test_openmmml_impl_adds_the_model_for_a_particle_subset(chain_model, rng):
+    from openmm_dynmatch.openmm.openmmml_plugin import DynmatchPotentialImplFactory
+
+    impl = DynmatchPotentialImplFactory().createImpl("dynmatch", modelPath=str(chain_model))
+    system = openmm.System()
+    for _ in range(6):
+        system.addParticle(12.0)
+    atoms = [5, 0, 2, 3]  # bead i of the model is particle atoms[i]
+    impl.addForces(None, system, atoms, 3)
+    assert system.getForce(0).getForceGroup() == 3
+    context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
+    positions = rng.standard_normal((6, 3))
+    positions[atoms] = random_walkers(rng, 1, 4)[0]
+    energy, forces = state_of(context, positions[None])
+    walker = positions[atoms][None]
+    np.testing.assert_allclose(energy, HarmonicChain(800.0)(torch.tensor(walker)).item(), rtol=1e-9)
+    np.testing.assert_allclose(forces[0, atoms], chain_forces_numpy(walker, 800.0)[0], rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(forces[0, [1, 4]], 0.0)
+    with pytest.raises(ValueError, match="whole number of molecules of 4 beads, got 3"):
+        impl.addForces(None, system, [0, 1, 2], 0)
+    with pytest.raises(ValueError, match="distinct particle indices in \\[0, 6\\)"):
+        impl.addForces(None, system, [0, 1, 2, 9], 0)
+    with pytest.raises(ValueError, match="needs modelPath"):
+        DynmatchPotentialImplFactory().createImpl("dynmatch")
+
+
+def test_openmmml_register(chain_model):
+    from openmm_dynmatch.openmm import openmmml_plugin
+
+    try:
+        from openmmml import MLPotential
+    except ImportError:
+        with pytest.raises(ImportError, match="openmm-ml is not installed"):
+            openmmml_plugin.register()
+    else:
+        openmmml_plugin.register()
+        MLPotential("dynmatch", modelPath=str(chain_model))
+        with pytest.raises(ValueError, match="needs modelPath"):
+            MLPotential("dynmatch")

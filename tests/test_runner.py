@@ -132,6 +132,9 @@ def test_bad_runner_inputs_raise_clear_errors(tmp_path):
             simulate(model, dimer_start(0.3), 2, out, platform="Reference", progress=False, **kwargs)
     with pytest.raises(ValueError, match=r"start_positions must have shape \(n_start, 2, 3\), got \(1, 3, 3\)"):
         simulate(model, np.zeros((1, 3, 3)), 2, out, n_steps=100, frame_interval_ps=0.02, platform="Reference", progress=False)
+    with pytest.raises(ValueError, match="max_restarts must be a non-negative integer, got -1"):
+        simulate(model, dimer_start(0.3), 2, out, n_steps=100, frame_interval_ps=0.02, platform="Reference",
+                 progress=False, max_restarts=-1)
     with pytest.raises(ValueError, match=r"non-finite energies for walkers \[1\]"):
         simulate(model, np.concatenate([dimer_start(0.3), dimer_start(0.9)]), 2, out, n_steps=100, frame_interval_ps=0.02,
                  platform="Reference", progress=False)

@@ -190,10 +190,13 @@ class _BlowupGuard:
         if not np.all(np.isfinite(start_energies)):
             bad = np.flatnonzero(~np.isfinite(start_energies)).tolist()
             raise ValueError(f"start_positions give non-finite energies for walkers {bad}")
-        self.energy_limit = start_energies.max() + positive_float(
-            max_energy_kt_per_bead, "kJ/mol", "max_energy_kt_per_bead") * kt * cg.n_beads
+        if not isinstance(max_energy_kt_per_bead, (int, float)) or not max_energy_kt_per_bead > 0:
+            raise ValueError(f"max_energy_kt_per_bead must be a positive number, got {max_energy_kt_per_bead!r}")
+        if isinstance(max_restarts, bool) or not isinstance(max_restarts, int) or max_restarts < 0:
+            raise ValueError(f"max_restarts must be a non-negative integer, got {max_restarts!r}")
+        self.energy_limit = start_energies.max() + max_energy_kt_per_bead * kt * cg.n_beads
         self.max_extent_nm = positive_float(max_extent_nm, "nm", "max_extent_nm")
-        self.max_restarts = int(max_restarts)
+        self.max_restarts = max_restarts
         self.consecutive = np.zeros(cg.n_walkers, dtype=np.int64)
 
     def energies(self, walkers: np.ndarray) -> np.ndarray:
@@ -209,7 +212,8 @@ class _BlowupGuard:
         finite = np.isfinite(positions).all(axis=(1, 2)) & np.isfinite(velocities).all(axis=(1, 2))
         extent = np.where(finite, np.abs(positions - positions.mean(axis=1, keepdims=True)).max(axis=(1, 2)), np.inf)
         energies = np.full(shape[0], np.inf)
-        energies[finite] = self.energies(positions[finite])
+        if finite.any():
+            energies[finite] = self.energies(positions[finite])
         bad = ~(np.isfinite(energies) & (energies <= self.energy_limit) & (extent <= self.max_extent_nm))
         self.consecutive = np.where(bad, self.consecutive + 1, 0)
         if not bad.any():
