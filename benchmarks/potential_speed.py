@@ -14,6 +14,8 @@ Usage::
 
 Prints one JSON object (and writes it to ``--out``): per case the median and minimum seconds per call,
 walker-steps per second (from the median) and, for the default case at 128 walkers, whether the target is met.
+On a machine shared with other jobs use ``--threads 1``: with more intra-op threads than free cores the
+timings blow up by orders of magnitude (threads wait for each other).
 """
 import argparse
 import json
