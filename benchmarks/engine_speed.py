@@ -74,8 +74,9 @@ def metadata(n_beads: int) -> dict:
 
 
 def timed(function, n_steps: int, n_walkers: int) -> float:
-    """Walker-steps per second of ``function(n_steps)`` (after one warm-up call)."""
-    function(max(1, n_steps // 10))
+    """Walker-steps per second of ``function(n_steps)``, after a warm-up (TorchScript optimises its graph on
+    the first few calls of every loaded module)."""
+    function(max(5, n_steps // 5))
     start = time.perf_counter()
     function(n_steps)
     return n_walkers * n_steps / (time.perf_counter() - start)
@@ -98,7 +99,7 @@ def per_walker_speed(model_path, n_walkers, n_beads, platform, n_steps) -> float
         for cg in systems:
             cg.integrator.step(n)
 
-    return timed(step, max(1, n_steps // len(systems)), len(systems))
+    return timed(step, max(5, n_steps // len(systems)), len(systems))
 
 
 def torch_loop_speed(model_path, n_walkers, n_beads, n_steps) -> float:
@@ -127,7 +128,8 @@ def torch_loop_speed(model_path, n_walkers, n_beads, n_steps) -> float:
 def recorder_overhead(model_path, n_walkers, n_beads, platform, n_steps) -> dict:
     cg = create_system(model_path, n_walkers, platform=platform, seed=1)
     start = chain_positions(n_walkers, n_beads)
-    record_paths(cg, start, 5, seed=0)
+    record_paths(cg, start, 10, seed=0)
+    cg.integrator.step(10)
     begin = time.perf_counter()
     record_paths(cg, start, n_steps, seed=0)
     recorded = time.perf_counter() - begin
