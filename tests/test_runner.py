@@ -160,6 +160,18 @@ def test_cli_simulate_and_ns_length(tmp_path):
     meta = trajio.read_metadata(out)
     assert meta["integrator"] == "brownian" and meta["seed"] == 2 and meta["steps_per_frame"] == 10
     assert load_walkers(out).shape == (4, 20, 2, 3)  # 0.4 ps = 200 steps = 20 frames
+    # A multi-walker output serves as start frames (every walker of every frame is one start frame).
+    again = tmp_path / "again.h5"
+    args = parser.parse_args(["--model", str(model), "--walkers", "2", "--steps", "20", "--out", str(again),
+                              "--start", str(out), "--frame-interval-ps", "0.02", "--no-progress"])
+    assert simulate_cli.run(args) == 0 and load_walkers(again).shape == (2, 2, 2, 3)
+    three = tmp_path / "three.h5"
+    top.add_atom("C", None, residue)
+    with trajio.TrajectoryWriter(three, top, {}) as writer:
+        writer.write(np.zeros((1, 3, 3)), [0.0])
+    args = parser.parse_args(["--model", str(model), "--steps", "20", "--out", str(again), "--start", str(three)])
+    with pytest.raises(ValueError, match="3 atoms per frame, not a multiple of the model's 2 beads"):
+        simulate_cli.run(args)
 
 
 def test_example_script_runs(tmp_path):

@@ -132,8 +132,10 @@ def simulate(model_path, start_positions, n_walkers: int, out_path, *, ns=None, 
     result = SimulationResult(out_path, energies_path_for(out_path), Path(str(out_path) + ".chk"),
                               plan["n_frames"], plan["n_frames"] * plan["steps_per_frame"])
     rng = np.random.default_rng(seed)
-    done = _resume(cg, result, guard, rng, plan) if resume and result.checkpoint_path.exists() else None
-    if done is None:
+    if resume and result.checkpoint_path.exists():
+        done = _resume(cg, result, guard, rng, plan)
+    else:
+        result.checkpoint_path.unlink(missing_ok=True)  # a stale checkpoint must not continue this new run
         cg.context.setPositions(start.reshape(-1, 3))
         cg.context.setVelocities(maxwell_boltzmann(cg.metadata["masses_amu"], n_walkers,
                                                    cg.metadata["temperature_k"], rng).reshape(-1, 3))
@@ -300,7 +302,7 @@ def _save_checkpoint(cg, result, guard, rng, plan, frames_written: int) -> None:
                result.checkpoint_path)
 
 
-def _resume(cg, result, guard, rng, plan) -> Optional[int]:
+def _resume(cg, result, guard, rng, plan) -> int:
     """Restore the state of ``result.checkpoint_path``; returns the frames already written."""
     state = torch.load(result.checkpoint_path, weights_only=False)
     expected = {"n_walkers": cg.n_walkers, "n_beads": cg.n_beads, "steps_per_frame": plan["steps_per_frame"],
