@@ -14,7 +14,7 @@ import importlib
 
 from .graph import angle_triplets, chain_bonds, dihedral_quadruplets, graph_distances, pair_index
 from .potential import (NETS, CGPotential, NoNet, PairMLP, SchNet, build_net, build_potential, forces,
-                        load_potential, save_potential)
+                        load_potential, net_class, register_net, save_potential)
 from .prior import PriorPotential, fit_prior, measure_internal
 from .radial import BesselBasis, CosineCutoff, GaussianBasis, build_radial_basis, cosine_cutoff, safe_norm
 
@@ -28,7 +28,7 @@ __all__ = [
     "NETS", "BesselBasis", "CGPotential", "CosineCutoff", "GaussianBasis", "NoNet", "PairMLP", "PriorPotential",
     "SchNet", "angle_triplets", "build_net", "build_potential", "build_radial_basis", "chain_bonds",
     "cosine_cutoff", "dihedral_quadruplets", "fit_prior", "forces", "graph_distances", "load_potential",
-    "measure_internal", "pair_index", "safe_norm", "save_potential", *sorted(_LAZY),
+    "measure_internal", "net_class", "pair_index", "register_net", "safe_norm", "save_potential", *sorted(_LAZY),
 ]
 
 

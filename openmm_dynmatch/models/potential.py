@@ -19,6 +19,7 @@ Example
 (torch.Size([4]), torch.Size([4, 10, 3]))
 """
 import copy
+import importlib
 import inspect
 from collections import OrderedDict
 
@@ -162,34 +163,37 @@ class NoNet(nn.Module):
         return torch.zeros(positions.shape[0], dtype=positions.dtype, device=positions.device)
 
 
-def _equivariant_net(**kwargs) -> nn.Module:
-    from .equivariant import EquivariantNet
-
-    return EquivariantNet(**kwargs)
-
-
-def _equivariant_signature():
-    from .equivariant import EquivariantNet
-
-    return EquivariantNet
+# Network kinds: the class, or "module:Class" for kinds whose dependencies are imported on first use.
+NETS = {"pair_mlp": PairMLP, "schnet": SchNet, "none": NoNet,
+        "equivariant": "openmm_dynmatch.models.equivariant:EquivariantNet"}
 
 
-NETS = {"pair_mlp": (PairMLP, lambda: PairMLP), "schnet": (SchNet, lambda: SchNet),
-        "equivariant": (_equivariant_net, _equivariant_signature), "none": (NoNet, lambda: NoNet)}
+def register_net(kind: str, net_class) -> None:
+    """Add a network kind; its class takes ``n_beads, bead_types, n_types, bonds`` and has a ``spec`` dict."""
+    NETS[kind] = net_class
+
+
+def net_class(kind: str):
+    """The class of network ``kind`` (imports lazily registered kinds)."""
+    if kind not in NETS:
+        raise ValueError(f"unknown net kind '{kind}'; available: {sorted(NETS)}")
+    entry = NETS[kind]
+    if isinstance(entry, str):
+        module, name = entry.split(":")
+        entry = getattr(importlib.import_module(module), name)
+    return entry
 
 
 def build_net(spec: dict) -> nn.Module:
     """Network from its spec ``{"kind": ..., "n_beads": ..., <hyper-parameters>}``."""
     spec = dict(spec)
     kind = spec.pop("kind", "pair_mlp")
-    if kind not in NETS:
-        raise ValueError(f"unknown net kind '{kind}'; available: {sorted(NETS)}")
-    builder, signature = NETS[kind]
-    known = set(inspect.signature(signature().__init__).parameters) - {"self"}
+    cls = net_class(kind)
+    known = set(inspect.signature(cls.__init__).parameters) - {"self"}
     unknown = set(spec) - known
     if unknown:
         raise ValueError(f"net spec of kind '{kind}': unknown keys {sorted(unknown)}; known: {sorted(known)}")
-    return builder(**spec)
+    return cls(**spec)
 
 
 class CGPotential(nn.Module):

@@ -262,7 +262,8 @@ def measure_internal(positions: np.ndarray, bonds, angles=None, dihedrals=None) 
 
     Returns
     -------
-    dict with ``bonds`` (n_frames, n_bonds), ``angles`` (n_frames, n_angles), ``dihedrals`` (n_frames, n_dih)
+    dict with ``bonds`` (n_frames, n_bonds), ``angles`` (n_frames, n_angles), ``dihedrals`` (n_frames, n_dih),
+    and the bead indices of the measured terms, ``angle_index`` (n_angles, 3), ``dihedral_index`` (n_dih, 4)
     """
     n_beads = positions.shape[1]
     probe = PriorPotential(n_beads, bonds, angle_k=0.0, angles=angles, dihedral_k=[0.0], dihedrals=dihedrals)
