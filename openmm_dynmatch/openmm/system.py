@@ -44,8 +44,8 @@ def _register_torch_kernels() -> None:
 
 _register_torch_kernels()
 
-# Preferred order when no platform is named: for small CG systems Reference beats CPU (measured, see
-# benchmarks/engine_speed.py), CUDA beats both.
+# Preferred order when no platform is named: for small CG systems Reference and CPU run at the same speed
+# (TorchForce dominates; see benchmarks/engine_speed.py) and Reference is double precision; CUDA beats both.
 PLATFORM_PREFERENCE = ("CUDA", "Reference", "CPU", "OpenCL", "HIP")
 PRECISIONS = ("single", "mixed", "double")
 
