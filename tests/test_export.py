@@ -169,3 +169,35 @@ def test_cli_export_reads_a_run_directory(tmp_path, walkers, monkeypatch):
                                chain_energy_numpy(walkers).sum(), rtol=1e-12)
     with pytest.raises(FileNotFoundError, match="potential.pt"):
         export_cli.run(parser.parse_args(["--run", str(tmp_path / "nothing"), "--out", str(out)]))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_package_potential_exports_and_runs_in_openmm(tmp_path, rng, dtype):
+    """The trainer's potential file -> ``dynmatch export`` -> OpenMM gives the potential's energies and forces."""
+    import openmm
+    from openmm_dynmatch.cli import export as export_cli
+    from openmm_dynmatch.models import build_potential, save_potential
+    from openmm_dynmatch.openmm.system import create_system
+
+    bonds = [[0, 1], [1, 2], [2, 3]]
+    potential = build_potential({"n_beads": 4, "bonds": bonds, "dtype": dtype,
+                                 "prior": {"bonds": bonds, "bond_r0_nm": 0.38, "bond_k": 1000.0}})
+    run_dir = tmp_path / "run"
+    save_potential(run_dir / "potential.pt", potential, chain_metadata(4))
+    parser = argparse.ArgumentParser()
+    export_cli.add_arguments(parser)
+    out = tmp_path / "model.pt"
+    assert export_cli.run(parser.parse_args(["--run", str(run_dir), "--out", str(out)])) == 0
+    walkers = np.stack([0.36 * np.arange(4), 0.1 * (np.arange(4) % 2), np.zeros(4)], 1)[None] \
+        + 0.03 * rng.standard_normal((3, 4, 3))
+    positions = torch.tensor(walkers, requires_grad=True)
+    energy = potential(positions).sum()
+    (grad,) = torch.autograd.grad(energy, positions)
+    cg = create_system(out, 3, platform="Reference")
+    cg.context.setPositions(walkers.reshape(-1, 3))
+    state = cg.context.getState(getEnergy=True, getForces=True)
+    tol = tolerance(torch.float32 if dtype == "float32" else torch.float64)
+    np.testing.assert_allclose(state.getPotentialEnergy().value_in_unit(openmm.unit.kilojoule_per_mole),
+                               energy.item(), **tol)
+    forces = state.getForces(asNumpy=True).value_in_unit(openmm.unit.kilojoule_per_mole / openmm.unit.nanometer)
+    np.testing.assert_allclose(forces.reshape(walkers.shape), -grad.numpy(), **tol)
