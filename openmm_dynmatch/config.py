@@ -49,6 +49,10 @@ class PotentialConfig:
 class ClassifierConfig:
     """The window classifier of dynamic matching (see docs/classifier.md)."""
 
+    kind: str = option("equivariant", "equivariant (e3nn encoder + temporal convolution) or invariant "
+                       "(MLP on distances and displacement lengths; fast, small molecules)",
+                       ("equivariant", "invariant"))
+    mlp_hidden: int = option(64, "hidden width of the invariant classifier's MLP")
     cutoff_nm: Optional[float] = option(None, "smooth cutoff of the encoder's edges, nm (null: all pairs)")
     hidden_scalars: int = option(16, "0e channels of the per-frame encoder")
     hidden_vectors: int = option(8, "1o channels of the per-frame encoder")

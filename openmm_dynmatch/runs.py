@@ -23,6 +23,7 @@ from openmm_dynmatch.dynamics import DynamicsParameters
 from openmm_dynmatch.fileio import write_json
 from openmm_dynmatch.models.prior import fit_prior
 from openmm_dynmatch.models.classifier import build_classifier, displacement_rms
+from openmm_dynmatch.models.invariant_classifier import InvariantWindowClassifier
 from openmm_dynmatch.models.potential import CGPotential, build_net, load_potential, save_potential
 from openmm_dynmatch.train import DynamicMatchingTrainer
 from openmm_dynmatch.units import kt_kj_per_mol
@@ -93,6 +94,11 @@ def build_classifier_from_config(config: Config, data: TrainingData):
     """The window classifier, its displacement scale taken from the training windows."""
     cfg = config.classifier
     sample = data.windows[np.arange(min(len(data.windows), 512))]
+    if cfg.kind == "invariant":
+        classifier = InvariantWindowClassifier(len(data.metadata["bead_types"]), config.data.window_frames,
+                                               cfg.mlp_hidden, cfg.n_layers, cfg.dtype)
+        classifier.fit_scales(sample)
+        return classifier
     scale = displacement_rms(sample) if sample.shape[1] > 1 else 0.05
     spec = {"bead_types": list(data.metadata["bead_types"]), "displacement_scale_nm": max(scale, 1e-4),
             "frame_only": config.data.window_frames == 1, "cutoff_nm": cfg.cutoff_nm,

@@ -33,6 +33,7 @@ from openmm_dynmatch import estimators
 from openmm_dynmatch.config import Config, write_config
 from openmm_dynmatch.dynamics import DynamicsParameters
 from openmm_dynmatch.fileio import atomic_path, torch_save
+from openmm_dynmatch.kinetics import roc_auc
 from openmm_dynmatch.units import kt_kj_per_mol
 
 LOG_FIELDS = (
@@ -89,13 +90,6 @@ def classifier_loss(logits_aa: torch.Tensor, logits_cg: torch.Tensor, label_smoo
     loss_aa = F.binary_cross_entropy_with_logits(logits_aa, target_aa)
     loss_cg = F.binary_cross_entropy_with_logits(logits_cg, torch.zeros_like(logits_cg))
     return 0.5 * (loss_aa + loss_cg)
-
-
-def roc_auc(scores_positive: np.ndarray, scores_negative: np.ndarray) -> float:
-    """ROC-AUC by the Mann-Whitney statistic (ties count one half)."""
-    pos = np.asarray(scores_positive, dtype=np.float64)[:, None]
-    neg = np.asarray(scores_negative, dtype=np.float64)[None, :]
-    return float(((pos > neg).sum() + 0.5 * (pos == neg).sum()) / (pos.size * neg.size))
 
 
 class DynamicMatchingTrainer:
@@ -206,8 +200,10 @@ class DynamicMatchingTrainer:
             logits_aa, logits_cg = self.classifier(aa), self.classifier(cg)
             loss = classifier_loss(logits_aa, logits_cg, cfg.label_smoothing)
         accuracy = 0.5 * ((logits_aa > 0).double().mean() + (logits_cg <= 0).double().mean())
+        scores = np.concatenate([logits_aa.double().numpy(), logits_cg.double().numpy()])
+        labels = np.concatenate([np.ones(len(logits_aa)), np.zeros(len(logits_cg))])
         return {"classifier_loss": float(loss), "classifier_accuracy": float(accuracy),
-                "classifier_auc": roc_auc(logits_aa.numpy(), logits_cg.numpy())}
+                "classifier_auc": roc_auc(scores, labels)}
 
     def log_likelihood(self, paths: Paths) -> torch.Tensor:
         """``log P_theta`` of every recorded path, shape (B,), differentiable in potential and friction."""

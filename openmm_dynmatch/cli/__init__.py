@@ -10,11 +10,13 @@ import importlib
 import sys
 
 VERBS = {
+    "demo": "demo",
     "reference": "reference",
     "map": "map_cmd",
     "train": "train",
     "export": "export",
     "simulate": "simulate",
+    "analyze": "analyze",
 }
 
 

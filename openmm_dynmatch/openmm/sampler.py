@@ -7,6 +7,7 @@ the same seeds reproduces its paths (which makes training runs resumable exactly
 """
 from __future__ import annotations
 
+import copy
 import tempfile
 from pathlib import Path
 from typing import Optional
@@ -55,17 +56,20 @@ class OpenMMSampler:
             workdir = self._tmp.name
         self.model_path = Path(workdir) / "current_model.pt"
         self._fresh = False
+        self._scripted = None  # a scripted copy of the potential, refreshed with its current parameters
+        self._scripted_source = None
 
     def set_model(self, potential: torch.nn.Module, masses_amu, friction_per_ps: float) -> None:
         """Export ``potential`` with these masses (amu, per bead) and friction (1/ps) for the next runs."""
         meta = dict(self.metadata, masses_amu=[float(m) for m in np.asarray(masses_amu)],
                     friction_per_ps=float(friction_per_ps))
-        was_training = potential.training
-        potential.eval()
-        try:
-            export(potential, self.model_path, meta)
-        finally:
-            potential.train(was_training)
+        if self._scripted_source is not potential:
+            self._scripted = torch.jit.script(copy.deepcopy(potential).eval())
+            self._scripted_source = potential
+        with torch.no_grad():
+            for name, value in potential.state_dict().items():
+                self._scripted.state_dict()[name].copy_(value)
+        export(self._scripted, self.model_path, meta)
         self._fresh = True
 
     def _engine(self, seed: int):

@@ -1,0 +1,238 @@
+"""Dynamic-matching trainer: estimator gradients against finite differences of OpenMM simulations, recovery of
+a known model, exact resume, and the pieces of the loop against formulas written out again."""
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dimer_toy import (MASS_AMU, TEMPERATURE_K, HarmonicDimer, boltzmann_dimers, dimer_metadata,
+                       simulate_dimer_data, write_dimer_data)
+from openmm_dynmatch import estimators
+from openmm_dynmatch.baselines import train_force_matching
+from openmm_dynmatch.config import Config, DynamicsConfig, TrainConfig
+from openmm_dynmatch.data import make_windows
+from openmm_dynmatch.dynamics import DynamicsParameters
+from openmm_dynmatch.models.invariant_classifier import InvariantWindowClassifier
+from openmm_dynmatch.openmm.sampler import OpenMMSampler
+from openmm_dynmatch.train import (DynamicMatchingTrainer, classifier_loss, rewards_from_logits,
+                                   windows_from_paths)
+from openmm_dynmatch.units import kt_kj_per_mol
+
+KT = kt_kj_per_mol(TEMPERATURE_K)
+TRUE_K, TRUE_R0 = 500.0, 0.3
+SETTINGS = {  # integrator: (true friction 1/ps, timestep ps)
+    "brownian": (100.0, 0.02),
+    "langevin": (20.0, 0.004),
+}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# ------------------------------------------------------------------------------------------ loop pieces
+def test_rewards_and_classifier_loss_follow_their_formulas():
+    logits = torch.tensor([-2.0, 0.0, 3.0], dtype=torch.float64)
+    assert torch.equal(rewards_from_logits(logits, "neg_logit"), -logits)
+    expected = torch.log1p(torch.exp(-logits))
+    torch.testing.assert_close(rewards_from_logits(logits, "softplus"), expected)
+    with pytest.raises(ValueError, match="unknown reward 'x'"):
+        rewards_from_logits(logits, "x")
+    aa, cg = torch.tensor([1.0, -0.5]), torch.tensor([0.2, -1.0])
+    smooth = 0.1
+    by_hand = 0.5 * (-(((1 - smooth) * F.logsigmoid(aa) + smooth * F.logsigmoid(-aa)).mean())
+                     - F.logsigmoid(-cg).mean())
+    torch.testing.assert_close(classifier_loss(aa, cg, smooth), by_hand)
+
+
+def test_windows_from_paths_take_every_sth_step():
+    paths = torch.arange(2 * 7 * 1 * 3, dtype=torch.float64).reshape(2, 7, 1, 3)
+    windows = windows_from_paths(paths, 3)
+    assert windows.shape == (2, 3, 1, 3)
+    assert torch.equal(windows[:, 2], paths[:, 6])
+
+
+def test_brownian_per_type_friction_is_realised_by_mass_substitution():
+    dyn = DynamicsParameters("brownian", 10.0, [0, 1, 1])
+    with torch.no_grad():
+        dyn.log_friction.copy_(torch.log(torch.tensor([5.0, 40.0], dtype=torch.float64)))
+    masses = np.array([12.0, 14.0, 16.0])
+    openmm_masses, openmm_friction = dyn.openmm_masses_and_friction(masses)
+    diffusion_true = KT / (np.array([5.0, 40.0, 40.0]) * masses)
+    np.testing.assert_allclose(KT / (openmm_friction * openmm_masses), diffusion_true, rtol=1e-12)
+    langevin = DynamicsParameters("langevin", 10.0, [0, 1, 1])
+    np.testing.assert_allclose(langevin.openmm_masses_and_friction(masses)[0], masses)
+    with pytest.raises(ValueError, match="unknown integrator"):
+        DynamicsParameters("verlet", 1.0, [0])
+    with pytest.raises(ValueError, match="friction_per_ps"):
+        DynamicsParameters("langevin", -1.0, [0])
+
+
+@pytest.mark.parametrize("integrator", ["brownian", "langevin"])
+def test_sampler_paths_reconstruct_to_unit_noise_with_the_refreshed_model(integrator):
+    """OpenMM paths from the sampler, after a parameter update and with per-type Brownian frictions, give
+    N(0, 1) noise when rebuilt with the *updated* model (and not with the stale one)."""
+    friction, dt = SETTINGS[integrator]
+    potential = HarmonicDimer(5000.0, 0.35)
+    dyn = DynamicsParameters(integrator, friction, [0, 1])
+    if integrator == "brownian":
+        with torch.no_grad():
+            dyn.log_friction.copy_(torch.log(torch.tensor([friction, 3 * friction], dtype=torch.float64)))
+    meta = dict(dimer_metadata(integrator, friction, dt), bead_types=[0, 1], type_names=["A", "B"])
+    sampler = OpenMMSampler(meta, n_walkers=200)
+    sampler.set_model(potential, *dyn.openmm_masses_and_friction([MASS_AMU] * 2))
+    with torch.no_grad():
+        potential.log_k.fill_(math.log(TRUE_K))
+        potential.r0.fill_(TRUE_R0)
+    sampler.set_model(potential, *dyn.openmm_masses_and_friction([MASS_AMU] * 2))
+    starts = boltzmann_dimers(TRUE_K, TRUE_R0, 200, np.random.default_rng(1))
+    paths = sampler.record(starts, 20, seed=5)
+    noise = _noise(paths, potential, dyn, dt)
+    assert abs(float(noise.mean())) < 4 / math.sqrt(noise.numel())
+    assert abs(float(noise.var()) - 1) < 6 * math.sqrt(2 / noise.numel())
+    stale = HarmonicDimer(5000.0, 0.35)
+    assert abs(float(_noise(paths, stale, dyn, dt).var()) - 1) > 0.05
+
+
+def _noise(paths, potential, dyn, dt):
+    force_fn = estimators.potential_force_fn(potential, create_graph=False)
+    masses = torch.tensor([MASS_AMU] * 2, dtype=torch.float64)
+    friction = dyn.friction_per_bead().detach()
+    if dyn.integrator == "brownian":
+        return estimators.brownian_log_likelihood(paths.positions, force_fn, masses, friction, dt, KT,
+                                                  return_noise=True)[1]
+    return estimators.langevin_middle_log_likelihood(paths.positions, paths.velocities, force_fn, masses, friction,
+                                                     dt, KT, return_noise=True)[1]
+
+
+# ------------------------------------------------------------------ score function vs finite differences
+def _displacement_reward(paths: torch.Tensor) -> torch.Tensor:
+    """g = squared displacement of bead 0 plus squared bond length at the window's end, nm^2."""
+    end, start = paths[:, -1], paths[:, 0]
+    return ((end[:, 0] - start[:, 0]) ** 2).sum(-1) + ((end[:, 1] - end[:, 0]) ** 2).sum(-1)
+
+
+def _mean_reward(sampler, potential, dyn, starts, n_steps, seed):
+    sampler.set_model(potential, *dyn.openmm_masses_and_friction([MASS_AMU] * 2))
+    return _displacement_reward(sampler.record(starts, n_steps, seed).positions)
+
+
+@pytest.mark.parametrize("integrator", ["brownian", "langevin"])
+@pytest.mark.parametrize("parameter", ["log_k", "log_friction"])
+def test_score_function_gradient_equals_finite_differences_of_openmm(integrator, parameter):
+    friction, dt = SETTINGS[integrator]
+    n_walkers, seed, h = 3000, 11, 0.03
+    n_steps = 12 if integrator == "brownian" else 50  # Langevin: long enough for friction to matter
+    potential = HarmonicDimer(TRUE_K, TRUE_R0)
+    dyn = DynamicsParameters(integrator, friction, [0, 0])
+    sampler = OpenMMSampler(dimer_metadata(integrator, friction, dt), n_walkers)
+    starts = np.repeat(np.array([[[0.0, 0.0, 0.0], [TRUE_R0 + 0.05, 0.0, 0.0]]]), n_walkers, axis=0)
+    owner = potential if parameter == "log_k" else dyn
+    param = getattr(owner, parameter)
+
+    # finite differences with common random numbers (same OpenMM seeds)
+    rewards = []
+    for sign in (+1, -1):
+        with torch.no_grad():
+            param += sign * h
+        rewards.append(_mean_reward(sampler, potential, dyn, starts, n_steps, seed))
+        with torch.no_grad():
+            param -= sign * h
+    per_walker_fd = (rewards[0] - rewards[1]) / (2 * h)
+    fd, fd_se = float(per_walker_fd.mean()), float(per_walker_fd.std() / math.sqrt(n_walkers))
+
+    # score function at theta, from OpenMM paths, in 30 groups for the error bar
+    sampler.set_model(potential, *dyn.openmm_masses_and_friction([MASS_AMU] * 2))
+    paths = sampler.record(starts, n_steps, seed + 1)
+    reward = _displacement_reward(paths.positions)
+    force_fn = estimators.potential_force_fn(potential, create_graph=True)
+    masses = torch.tensor([MASS_AMU] * 2, dtype=torch.float64)
+    if integrator == "brownian":
+        log_p = estimators.brownian_log_likelihood(paths.positions, force_fn, masses, dyn.friction_per_bead(), dt, KT)
+    else:
+        log_p = estimators.langevin_middle_log_likelihood(paths.positions, paths.velocities, force_fn, masses,
+                                                          dyn.friction_per_bead(), dt, KT)
+    terms = estimators.advantages(reward, "mean").detach() * log_p
+    rows = estimators.grouped_gradients(terms, [param], n_groups=30)[:, 0]
+    sf, sf_se = float(rows.mean()), float(rows.std() / math.sqrt(len(rows)))
+
+    error = math.sqrt(fd_se**2 + sf_se**2)
+    assert abs(fd) > 5 * fd_se, "the reward must depend measurably on the parameter for the test to mean anything"
+    assert abs(sf - fd) < 4 * error, f"score function {sf:.4g} +- {sf_se:.2g} vs FD {fd:.4g} +- {fd_se:.2g}"
+
+
+# ------------------------------------------------------------------------------ recovery of a known model
+def _trainer(tmp_path, integrator, iterations, walkers=256, seed=0):
+    friction, dt = SETTINGS[integrator]
+    steps_per_frame, window_frames = 10, 6
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    data_file, frames = simulate_dimer_data(tmp_path, integrator, TRUE_K, TRUE_R0, friction, dt,
+                                            steps_per_frame * dt, n_walkers=64, n_frames=400, seed=3)
+    windows = np.concatenate([make_windows(f, window_frames) for f in frames])
+    config = Config(
+        train=TrainConfig(iterations=iterations, walkers=walkers, classifier_warmup=30, lr_potential=0.004,
+                          lr_friction=0.01, checkpoint_every=10**6, snr_every=0, seed=seed),
+        dynamics=DynamicsConfig(integrator=integrator, timestep_ps=dt, friction_per_ps=3 * friction))
+    potential = HarmonicDimer(0.3 * TRUE_K, 1.1 * TRUE_R0)
+    dynamics = DynamicsParameters(integrator, 3 * friction, [0, 0])
+    torch.manual_seed(seed)
+    classifier = InvariantWindowClassifier(2, window_frames, hidden=32)
+    classifier.fit_scales(torch.as_tensor(windows[:2000]))
+    sampler = OpenMMSampler(dimer_metadata(integrator, friction, dt), walkers)
+    trainer = DynamicMatchingTrainer(config, potential, classifier, dynamics, sampler, windows, [MASS_AMU] * 2,
+                                     TEMPERATURE_K, steps_per_frame, tmp_path / "run")
+    return trainer, frames
+
+
+@pytest.mark.parametrize("integrator", ["brownian", "langevin"])
+def test_dynamic_matching_recovers_force_constant_and_friction_where_force_matching_cannot(tmp_path, integrator):
+    friction_true = SETTINGS[integrator][0]
+    trainer, frames = _trainer(tmp_path, integrator, iterations=500)
+    trainer.run(progress=False)
+    trainer.load_averaged()
+    k = math.exp(float(trainer.potential.log_k))
+    friction = float(trainer.dynamics.friction_per_bead()[0])
+    assert abs(k / TRUE_K - 1) < 0.10, f"k = {k:.1f}, true {TRUE_K}"
+    assert abs(float(trainer.potential.r0) / TRUE_R0 - 1) < 0.05
+    assert abs(friction / friction_true - 1) < 0.10, f"friction = {friction:.2f}, true {friction_true}"
+
+    # force matching on the same data recovers k and r0 but has nothing to say about the friction
+    fm = HarmonicDimer(0.3 * TRUE_K, 1.1 * TRUE_R0)
+    flat = frames.reshape(-1, 2, 3)
+    from dimer_toy import dimer_forces
+
+    train_force_matching(fm, flat, dimer_forces(flat, TRUE_K, TRUE_R0), iterations=400, lr=0.02, batch_size=256,
+                         seed=0, progress=False)
+    assert abs(math.exp(float(fm.log_k)) / TRUE_K - 1) < 0.02
+    assert abs(float(fm.r0) / TRUE_R0 - 1) < 0.01
+    fm_friction = 3 * friction_true  # force matching leaves the dynamics where they started
+    assert abs(fm_friction / friction_true - 1) > 1.0
+
+
+def test_resume_continues_exactly(tmp_path):
+    uninterrupted, _ = _trainer(tmp_path / "a", "brownian", iterations=8, walkers=32)
+    uninterrupted.config.train.classifier_warmup = 2
+    uninterrupted.run(progress=False)
+
+    first, _ = _trainer(tmp_path / "b", "brownian", iterations=8, walkers=32)
+    first.config.train.classifier_warmup = 2
+    for _ in range(5):
+        first.step()
+    first.save_checkpoint()
+    first.step()  # work after the checkpoint is lost on interruption
+    resumed, _ = _trainer(tmp_path / "b", "brownian", iterations=8, walkers=32)
+    resumed.config.train.classifier_warmup = 2
+    resumed.load_state_dict(torch.load(tmp_path / "b" / "run" / "checkpoint.pt", weights_only=False))
+    assert resumed.iteration == 5
+    resumed.run(progress=False)
+    for name, value in uninterrupted.potential.state_dict().items():
+        assert torch.equal(value, resumed.potential.state_dict()[name]), name
+    assert torch.equal(uninterrupted.dynamics.log_friction, resumed.dynamics.log_friction)
+    for name, value in uninterrupted.classifier.state_dict().items():
+        assert torch.equal(value, resumed.classifier.state_dict()[name]), name
