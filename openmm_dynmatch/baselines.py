@@ -13,6 +13,14 @@ from tqdm.auto import tqdm
 from openmm_dynmatch import estimators
 
 
+def _adam(potential, lr: float) -> torch.optim.Adam:
+    params = [p for p in potential.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("the potential has no trainable parameters: use a network (potential.kind) or "
+                         "potential.prior_trainable: true")
+    return torch.optim.Adam(params, lr=lr)
+
+
 def train_force_matching(potential, frames, forces, iterations: int, lr: float, batch_size: int, seed: int,
                          progress: bool = True) -> list:
     """Fit ``potential`` to mapped AA forces by Adam on ``mean |F_map - F_theta|^2``.
@@ -40,7 +48,7 @@ def train_force_matching(potential, frames, forces, iterations: int, lr: float, 
     if frames.shape != forces.shape:
         raise ValueError(f"frames and forces must have the same shape, got {tuple(frames.shape)} and "
                          f"{tuple(forces.shape)}")
-    optimizer = torch.optim.Adam([p for p in potential.parameters() if p.requires_grad], lr=lr)
+    optimizer = _adam(potential, lr)
     rng = np.random.default_rng([int(seed), 101])
     losses = []
     for _ in tqdm(range(iterations), desc="force matching", disable=not progress):
@@ -49,7 +57,7 @@ def train_force_matching(potential, frames, forces, iterations: int, lr: float, 
         loss = estimators.force_matching_loss(potential, frames[pick], forces[pick])
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     return losses
 
 
@@ -67,7 +75,7 @@ def train_relative_entropy(potential, frames, sampler, masses_amu, friction_per_
         The surrogate value of every iteration (its gradient is the relative entropy's gradient).
     """
     frames = torch.as_tensor(np.asarray(frames), dtype=torch.float64)
-    optimizer = torch.optim.Adam([p for p in potential.parameters() if p.requires_grad], lr=lr)
+    optimizer = _adam(potential, lr)
     rng = np.random.default_rng([int(seed), 202])
     walkers = frames[rng.integers(0, frames.shape[0], size=sampler.n_walkers)].numpy()
     history = []
@@ -79,5 +87,5 @@ def train_relative_entropy(potential, frames, sampler, masses_amu, friction_per_
         loss = estimators.relative_entropy_surrogate(potential, frames[pick], torch.as_tensor(walkers), 1.0 / kt)
         loss.backward()
         optimizer.step()
-        history.append(float(loss))
+        history.append(float(loss.detach()))
     return history

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -39,7 +40,7 @@ from openmm_dynmatch.units import kt_kj_per_mol
 LOG_FIELDS = (
     "iteration", "phase", "mode", "classifier_loss", "classifier_accuracy", "classifier_auc", "reward_mean",
     "reward_std", "gradient_snr", "ess_fraction", "updates", "blowups", "time_sampling_s", "time_classifier_s",
-    "time_estimator_s",
+    "time_estimator_s", "classifier_logit_std", "classifier_collapsed",
 )
 
 
@@ -129,6 +130,7 @@ class DynamicMatchingTrainer:
         self.free_positions: Optional[np.ndarray] = None
         self._build_optimizers()
         self._average, self._average_count = None, 0
+        self.collapse = CollapseMonitor()
 
     # ------------------------------------------------------------------ optimisation state
     def _build_optimizers(self) -> None:
@@ -200,10 +202,11 @@ class DynamicMatchingTrainer:
             logits_aa, logits_cg = self.classifier(aa), self.classifier(cg)
             loss = classifier_loss(logits_aa, logits_cg, cfg.label_smoothing)
         accuracy = 0.5 * ((logits_aa > 0).double().mean() + (logits_cg <= 0).double().mean())
+        spread = float(torch.cat([logits_aa, logits_cg]).double().std())
         scores = np.concatenate([logits_aa.double().numpy(), logits_cg.double().numpy()])
         labels = np.concatenate([np.ones(len(logits_aa)), np.zeros(len(logits_cg))])
         return {"classifier_loss": float(loss), "classifier_accuracy": float(accuracy),
-                "classifier_auc": roc_auc(scores, labels)}
+                "classifier_auc": roc_auc(scores, labels), "classifier_logit_std": spread}
 
     def log_likelihood(self, paths: Paths) -> torch.Tensor:
         """``log P_theta`` of every recorded path, shape (B,), differentiable in potential and friction."""
@@ -278,6 +281,7 @@ class DynamicMatchingTrainer:
         row.update({"iteration": it, "phase": phase, "mode": mode, "blowups": paths.blowups,
                     "time_sampling_s": t1 - t0, "time_classifier_s": t2 - t1, "time_estimator_s": t3 - t2})
         row.update(self.dynamics.friction_summary())
+        row["classifier_collapsed"] = int(self.collapse.update(row))
         self.iteration += 1
         return row
 
@@ -339,16 +343,62 @@ class DynamicMatchingTrainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         write_config(self.config, self.run_dir / "config.yaml")
         log = CsvLog(self.run_dir / "log.csv", keep_until=self.iteration)
+        board = TensorBoardLog(self.run_dir / "tensorboard") if cfg.tensorboard else None
         bar = tqdm(total=cfg.iterations, initial=self.iteration, desc="dynamic matching", disable=not progress)
         while self.iteration < cfg.iterations:
             row = self.step()
             log.write(row)
+            if board is not None:
+                board.write(row)
             bar.update(1)
             bar.set_postfix(acc=f"{row['classifier_accuracy']:.3f}", **{
                 k[:8]: f"{v:.3g}" for k, v in row.items() if k.startswith("friction")})
             if self.iteration % cfg.checkpoint_every == 0 or self.iteration == cfg.iterations:
                 self.save_checkpoint()
         bar.close()
+
+
+class CollapseMonitor:
+    """Detects the classifier collapse of DESIGN.md section 7: a constant output (accuracy exactly 0.5, no
+    spread of logits), which starves the generator of gradient and freezes it at a biased point.
+
+    ``update(row)`` returns True while the classifier has been constant for ``patience`` iterations in a row,
+    and warns once when that first happens.
+    """
+
+    def __init__(self, patience: int = 10, tolerance: float = 1e-6):
+        self.patience, self.tolerance = patience, tolerance
+        self.streak, self.warned = 0, False
+
+    def update(self, row: dict) -> bool:
+        constant = row["classifier_logit_std"] < self.tolerance or row["classifier_accuracy"] == 0.5 and \
+            row["classifier_auc"] == 0.5
+        self.streak = self.streak + 1 if constant else 0
+        collapsed = self.streak >= self.patience
+        if collapsed and not self.warned:
+            warnings.warn(f"the classifier has output a constant for {self.streak} iterations (accuracy 0.5, "
+                          "logit spread ~0): the generator receives no signal. Lower the classifier's weight "
+                          "decay or learning rate, use label smoothing instead of strong regularisation, or "
+                          "restart from a fresh classifier.", RuntimeWarning, stacklevel=2)
+            self.warned = True
+        return collapsed
+
+
+class TensorBoardLog:
+    """Mirror of the CSV log as TensorBoard scalars (needs the ``tensorboard`` package)."""
+
+    def __init__(self, log_dir):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as err:
+            raise ImportError("train.tensorboard needs TensorBoard: pip install tensorboard") from err
+        self.writer = SummaryWriter(log_dir=str(log_dir))
+
+    def write(self, row: dict) -> None:
+        for key, value in row.items():
+            if isinstance(value, (int, float)) and key != "iteration" and math.isfinite(value):
+                self.writer.add_scalar(key, value, row["iteration"])
+        self.writer.flush()
 
 
 class CsvLog:

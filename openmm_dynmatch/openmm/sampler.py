@@ -63,6 +63,7 @@ class OpenMMSampler:
         """Export ``potential`` with these masses (amu, per bead) and friction (1/ps) for the next runs."""
         meta = dict(self.metadata, masses_amu=[float(m) for m in np.asarray(masses_amu)],
                     friction_per_ps=float(friction_per_ps))
+        meta.pop("bead_friction_per_ps", None)  # the masses given already realise per-bead frictions
         if self._scripted_source is not potential:
             self._scripted = torch.jit.script(copy.deepcopy(potential).eval())
             self._scripted_source = potential

@@ -231,14 +231,33 @@ def create_system(model_path, n_walkers: int, *, platform=None, precision=None, 
             meta[key] = value if key == "integrator" else positive_float(value, units[key], key)
     omm_platform, properties = choose_platform(platform, precision)
     system = openmm.System()
+    masses = particle_masses(meta, friction_overridden=friction_per_ps is not None)
     for _ in range(n_walkers):
-        for mass in meta["masses_amu"]:
+        for mass in masses:
             system.addParticle(float(mass))
     graphs = use_cuda_graphs and omm_platform.getName() == "CUDA"
     system.addForce(_torch_force(load_exported(model_path), graphs))
     omm_integrator = create_integrator(meta["integrator"], meta["temperature_k"], meta["friction_per_ps"],
                                        meta["timestep_ps"], seed)
     return CGSystem(system, omm_integrator, cg_topology(meta, n_walkers), meta, n_walkers, omm_platform, properties)
+
+
+def particle_masses(metadata: dict, friction_overridden: bool = False) -> list:
+    """Particle masses (amu) of one walker.
+
+    The bead masses, except for Brownian dynamics with per-bead frictions (optional metadata key
+    ``bead_friction_per_ps``, written by the trainer when it learns one friction per bead type): Brownian
+    dynamics depends on ``gamma_i m_i`` only, so bead ``i`` gets the mass ``m_i gamma_i / gamma`` with the
+    integrator's single friction ``gamma = friction_per_ps``, which reproduces every bead's own diffusion
+    ``kT / (gamma_i m_i)`` exactly. A friction given explicitly (``friction_per_ps`` override) applies to all beads.
+    """
+    masses = [float(m) for m in metadata["masses_amu"]]
+    per_bead = metadata.get("bead_friction_per_ps")
+    if metadata["integrator"] != "brownian" or not per_bead or friction_overridden:
+        return masses
+    if len(per_bead) != len(masses):
+        raise ValueError(f"metadata bead_friction_per_ps must list {len(masses)} values, got {len(per_bead)}")
+    return [m * float(g) / float(metadata["friction_per_ps"]) for m, g in zip(masses, per_bead)]
 
 
 def create_simulation(model_path, n_walkers: int, **kwargs) -> openmm.app.Simulation:

@@ -1,0 +1,118 @@
+"""Training runs from a configuration, through the library and the CLI: run directory, export, resume,
+Brownian per-type frictions in exported models, and the collapse monitor."""
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from dimer_toy import MASS_AMU, TEMPERATURE_K, simulate_dimer_data, write_dimer_data
+from openmm_dynmatch.cli import main as cli_main
+from openmm_dynmatch.config import load_config
+from openmm_dynmatch.models.potential import load_potential
+from openmm_dynmatch.runs import run_training
+from openmm_dynmatch.train import CollapseMonitor
+from openmm_dynmatch.units import kt_kj_per_mol
+
+K, R0, FRICTION, DT = 500.0, 0.3, 100.0, 0.02
+
+
+@pytest.fixture(scope="module")
+def dimer_file(tmp_path_factory):
+    """One 600-frame OpenMM trajectory of the Brownian harmonic dimer in the mapped-data format."""
+    folder = tmp_path_factory.mktemp("dimer")
+    _, frames = simulate_dimer_data(folder, "brownian", K, R0, FRICTION, DT, 10 * DT, n_walkers=1, n_frames=600,
+                                    seed=2)
+    path = folder / "dimer_cg.h5"
+    write_dimer_data(path, frames[0], 10 * DT, K, R0)
+    return path
+
+
+def _config_file(tmp_path, data_path, **train):
+    config = {"data": {"cg_path": str(data_path), "window_frames": 4, "n_blocks": 4},
+              "potential": {"kind": "none", "dtype": "float64", "prior_trainable": True},
+              "classifier": {"kind": "invariant", "mlp_hidden": 16},
+              "dynamics": {"integrator": "brownian", "timestep_ps": DT, "friction_per_ps": 50.0},
+              "train": {"walkers": 16, "iterations": 4, "classifier_warmup": 1, "checkpoint_every": 2, **train}}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_force_matching_run_fits_the_prior_and_exports_an_openmm_model(tmp_path, dimer_file):
+    import openmm
+
+    from openmm_dynmatch.openmm.system import create_system
+
+    config = load_config(_config_file(tmp_path, dimer_file, objective="force_matching", iterations=20,
+                                      lr_potential=1e-3))
+    summary = run_training(config, tmp_path / "run", progress=False)
+    potential, metadata = load_potential(summary["potential"])
+    assert metadata["integrator"] == "brownian" and metadata["bonds"] == [[0, 1]]
+    # the prior fitted to ~80 independent samples of the harmonic bond is near the truth (sd of r is 0.07 nm)
+    assert abs(float(potential.prior.bond_r0[0].detach()) - R0) < 0.04
+    cg = create_system(summary["model"], 3, platform="Reference")
+    x = np.random.default_rng(0).normal(scale=0.2, size=(3, 2, 3))
+    cg.context.setPositions(x.reshape(-1, 3))
+    state = cg.context.getState(getEnergy=True)
+    energy = state.getPotentialEnergy().value_in_unit(openmm.unit.kilojoule_per_mole)
+    expected = float(potential(torch.as_tensor(x)).sum().detach())
+    torch.testing.assert_close(energy, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_dynamic_matching_run_through_the_cli_writes_log_checkpoint_and_model(tmp_path, dimer_file, capsys):
+    config_path = _config_file(tmp_path, dimer_file)
+    run_dir = tmp_path / "run"
+    assert cli_main(["train", "--config", str(config_path), "--run-dir", str(run_dir), "--no-progress"]) == 0
+    log = np.genfromtxt(run_dir / "log.csv", delimiter=",", names=True, dtype=None, encoding=None)
+    assert list(log["iteration"]) == [0, 1, 2, 3]
+    assert set(log["phase"]) == {"warmup", "adversarial"}
+    assert np.all(np.isfinite(log["friction_per_ps_type0"]))
+    assert load_config(run_dir / "config.yaml") == load_config(config_path)
+    assert torch.load(run_dir / "checkpoint.pt", weights_only=False)["iteration"] == 4
+    out = tmp_path / "exported.pt"
+    assert cli_main(["export", "--run", str(run_dir), "--out", str(out)]) == 0
+    assert out.is_file()
+    with pytest.raises(ValueError, match="not empty"):
+        run_training(load_config(config_path), run_dir, progress=False)
+    # resuming a finished run does no further iteration and reproduces the same model
+    before = load_potential(run_dir / "potential.pt")[0].state_dict()
+    assert cli_main(["train", "--resume", str(run_dir), "--no-progress"]) == 0
+    after = load_potential(run_dir / "potential.pt")[0].state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_exported_brownian_model_keeps_per_type_frictions(tmp_path):
+    """A model with per-bead frictions diffuses each bead at its own rate in OpenMM: MSD = 6 kT t / (gamma_i m_i)
+    for free beads."""
+    from openmm_dynmatch.openmm.export import export
+    from openmm_dynmatch.openmm.runner import load_walkers, simulate
+
+    class Free(torch.nn.Module):
+        def forward(self, positions: torch.Tensor) -> torch.Tensor:
+            return 0.0 * positions.sum(dim=(1, 2))
+
+    frictions = [20.0, 80.0]
+    meta = {"n_beads": 2, "bead_names": ["A", "B"], "bead_types": [0, 1], "type_names": ["A", "B"],
+            "masses_amu": [MASS_AMU, 2 * MASS_AMU], "temperature_k": TEMPERATURE_K, "integrator": "brownian",
+            "friction_per_ps": 50.0, "bead_friction_per_ps": frictions, "timestep_ps": 0.01, "cutoff_nm": None,
+            "periodic": False, "bonds": [[0, 1]]}
+    model = export(Free(), tmp_path / "free.pt", meta)
+    out = tmp_path / "free.h5"
+    simulate(model, np.zeros((1, 2, 3)), 400, out, n_steps=100, frame_interval_ps=1.0, seed=4, progress=False,
+             platform="Reference")
+    walkers = load_walkers(out)  # (400, 1, 2, 3): one frame, written after 1 ps
+    msd = (walkers[:, -1] ** 2).sum(-1).mean(0)
+    kt = kt_kj_per_mol(TEMPERATURE_K)
+    expected = 6 * kt * 1.0 / (np.array(frictions) * np.array([MASS_AMU, 2 * MASS_AMU]))
+    # 400 walkers: the relative standard error of a 3-D MSD is sqrt(2/3/400) ~ 4%
+    np.testing.assert_allclose(msd, expected, rtol=0.16)
+
+
+def test_collapse_monitor_flags_a_constant_classifier_after_its_patience():
+    monitor = CollapseMonitor(patience=3)
+    alive = {"classifier_logit_std": 0.3, "classifier_accuracy": 0.56, "classifier_auc": 0.58}
+    dead = {"classifier_logit_std": 0.0, "classifier_accuracy": 0.5, "classifier_auc": 0.5}
+    assert [monitor.update(alive), monitor.update(dead), monitor.update(dead)] == [False, False, False]
+    with pytest.warns(RuntimeWarning, match="constant"):
+        assert monitor.update(dead)
+    assert not monitor.update(alive)
