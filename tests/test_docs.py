@@ -31,7 +31,7 @@ def heading_anchors(text: str) -> set:
         match = re.match(r"#{1,6}\s+(.*?)\s*#*\s*$", line)
         if match:
             title = re.sub(r"[^\w\s-]", "", match.group(1).replace("`", "")).strip().lower()
-            anchors.add(re.sub(r"[\s]+", "-", title))
+            anchors.add(re.sub(r"[-\s]+", "-", title))
     return anchors
 
 
