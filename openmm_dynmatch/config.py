@@ -90,7 +90,9 @@ class TrainConfig:
     snr_every: int = option(10, "iterations between gradient signal-to-noise estimates (0: never)")
     classifier_steps: int = option(3, "classifier updates per generator update")
     classifier_warmup: int = option(50, "classifier-only iterations before the generator moves")
-    lr_potential: float = option(1e-3, "Adam learning rate of the potential")
+    lr_pretrain: float = option(1e-3, "Adam learning rate of force matching / relative entropy (objective or "
+                                "pre-training)")
+    lr_potential: float = option(1e-3, "Adam learning rate of the potential in dynamic matching")
     lr_friction: float = option(3e-3, "Adam learning rate of log friction / log diffusion")
     lr_classifier: float = option(1e-3, "Adam learning rate of the classifier")
     beta1: float = option(0.5, "Adam beta1 of the generator")

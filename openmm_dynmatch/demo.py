@@ -42,7 +42,8 @@ def demo_config(cg_path: Path, settings: DemoSettings, objective: str, seed: int
     """Training configuration of one of the demo's CG models."""
     train = TrainConfig(objective=objective, iterations=settings.dm_iterations, walkers=settings.dm_walkers,
                         classifier_warmup=settings.dm_warmup, seed=seed, platform="Reference",
-                        checkpoint_every=max(settings.dm_iterations // 5, 1), snr_every=5)
+                        checkpoint_every=max(settings.dm_iterations // 5, 1), snr_every=5,
+                        lr_pretrain=1e-3, lr_potential=2e-4, lr_friction=0.02)
     if objective == "force_matching":
         train = replace(train, iterations=settings.fm_iterations)
     else:

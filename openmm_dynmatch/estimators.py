@@ -297,7 +297,8 @@ def score_function_surrogate(log_p: torch.Tensor, reward: torch.Tensor, baseline
 
     Returns
     -------
-    torch.Tensor, 0-d. Minimise its negative to increase ``E[g]``.
+    torch.Tensor, 0-d. Its gradient estimates ``grad E[g]``: minimise it to lower ``E[g]`` (the trainer does).
+    Minimise its negative to raise ``E[g]``.
     """
     _check_same_batch(log_p, reward, "log_p")
     return (advantages(reward, baseline, normalize).to(log_p.dtype) * log_p).mean()

@@ -1,7 +1,7 @@
 """Training runs from a configuration: data, models, objectives, checkpoints and the exported model.
 
-A run directory holds ``config.yaml`` (the resolved configuration), ``pretrained.pt`` (the potential after
-pre-training, if any), ``checkpoint.pt`` (dynamic-matching trainer state, written atomically), ``log.csv``,
+A run directory holds ``config.yaml`` (the resolved configuration), ``stage<i>_<objective>.pt`` (the
+potential after each force-matching / relative-entropy stage, if any), ``checkpoint.pt`` (dynamic-matching trainer state, written atomically), ``log.csv``,
 and at the end ``potential.pt`` (:func:`openmm_dynmatch.models.save_potential`) and ``model.pt`` (the
 TorchScript file OpenMM runs). ``resume=True`` continues from whatever the directory holds.
 """
@@ -134,13 +134,13 @@ def _sampler(config: Config, data: TrainingData, dynamics: DynamicsParameters, r
 def _pretrain(config, data, potential, dynamics, objective: str, iterations: int, run_dir: Path, progress: bool):
     cfg = config.train
     if objective == "force_matching":
-        return train_force_matching(potential, data.frames, data.forces, iterations, cfg.lr_potential,
+        return train_force_matching(potential, data.frames, data.forces, iterations, cfg.lr_pretrain,
                                     cfg.batch_size, cfg.seed, progress)
     masses, friction = dynamics.openmm_masses_and_friction(data.metadata["masses_amu"])
     sampler = _sampler(config, data, dynamics, run_dir)
     steps = (config.data.window_frames - 1) * data.steps_per_frame
     return train_relative_entropy(potential, data.frames, sampler, masses, friction,
-                                  kt_kj_per_mol(data.metadata["temperature_k"]), iterations, cfg.lr_potential,
+                                  kt_kj_per_mol(data.metadata["temperature_k"]), iterations, cfg.lr_pretrain,
                                   cfg.batch_size, max(steps, 1), cfg.seed, progress)
 
 

@@ -44,7 +44,7 @@ def test_force_matching_run_fits_the_prior_and_exports_an_openmm_model(tmp_path,
     from openmm_dynmatch.openmm.system import create_system
 
     config = load_config(_config_file(tmp_path, dimer_file, objective="force_matching", iterations=20,
-                                      lr_potential=1e-3))
+                                      lr_pretrain=1e-3))
     summary = run_training(config, tmp_path / "run", progress=False)
     potential, metadata = load_potential(summary["potential"])
     assert metadata["integrator"] == "brownian" and metadata["bonds"] == [[0, 1]]

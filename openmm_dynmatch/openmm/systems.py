@@ -187,7 +187,8 @@ def _box_array(box_vectors) -> Optional[np.ndarray]:
 
 
 def system_from_amber(prmtop, inpcrd=None, implicit_solvent: Optional[str] = None, constraints: str = "HBonds",
-                      cutoff_nm: float = 0.9, rigid_water: bool = True, name: Optional[str] = None) -> AASystem:
+                      cutoff_nm: float = 0.9, rigid_water: bool = True, name: Optional[str] = None,
+                      remove_com_motion: Optional[bool] = None) -> AASystem:
     """Build a system from AMBER ``prmtop`` and coordinate files.
 
     Parameters
@@ -203,6 +204,10 @@ def system_from_amber(prmtop, inpcrd=None, implicit_solvent: Optional[str] = Non
     rigid_water : bool
     name : str, optional
         Name of the system (default: the prmtop file name).
+    remove_com_motion : bool, optional
+        Add OpenMM's ``CMMotionRemover``. Default: only for periodic (explicit-solvent) systems. A solute in
+        implicit solvent or vacuum keeps its centre-of-mass diffusion, which is part of the dynamics a CG
+        model has to match (a CG model simulated without the remover would otherwise drift where AA did not).
     """
     from openmm import app, unit
 
@@ -215,6 +220,9 @@ def system_from_amber(prmtop, inpcrd=None, implicit_solvent: Optional[str] = Non
     coords = app.AmberInpcrdFile(str(inpcrd))
     box = coords.boxVectors if coords.boxVectors is not None else parm.topology.getPeriodicBoxVectors()
     options = dict(constraints=_constraints(constraints), rigidWater=rigid_water)
+    if remove_com_motion is None:
+        remove_com_motion = model is None and box is not None
+    options["removeCMMotion"] = bool(remove_com_motion)
     if model is not None:
         options.update(implicitSolvent=model, nonbondedMethod=app.NoCutoff)
         box = None
