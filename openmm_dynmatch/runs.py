@@ -7,6 +7,7 @@ TorchScript file OpenMM runs). ``resume=True`` continues from whatever the direc
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from openmm_dynmatch.config import Config, write_config
 from openmm_dynmatch.data import WindowDataset, split_blocks
 from openmm_dynmatch.dynamics import DynamicsParameters
 from openmm_dynmatch.fileio import write_json
+from openmm_dynmatch.indistinguishability import heldout_auc
 from openmm_dynmatch.models.prior import fit_prior
 from openmm_dynmatch.models.classifier import build_classifier, displacement_rms
 from openmm_dynmatch.models.invariant_classifier import InvariantWindowClassifier
@@ -124,20 +126,33 @@ def model_metadata(data: TrainingData, config: Config, dynamics: DynamicsParamet
     }
 
 
-def _sampler(config: Config, data: TrainingData, dynamics: DynamicsParameters, run_dir: Path):
+def _sampler(config: Config, data: TrainingData, dynamics: DynamicsParameters, n_walkers: Optional[int] = None):
     from openmm_dynmatch.openmm.sampler import OpenMMSampler
 
     meta = model_metadata(data, config, dynamics)
-    return OpenMMSampler(meta, config.train.walkers, platform=config.train.platform)
+    return OpenMMSampler(meta, n_walkers or config.train.walkers, platform=config.train.platform)
 
 
-def _pretrain(config, data, potential, dynamics, objective: str, iterations: int, run_dir: Path, progress: bool):
+def probe_auc(config: Config, data: TrainingData, potential, dynamics) -> Optional[dict]:
+    """Held-out ROC-AUC of a fresh classifier (see :mod:`openmm_dynmatch.indistinguishability`), or None when
+    ``train.probe_windows`` is 0 or there are no validation windows."""
+    if config.train.probe_windows <= 0 or data.validation is None:
+        return None
+    n = min(config.train.probe_windows, len(data.windows), len(data.validation))
+    rng = np.random.default_rng([config.train.seed, 303])
+    train = data.windows[rng.choice(len(data.windows), n, replace=False)]
+    heldout = data.validation[rng.choice(len(data.validation), n, replace=False)]
+    return heldout_auc(_sampler(config, data, dynamics, n), potential, dynamics, data.metadata["masses_amu"],
+                       train, heldout, data.steps_per_frame, config.train.probe_steps, config.train.seed)
+
+
+def _pretrain(config, data, potential, dynamics, objective: str, iterations: int, progress: bool):
     cfg = config.train
     if objective == "force_matching":
         return train_force_matching(potential, data.frames, data.forces, iterations, cfg.lr_pretrain,
                                     cfg.batch_size, cfg.seed, progress)
     masses, friction = dynamics.openmm_masses_and_friction(data.metadata["masses_amu"])
-    sampler = _sampler(config, data, dynamics, run_dir)
+    sampler = _sampler(config, data, dynamics)
     steps = (config.data.window_frames - 1) * data.steps_per_frame
     return train_relative_entropy(potential, data.frames, sampler, masses, friction,
                                   kt_kj_per_mol(data.metadata["temperature_k"]), iterations, cfg.lr_pretrain,
@@ -165,22 +180,35 @@ def run_training(config: Config, run_dir, resume: bool = False, progress: bool =
         if resume and stage_file.exists():
             potential.load_state_dict(load_potential(stage_file)[0].state_dict())
             continue
-        _pretrain(config, data, potential, dynamics, objective, iterations, run_dir, progress)
+        _pretrain(config, data, potential, dynamics, objective, iterations, progress)
         save_potential(stage_file, potential, model_metadata(data, config, dynamics))
+    probes = {}
     if cfg.objective == "dynamic_matching":
+        probes["before"] = _cached_probe(run_dir / "probe_before.json", config, data, potential, dynamics)
         trainer = DynamicMatchingTrainer(
             config, potential, build_classifier_from_config(config, data), dynamics,
-            _sampler(config, data, dynamics, run_dir), data.windows[np.arange(len(data.windows))],
+            _sampler(config, data, dynamics), data.windows[np.arange(len(data.windows))],
             data.metadata["masses_amu"], data.metadata["temperature_k"], data.steps_per_frame, run_dir)
         checkpoint = run_dir / "checkpoint.pt"
         if resume and checkpoint.exists():
             trainer.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False))
         trainer.run(progress=progress)
         trainer.load_averaged()
-    return finish_run(config, data, potential, dynamics, run_dir)
+    probes["after"] = probe_auc(config, data, potential, dynamics)
+    return finish_run(config, data, potential, dynamics, run_dir, probes)
 
 
-def finish_run(config: Config, data: TrainingData, potential, dynamics, run_dir: Path) -> dict:
+def _cached_probe(path: Path, config: Config, data: TrainingData, potential, dynamics) -> Optional[dict]:
+    """The probe AUC of the model as it is now, computed once per run directory (resumes reuse it)."""
+    if path.exists():
+        return json.loads(path.read_text())
+    result = probe_auc(config, data, potential, dynamics)
+    write_json(path, result)
+    return result
+
+
+def finish_run(config: Config, data: TrainingData, potential, dynamics, run_dir: Path,
+               probes: Optional[dict] = None) -> dict:
     """Write ``potential.pt``, ``model.pt`` (TorchScript for OpenMM) and ``summary.json``."""
     from openmm_dynmatch.openmm.export import export
 
@@ -191,7 +219,8 @@ def finish_run(config: Config, data: TrainingData, potential, dynamics, run_dir:
     summary = {"run_dir": str(run_dir), "model": str(run_dir / "model.pt"),
                "potential": str(run_dir / "potential.pt"), "objective": config.train.objective,
                "friction_per_ps": metadata["friction_per_ps"],
-               "bead_friction_per_ps": metadata["bead_friction_per_ps"]}
+               "bead_friction_per_ps": metadata["bead_friction_per_ps"],
+               "heldout_auc": {k: v for k, v in (probes or {}).items() if v is not None}}
     if not all(math.isfinite(f) for f in metadata["bead_friction_per_ps"]):
         raise RuntimeError("training produced a non-finite friction")
     write_json(run_dir / "summary.json", summary)
