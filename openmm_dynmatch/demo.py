@@ -30,12 +30,13 @@ class DemoSettings:
     window_frames: int
     cg_walkers: int
     cg_ns: float
+    probe_windows: int
 
 
 FULL = DemoSettings(aa_ns=2.0, frame_interval_ps=0.1, fm_iterations=1500, dm_iterations=150, dm_walkers=64,
-                    dm_warmup=20, window_frames=4, cg_walkers=32, cg_ns=0.1)
+                    dm_warmup=20, window_frames=4, cg_walkers=32, cg_ns=0.1, probe_windows=256)
 QUICK = DemoSettings(aa_ns=0.05, frame_interval_ps=0.1, fm_iterations=150, dm_iterations=4, dm_walkers=8,
-                     dm_warmup=2, window_frames=3, cg_walkers=8, cg_ns=0.01)
+                     dm_warmup=2, window_frames=3, cg_walkers=8, cg_ns=0.01, probe_windows=32)
 
 
 def demo_config(cg_path: Path, settings: DemoSettings, objective: str, seed: int) -> Config:
@@ -43,7 +44,8 @@ def demo_config(cg_path: Path, settings: DemoSettings, objective: str, seed: int
     train = TrainConfig(objective=objective, iterations=settings.dm_iterations, walkers=settings.dm_walkers,
                         classifier_warmup=settings.dm_warmup, seed=seed, platform="Reference",
                         checkpoint_every=max(settings.dm_iterations // 5, 1), snr_every=5,
-                        lr_pretrain=1e-3, lr_potential=2e-4, lr_friction=0.02)
+                        lr_pretrain=1e-3, lr_potential=2e-4, lr_friction=0.05,
+                        probe_windows=settings.probe_windows, probe_steps=200)
     if objective == "force_matching":
         train = replace(train, iterations=settings.fm_iterations)
     else:
@@ -94,6 +96,7 @@ def run_demo(out_dir="dynmatch_demo", quick: bool = False, seed: int = 0, progre
     result = {"out_dir": str(out), "quick": quick, "aa": str(aa_path), "aa_mapped": str(cg_path),
               "models": {k: v["model"] for k, v in models.items()},
               "friction_per_ps": {k: v["friction_per_ps"] for k, v in models.items()},
+              "heldout_auc": {k: v.get("heldout_auc", {}) for k, v in models.items()},
               "trajectories": {k: str(v) for k, v in trajectories.items()}, "timings_s": timings}
     result.update(_report(cg_path, trajectories, out / "report", settings))
     result["timings_s"]["total_s"] = time.perf_counter() - start

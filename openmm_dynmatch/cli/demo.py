@@ -20,6 +20,10 @@ def run(args) -> int:
     print(f"mapped AA (CG resolution): {result['aa_mapped']}")
     for label, path in result["models"].items():
         print(f"{label.upper()} model for OpenMM: {path}  (friction {result['friction_per_ps'][label]:.3g} 1/ps)")
+    for label, probes in result["heldout_auc"].items():
+        shown = ", ".join(f"{stage} {numbers['auc']:.3f}" for stage, numbers in probes.items())
+        if shown:
+            print(f"{label.upper()} held-out classifier AUC (0.5 = indistinguishable from AA): {shown}")
     print(f"report: {result['report']}")
     for label, numbers in result["headline"].items():
         shown = ", ".join(f"{k} = {_fmt(v)}" for k, v in numbers.items())
