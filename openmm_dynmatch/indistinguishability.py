@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from openmm_dynmatch.kinetics import roc_auc
 from openmm_dynmatch.models.invariant_classifier import InvariantWindowClassifier
+from openmm_dynmatch.train import windows_from_paths
 
 
 def _cg_windows(sampler, potential, dynamics, masses_amu, aa_windows: torch.Tensor, steps_per_frame: int,
@@ -22,7 +23,7 @@ def _cg_windows(sampler, potential, dynamics, masses_amu, aa_windows: torch.Tens
     sampler.set_model(potential, *dynamics.openmm_masses_and_friction(masses_amu))
     n_steps = (aa_windows.shape[1] - 1) * steps_per_frame
     paths = sampler.record(aa_windows[:, 0].numpy(), n_steps, seed)
-    return paths.positions[:, ::steps_per_frame]
+    return windows_from_paths(paths.positions, steps_per_frame)
 
 
 def heldout_auc(sampler, potential, dynamics, masses_amu, train_windows, heldout_windows, steps_per_frame: int,

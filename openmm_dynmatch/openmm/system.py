@@ -22,6 +22,7 @@ import openmm.app
 import openmmtorch
 
 from openmm_dynmatch.openmm.export import INTEGRATORS, load_exported, load_metadata
+from openmm_dynmatch.openmm.reference import available_platforms  # noqa: F401  (public here too)
 from openmm_dynmatch.units import positive_float
 
 
@@ -100,11 +101,6 @@ class CGSystem:
         import mdtraj
 
         return mdtraj.Topology.from_openmm(self.topology)
-
-
-def available_platforms() -> list:
-    """Names of the OpenMM platforms present."""
-    return [openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())]
 
 
 def choose_platform(name: Optional[str] = None, precision: Optional[str] = None):
