@@ -236,3 +236,19 @@ def test_resume_continues_exactly(tmp_path):
     assert torch.equal(uninterrupted.dynamics.log_friction, resumed.dynamics.log_friction)
     for name, value in uninterrupted.classifier.state_dict().items():
         assert torch.equal(value, resumed.classifier.state_dict()[name]), name
+
+
+def test_conditional_then_free_schedule_starts_free_windows_from_persistent_cg_walkers(tmp_path):
+    trainer, _ = _trainer(tmp_path, "brownian", iterations=6, walkers=32)
+    trainer.config.train.mode = "conditional_then_free"
+    trainer.config.train.switch_to_free_at = 3
+    trainer.config.train.classifier_warmup = 1
+    rows = [trainer.step() for _ in range(6)]
+    assert [row["mode"] for row in rows] == ["conditional"] * 3 + ["free"] * 3
+    walkers = trainer.free_positions
+    assert walkers.shape == (32, 2, 3) and np.isfinite(walkers).all()
+    # persistent walkers equilibrate under the current model: their bond lengths stay in the Boltzmann range
+    bond = np.linalg.norm(walkers[:, 1] - walkers[:, 0], axis=1)
+    k_now = math.exp(float(trainer.potential.log_k.detach()))
+    assert abs(bond.mean() - float(trainer.potential.r0.detach())) < 6 * math.sqrt(KT / k_now)
+    assert all(math.isfinite(row["reward_mean"]) for row in rows[1:])
