@@ -38,9 +38,8 @@ pair network's forces for every recorded frame, about 3 kB per (frame, bead pair
 of the 200-bead chain would need some 50 GB; ``B (n + 1) N (N - 1) / 2`` is the number to keep in mind.
 
 ``--quick`` runs two tiny cases (well under two minutes); the default is sized to
-finish in under 20 minutes on two CPU cores with ``--threads 1`` (the three largest cases took about 70 s
-together with one timed step each on a shared two-core machine, which puts the default at a few minutes) and
-needs about 3.5 GB of memory at its peak (the 200-bead case).
+finish in under 20 minutes on two CPU cores with ``--threads 1`` (one run took 2.6 minutes on a two-core
+machine that others were using) and needs about 3.5 GB of memory at its peak (the 200-bead case).
 
 Usage::
 
