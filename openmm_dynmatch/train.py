@@ -228,7 +228,7 @@ class DynamicMatchingTrainer:
         stats = {"reward_mean": float(reward.mean()), "reward_std": float(reward.std()), "gradient_snr": math.nan,
                  "ess_fraction": 1.0, "updates": 0}
         log_p_old = None
-        for reuse in range(cfg.max_reuse):
+        for _ in range(cfg.max_reuse):
             log_p = self.log_likelihood(paths)
             if mode == "free":
                 beta = 1.0 / self.kt
@@ -236,17 +236,17 @@ class DynamicMatchingTrainer:
             if log_p_old is None:
                 log_p_old = log_p.detach()
                 terms = estimators.advantages(reward, cfg.baseline, cfg.normalize_advantages).detach() * log_p
+                if compute_snr:
+                    stats["gradient_snr"] = self._snr(terms)
+                surrogate = terms.mean()
             else:
-                weights, ess = estimators.importance_weights(log_p, log_p_old)
+                _, ess = estimators.importance_weights(log_p, log_p_old)
                 stats["ess_fraction"] = ess
                 if estimators.needs_resimulation(ess, cfg.ess_threshold):
                     break
-                centred = (reward - (weights.detach() * reward).sum()).detach()
-                terms = weights.detach() * centred * log_p * weights.numel()
+                surrogate = estimators.reweighted_surrogate(log_p, log_p_old, reward)
             self.generator_optimizer.zero_grad()
-            if compute_snr and reuse == 0:
-                stats["gradient_snr"] = self._snr(terms)
-            terms.mean().backward()
+            surrogate.backward()
             torch.nn.utils.clip_grad_norm_(self._generator_parameters(), cfg.grad_clip)
             self.generator_optimizer.step()
             stats["updates"] += 1
