@@ -66,32 +66,23 @@ def run_demo(out_dir="dynmatch_demo", quick: bool = False, seed: int = 0, progre
         Tiny sizes (a smoke run of every stage, minutes); the default sizes aim at a meaningful comparison.
     seed : int
     """
-    from openmm_dynmatch.mapping import map_trajectory
-    from openmm_dynmatch.openmm.reference import run_reference
-    from openmm_dynmatch.openmm.systems import get_system
-
     settings = QUICK if quick else FULL
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     timings = {}
     start = time.perf_counter()
-    aa_path = out / "aa.h5"
-    system = get_system("alanine-dipeptide-implicit", constraints=None)
-    run_reference(system, aa_path, settings.aa_ns, settings.frame_interval_ps, timestep_ps=0.001,
-                  save_forces=True, seed=seed, platform="Reference", progress=progress,
-                  equilibration_ps=min(10.0, settings.aa_ns * 100))
-    cg_path = out / "aa_mapped.h5"
-    map_trajectory(aa_path, "ala2-heavy10", cg_path, progress=progress)
+    aa_path, cg_path = prepare_aa_data(out, settings, seed, progress)
     timings["aa_reference_and_mapping_s"] = time.perf_counter() - start
     models = {}
     for label, objective in (("fm", "force_matching"), ("dm", "dynamic_matching")):
         t0 = time.perf_counter()
-        models[label] = _train(demo_config(cg_path, settings, objective, seed), out / f"run_{label}", progress)
+        models[label] = train_model(demo_config(cg_path, settings, objective, seed), out / f"run_{label}",
+                                    progress)
         timings[f"train_{label}_s"] = time.perf_counter() - t0
     trajectories = {}
     for label, summary in models.items():
         t0 = time.perf_counter()
-        trajectories[label] = _produce(summary["model"], cg_path, out / f"cg_{label}.h5", settings, seed, progress)
+        trajectories[label] = produce(summary["model"], cg_path, out / f"cg_{label}.h5", settings, seed, progress)
         timings[f"production_{label}_s"] = time.perf_counter() - t0
     result = {"out_dir": str(out), "quick": quick, "aa": str(aa_path), "aa_mapped": str(cg_path),
               "models": {k: v["model"] for k, v in models.items()},
@@ -104,7 +95,28 @@ def run_demo(out_dir="dynmatch_demo", quick: bool = False, seed: int = 0, progre
     return result
 
 
-def _train(config: Config, run_dir: Path, progress: bool) -> dict:
+def prepare_aa_data(out: Path, settings: DemoSettings, seed: int, progress: bool) -> tuple:
+    """AA reference MD of implicit-solvent alanine dipeptide (flexible bonds, 1 fs) and its 10-bead mapping.
+
+    Returns the paths ``(out/aa.h5, out/aa_mapped.h5)``; finished files found there are reused.
+    """
+    from openmm_dynmatch.mapping import map_trajectory
+    from openmm_dynmatch.openmm.reference import run_reference
+    from openmm_dynmatch.openmm.systems import get_system
+
+    aa_path, cg_path = Path(out) / "aa.h5", Path(out) / "aa_mapped.h5"
+    system = get_system("alanine-dipeptide-implicit", constraints=None)
+    run_reference(system, aa_path, settings.aa_ns, settings.frame_interval_ps, timestep_ps=0.001,
+                  save_forces=True, seed=seed, platform="Reference", progress=progress,
+                  equilibration_ps=min(10.0, settings.aa_ns * 100))
+    if not cg_path.exists():
+        map_trajectory(aa_path, "ala2-heavy10", cg_path, progress=progress)
+    return aa_path, cg_path
+
+
+def train_model(config: Config, run_dir: Path, progress: bool) -> dict:
+    """:func:`openmm_dynmatch.runs.run_training` in ``run_dir``, resumed if interrupted; a finished run's
+    ``summary.json`` is returned as it is."""
     from openmm_dynmatch.runs import run_training
 
     summary_file = run_dir / "summary.json"
@@ -115,7 +127,7 @@ def _train(config: Config, run_dir: Path, progress: bool) -> dict:
     return run_training(config, run_dir, resume=run_dir.exists(), progress=progress)
 
 
-def _produce(model_path, cg_path: Path, out_path: Path, settings: DemoSettings, seed: int, progress: bool) -> Path:
+def produce(model_path, cg_path: Path, out_path: Path, settings: DemoSettings, seed: int, progress: bool) -> Path:
     """Batched OpenMM production of a CG model from mapped AA start frames."""
     from openmm_dynmatch import trajio
     from openmm_dynmatch.openmm.runner import simulate

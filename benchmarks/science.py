@@ -1,0 +1,254 @@
+"""Force matching vs relative entropy vs dynamic matching on alanine dipeptide: structure, kinetics, AUC.
+
+One run, one set of AA data, three CG models of the same 10 heavy-atom beads (``ala2-heavy10``) with the same
+potential (prior fitted by Boltzmann inversion + the default pair-MLP network) and the same budget:
+
+1. AA reference MD: implicit-solvent (OBC2) alanine dipeptide, OpenMM Reference platform, flexible bonds at a
+   1 fs step (so the mapped forces are exact), Langevin friction 1/ps, 300 K; frames every 0.1 ps; mapped to
+   the beads. ``--aa-mapped FILE`` uses an existing mapped AA trajectory with forces instead (explicit-solvent
+   data made elsewhere, for instance on a GPU).
+2. Training, each in its own run folder through :func:`openmm_dynmatch.runs.run_training`:
+
+   - ``fm``: force matching alone, ``fm_iterations`` Adam steps;
+   - ``rem``: the same force matching, then ``iterations`` relative-entropy steps, each advancing ``walkers``
+     persistent OpenMM walkers by one window's worth of steps;
+   - ``dm``: the same force matching, then ``iterations`` dynamic-matching steps with ``walkers`` OpenMM walkers
+     of one window each: the OpenMM sampling budget of ``rem`` exactly, and the only one of the three that
+     learns the friction.
+
+   Force matching and relative entropy cannot learn dynamics, so they run at the initial friction that dynamic
+   matching starts from (``DynamicsConfig.friction_per_ps`` of the demo, 10/ps on every bead).
+3. Batched OpenMM production of each exported model (``cg_walkers`` walkers of ``cg_ns`` from mapped AA frames).
+4. :func:`openmm_dynmatch.analysis.compare` of each model with the AA data: FES JS divergence on (phi, psi),
+   MSM implied timescales (TICA fitted on AA, k-means centres on AA), their CG/AA ratio at the lag
+   ``compare`` chooses, and the COM diffusion ratio; plus the held-out ROC-AUC of a fresh classifier telling
+   AA windows from the model's (:mod:`openmm_dynmatch.indistinguishability`; 0.5 = indistinguishable).
+
+Writes ``<out>`` (JSON: settings, timings, per-model metrics, the targets and whether they are met) and two
+figures beside it, ``<stem>_fes.png`` and ``<stem>_summary.png``; prints a one-line summary to stderr.
+Finished stages in ``--work-dir`` are reused, so an interrupted run continues where it stopped.
+
+    python benchmarks/science.py --out benchmarks/results/science.json            # ~15-20 min on 2 cores
+    python benchmarks/science.py --full --out science_full.json                    # hours
+"""
+import argparse
+import json
+import platform
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from openmm_dynmatch import trajio
+from openmm_dynmatch.analysis import compare
+from openmm_dynmatch.demo import FULL, QUICK, DemoSettings, demo_config, prepare_aa_data, produce, train_model
+from openmm_dynmatch.fileio import write_json
+
+DEFAULT = FULL
+LARGE = DemoSettings(aa_ns=10.0, frame_interval_ps=0.1, fm_iterations=3000, dm_iterations=600, dm_walkers=128,
+                     dm_warmup=40, window_frames=4, cg_walkers=64, cg_ns=1.0, probe_windows=512)
+OBJECTIVES = {"fm": "force_matching", "rem": "relative_entropy", "dm": "dynamic_matching"}
+LABELS = {"aa": "AA (mapped)", "fm": "force matching", "rem": "relative entropy", "dm": "dynamic matching"}
+ITS_TOLERANCE = 0.25
+JS_MARGIN = 0.01
+
+
+def train_all(cg_path: Path, work: Path, settings: DemoSettings, seed: int, progress: bool) -> tuple:
+    """Train the three models; returns ``(summaries, wall seconds)`` keyed by model label."""
+    summaries, seconds = {}, {}
+    for label, objective in OBJECTIVES.items():
+        start = time.perf_counter()
+        config = demo_config(cg_path, settings, objective, seed)
+        summaries[label] = train_model(config, work / f"run_{label}", progress)
+        seconds[label] = time.perf_counter() - start
+    return summaries, seconds
+
+
+def model_metrics(aa, cg_file: Path, summary: dict, seed: int) -> dict:
+    """Headline numbers of one CG model against the AA data, plus the curves the figures need."""
+    result = compare(aa, trajio.load(cg_file), seed=seed)
+    s = result["summary"]
+    ratios = s.get("timescale_ratio") or [None]
+    auc = summary.get("heldout_auc", {})
+    return {
+        "js_fes_2d": s.get("js_fes_2d"), "js_fes_1d": s.get("js_fes_1d"),
+        "slowest_timescale_ratio": ratios[0], "timescale_ratios": ratios,
+        "timescales_cg_ps": s.get("timescales_cg_ps"), "timescales_aa_ps": s.get("timescales_aa_ps"),
+        "timescale_lag_ps": s.get("timescale_lag_ps"), "diffusion_com_ratio": s.get("diffusion_com_ratio"),
+        "acf_time_ratio": s.get("acf_time_ratio"), "bond_js_max": s.get("bond_js_max"),
+        "angle_js_max": s.get("angle_js_max"),
+        "heldout_auc": (auc.get("after") or {}).get("auc"),
+        "heldout_auc_before_dm": (auc.get("before") or {}).get("auc"),
+        "friction_per_ps": summary.get("friction_per_ps"),
+        "curves": {"fes": result["fes"], "its": result["its"]},
+    }
+
+
+def targets(models: dict) -> dict:
+    """The issue's targets: DM's slowest timescale within 25% of AA while FM's is off by more, and DM's FES JS
+    divergence no worse than FM's by more than 0.01."""
+    def off(label):
+        ratio = models[label]["slowest_timescale_ratio"]
+        return None if ratio is None else abs(ratio - 1.0)
+
+    dm_off, fm_off = off("dm"), off("fm")
+    js_dm, js_fm = models["dm"]["js_fes_2d"], models["fm"]["js_fes_2d"]
+    return {
+        "dm_slowest_timescale_relative_error": dm_off, "fm_slowest_timescale_relative_error": fm_off,
+        "dm_timescale_within_25pct": None if dm_off is None else dm_off <= ITS_TOLERANCE,
+        "fm_timescale_off_by_more": None if None in (dm_off, fm_off) else fm_off > max(dm_off, ITS_TOLERANCE),
+        "dm_js_minus_fm_js": None if None in (js_dm, js_fm) else js_dm - js_fm,
+        "dm_js_no_worse_than_fm_plus_0.01": None if None in (js_dm, js_fm) else js_dm <= js_fm + JS_MARGIN,
+    }
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_fes(models: dict, path: Path) -> None:
+    """(phi, psi) free energy surfaces of AA and every model, one colour scale."""
+    plt = _pyplot()
+    first = next(iter(models.values()))["curves"]["fes"]
+    if "aa_2d" not in first:
+        return
+    panels = [("aa", first["aa_2d"], None)] + [(k, m["curves"]["fes"]["cg_2d"], m["js_fes_2d"])
+                                               for k, m in models.items()]
+    surfaces = [np.asarray(p[1], dtype=float) for p in panels]
+    finite = np.concatenate([f[np.isfinite(f)] for f in surfaces])
+    vmax = float(min(np.percentile(finite, 99), 30.0)) if finite.size else 1.0
+    ex, ey = (np.asarray(e, dtype=float) for e in first["edges"][:2])
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels) + 1, 3.6), layout="constrained",
+                             sharex=True, sharey=True)
+    for ax, (key, _, js), surface in zip(axes, panels, surfaces):
+        mesh = ax.pcolormesh(ex, ey, surface.T, cmap="viridis", vmin=0.0, vmax=vmax, shading="flat")
+        ax.set_title(LABELS[key] if js is None else f"{LABELS[key]}\nJS = {js:.3f}", fontsize=10)
+        ax.set_xlabel("phi (rad)")
+    axes[0].set_ylabel("psi (rad)")
+    fig.colorbar(mesh, ax=list(axes), label="F (kJ/mol)", shrink=0.9)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_summary(models: dict, path: Path) -> None:
+    """Slowest implied timescale vs lag (AA and models, bootstrap percentile bands) and the headline bars."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 4, figsize=(17, 3.8), layout="constrained")
+    its_aa = next(iter(models.values()))["curves"]["its"]["aa"]
+    series = [("aa", its_aa)] + [(k, m["curves"]["its"]["cg"]) for k, m in models.items()]
+    for key, its in series:
+        lags = np.asarray(its["lags_ps"], dtype=float)
+        values = np.asarray(its["timescales_ps"], dtype=float)[:, 0]
+        lower = np.asarray(its["lower_ps"], dtype=float)[:, 0]
+        upper = np.asarray(its["upper_ps"], dtype=float)[:, 0]
+        line, = axes[0].plot(lags, values, marker="o", markersize=3, label=LABELS[key],
+                             color="black" if key == "aa" else None)
+        axes[0].fill_between(lags, lower, upper, color=line.get_color(), alpha=0.2)
+    lag_ps = next(iter(models.values()))["timescale_lag_ps"]
+    axes[0].axvline(lag_ps, color="0.5", linewidth=1)
+    axes[0].set(xscale="log", yscale="log", xlabel="lag (ps)", ylabel="slowest implied timescale (ps)",
+                title="MSM slowest timescale")
+    axes[0].legend(fontsize=8)
+    names = list(models)
+    bars = [("slowest_timescale_ratio", "timescale CG/AA", True), ("js_fes_2d", "FES JS divergence", False),
+            ("heldout_auc", "held-out AUC (0.5 = same)", False)]
+    for ax, (key, title, ratio) in zip(axes[1:], bars):
+        values = [models[n][key] if models[n][key] is not None else np.nan for n in names]
+        ax.bar([LABELS[n] for n in names], values, color=["C0", "C1", "C2"][: len(names)])
+        if ratio:
+            ax.set_yscale("log")
+            ax.axhspan(1 - ITS_TOLERANCE, 1 + ITS_TOLERANCE, color="0.85")
+            ax.axhline(1.0, color="black", linewidth=1)
+        ax.set_title(title)
+        ax.tick_params(axis="x", labelsize=8)
+    axes[3].axhline(0.5, color="black", linewidth=1)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run(settings: DemoSettings, work: Path, out: Path, seed: int, aa_mapped, progress: bool) -> dict:
+    """All stages; returns the JSON document (also written to ``out``)."""
+    work.mkdir(parents=True, exist_ok=True)
+    timings = {}
+    start = time.perf_counter()
+    if aa_mapped is None:
+        _, cg_path = prepare_aa_data(work, settings, seed, progress)
+    else:
+        cg_path = Path(aa_mapped)
+    timings["aa_data_s"] = time.perf_counter() - start
+    summaries, timings["train_s"] = train_all(cg_path, work, settings, seed, progress)
+    timings["production_s"], models = {}, {}
+    aa = trajio.load(cg_path)
+    for label, summary in summaries.items():
+        t0 = time.perf_counter()
+        trajectory = produce(summary["model"], cg_path, work / f"cg_{label}.h5", settings, seed, progress)
+        timings["production_s"][label] = time.perf_counter() - t0
+        models[label] = model_metrics(aa, trajectory, summary, seed)
+    timings["total_s"] = time.perf_counter() - start
+    result = {
+        "benchmark": "science", "date": time.strftime("%Y-%m-%d"), "host": platform.platform(),
+        "system": "alanine-dipeptide-implicit" if aa_mapped is None else str(aa_mapped), "mapping": "ala2-heavy10",
+        "settings": asdict(settings), "seed": seed, "timings_s": timings,
+        "aa_frames": int(aa.n_frames), "targets": targets(models),
+        "models": {k: {n: v for n, v in m.items() if n != "curves"} for k, m in models.items()},
+        "curves": {k: m["curves"] for k, m in models.items()},
+    }
+    write_json(out, result, indent=None)
+    plot_fes(models, out.with_name(out.stem + "_fes.png"))
+    plot_summary(models, out.with_name(out.stem + "_summary.png"))
+    return result
+
+
+def one_line(result: dict) -> str:
+    """The one-line summary printed at the end."""
+    parts = []
+    for label, m in result["models"].items():
+        ratio, js, auc = m["slowest_timescale_ratio"], m["js_fes_2d"], m["heldout_auc"]
+        parts.append(f"{label}: JS {_fmt(js)}, ITS ratio {_fmt(ratio)}, AUC {_fmt(auc)}")
+    t = result["targets"]
+    return (f"science ({result['timings_s']['total_s']:.0f} s): " + "; ".join(parts)
+            + f" | DM ITS within 25%: {t['dm_timescale_within_25pct']}, FM off by more: "
+              f"{t['fm_timescale_off_by_more']}, DM JS <= FM + 0.01: {t['dm_js_no_worse_than_fm_plus_0.01']}")
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.3g}"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--full", action="store_true", help="10 ns AA, 600 iterations of 128 walkers, 64 x 1 ns CG")
+    size.add_argument("--quick", action="store_true", help="tiny smoke run of every stage (about two minutes)")
+    parser.add_argument("--work-dir", default="science_run", help="stage files (reused when present)")
+    parser.add_argument("--out", default="science.json", help="JSON result; figures are written beside it")
+    parser.add_argument("--aa-mapped", default=None,
+                        help="existing mapped AA trajectory with forces (trajio HDF5) instead of the implicit run")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error(f"--threads must be >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if args.aa_mapped is not None and not Path(args.aa_mapped).is_file():
+        parser.error(f"--aa-mapped: no such file '{args.aa_mapped}'")
+    settings = LARGE if args.full else QUICK if args.quick else DEFAULT
+    result = run(settings, Path(args.work_dir), Path(args.out), args.seed, args.aa_mapped, not args.no_progress)
+    print(json.dumps({k: v for k, v in result.items() if k != "curves"}, indent=2))
+    print(one_line(result), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
