@@ -20,6 +20,12 @@ of the trainer's own ``time_sampling_s`` (OpenMM, every step recorded, including
 model), ``time_classifier_s`` (``classifier_steps`` Adam updates plus the evaluation) and ``time_estimator_s``
 (rewards, path log-likelihood with its double-backward through the forces, one Adam step).
 
+``sampling_breakdown_s`` then splits one sampling call into its parts, each timed alone (median of up to three):
+``export_s`` (refresh the scripted copy's weights and write the TorchScript file), ``context_s`` (new System and
+Context of all walkers), ``first_steps_s`` (its first three steps, where TorchScript optimises the freshly loaded
+module), ``integrate_s`` (plain ``integrator.step(n)``), ``record_s`` (the same window with the
+positions read after every step) and ``recording_overhead_s = record_s - integrate_s``.
+
 Memory, two numbers per case:
 
 - ``rss_peak_mib``: ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` after the case, the resident-set high-water
@@ -69,7 +75,9 @@ from openmm_dynmatch.dynamics import DynamicsParameters
 from openmm_dynmatch.fileio import write_json
 from openmm_dynmatch.models.invariant_classifier import InvariantWindowClassifier
 from openmm_dynmatch.models.potential import build_potential
+from openmm_dynmatch.openmm.recorder import record_paths
 from openmm_dynmatch.openmm.sampler import OpenMMSampler
+from openmm_dynmatch.openmm.system import create_system
 from openmm_dynmatch.train import DynamicMatchingTrainer, windows_from_paths
 
 TEMPERATURE_K = 300.0
@@ -80,6 +88,7 @@ WINDOW_FRAMES = 6  # T + 1
 BOND_NM = 0.38
 EQUILIBRATION_STEPS = 100
 EQUIVARIANT_MAX_BEADS = 22
+FIRST_STEPS = 3
 
 QUICK_CASES = [(10, 16, 20), (22, 16, 20)]
 DEFAULT_CASES = [  # (beads, walkers, steps per window)
@@ -156,6 +165,41 @@ def build_trainer(n_beads: int, n_walkers: int, n_steps: int, classifier_kind: s
                                   TEMPERATURE_K, steps_per_frame, run_dir)
 
 
+def sampling_breakdown(trainer, n_walkers: int, n_beads: int, n_steps: int, repeats: int, seed: int) -> dict:
+    """Median seconds of the parts of one sampling call, each timed on its own (``repeats`` times).
+
+    ``export``: scripting-weights refresh and TorchScript export of the current potential (``set_model``);
+    ``context``: a new System + Context of all walkers from that file; ``first_steps``: its first
+    ``FIRST_STEPS`` steps (TorchScript optimises a freshly loaded module on its first calls, and the sampler
+    loads one per call); ``integrate``: plain
+    ``integrator.step(n)``; ``record``: :func:`record_paths` of the same window (positions read after every step),
+    so ``record - integrate`` is the cost of recording.
+    """
+    sampler = trainer.sampler
+    masses, friction = trainer.dynamics.openmm_masses_and_friction(np.full(n_beads, MASS_AMU))
+    starts = zigzag_chains(n_walkers, n_beads, seed)
+    times = {"export": [], "context": [], "first_steps": [], "integrate": [], "record": []}
+    for r in range(repeats):
+        t0 = time.perf_counter()
+        sampler.set_model(trainer.potential, masses, friction)
+        t1 = time.perf_counter()
+        engine = create_system(sampler.model_path, n_walkers, platform=sampler.platform, seed=seed + r + 1)
+        t2 = time.perf_counter()
+        engine.context.setPositions(starts.reshape(-1, 3))
+        engine.context.setVelocitiesToTemperature(TEMPERATURE_K, seed + r + 1)
+        engine.integrator.step(FIRST_STEPS)
+        t3 = time.perf_counter()
+        engine.integrator.step(n_steps)
+        t4 = time.perf_counter()
+        record_paths(engine, starts, n_steps, seed=seed + r)
+        t5 = time.perf_counter()
+        for key, value in zip(times, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+            times[key].append(value)
+    medians = {f"{key}_s": statistics.median(values) for key, values in times.items()}
+    medians["recording_overhead_s"] = medians["record_s"] - medians["integrate_s"]
+    return medians
+
+
 def rss_mib() -> float:
     """Resident-set high-water mark of this process, MiB (``ru_maxrss`` is KiB on Linux, bytes on macOS)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -179,6 +223,7 @@ def run_case(n_beads: int, n_walkers: int, n_steps: int, classifier_arg: str, re
         trainer.step()
         _, traced_peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
+        breakdown = sampling_breakdown(trainer, n_walkers, n_beads, n_steps, min(repeats, 3), seed)
     medians = {key: statistics.median(row[key] for row in rows)
                for key in ("time_sampling_s", "time_classifier_s", "time_estimator_s")}
     iteration_s = sum(medians.values())
@@ -190,6 +235,7 @@ def run_case(n_beads: int, n_walkers: int, n_steps: int, classifier_arg: str, re
         **{f"{key}_median": value for key, value in medians.items()},
         "iteration_s_median": iteration_s,
         "walker_steps_per_s_sampling": n_walkers * n_steps / medians["time_sampling_s"],
+        "sampling_breakdown_s": breakdown,
         "fractions": {key.split("_")[1]: value / iteration_s for key, value in medians.items()},
         "repeats": repeats, "setup_s": setup_s, "case_wall_s": time.perf_counter() - start,
         "updates": [row.get("updates", 0) for row in rows],
