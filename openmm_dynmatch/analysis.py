@@ -188,8 +188,30 @@ def compare(aa, cg, lags=None, lag_ps=None, backbone="auto", n_bins: int = 60, t
         metadata.get("masses_amu"), lags, lag_ps, n_clusters, n_timescales, n_bootstrap, n_blocks, seed,
         cluster_method, progress))
     result["bonds"] = bonded_distributions(np.concatenate(aa_pos), np.concatenate(cg_pos), bonds, n_bins)
+    if beads is not None:
+        result["cores"] = psi_core_kinetics(aa_cvs, cg_cvs, info["frame_interval_ps"], n_bootstrap, n_blocks, seed)
     result["summary"] = _summary(result)
     return to_jsonable(result)
+
+
+def psi_core_kinetics(aa_cvs, cg_cvs, frame_interval_ps: float, n_bootstrap: int = 50, n_blocks: int = 10,
+                      seed: int = 0) -> dict:
+    """Extended <-> helical transitions of alanine dipeptide counted on psi cores, AA and CG, and the CG/AA
+    ratio of their relaxation times (see :mod:`openmm_dynmatch.cores`).
+
+    Parameters
+    ----------
+    aa_cvs, cg_cvs : list of np.ndarray, each shape (n_frames_k, 2), radians (phi, psi)
+    frame_interval_ps : float
+    """
+    from .cores import ALANINE_PSI_CORES_RAD, alanine_psi_cores, core_set_kinetics
+
+    sides = {name: core_set_kinetics([alanine_psi_cores(x) for x in cvs], frame_interval_ps, 2, n_bootstrap,
+                                     n_blocks, seed) for name, cvs in (("aa", aa_cvs), ("cg", cg_cvs))}
+    aa_tau, cg_tau = sides["aa"]["relaxation_time_ps"], sides["cg"]["relaxation_time_ps"]
+    with np.errstate(all="ignore"):
+        ratio = cg_tau / aa_tau if np.isfinite(aa_tau) and aa_tau > 0 else np.nan
+    return {**sides, "core_names": list(ALANINE_PSI_CORES_RAD), "ratio": ratio}
 
 
 def fes_comparison(aa_cvs, cg_cvs, temperature_k: float, cv_names, periodic, n_bins: int = 60) -> dict:
@@ -300,6 +322,13 @@ def _summary(result: dict) -> dict:
             "bond_js_max": max(result["bonds"]["bond_js"], default=None),
             "angle_js_max": max(result["bonds"]["angle_js"], default=None),
         }
+        if "cores" in result:
+            cores = result["cores"]
+            summary.update(core_relaxation_ratio=cores["ratio"],
+                           core_relaxation_aa_ps=cores["aa"]["relaxation_time_ps"],
+                           core_relaxation_cg_ps=cores["cg"]["relaxation_time_ps"],
+                           core_transitions_aa=cores["aa"]["n_transitions"],
+                           core_transitions_cg=cores["cg"]["n_transitions"])
     return summary
 
 

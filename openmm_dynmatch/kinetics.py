@@ -101,6 +101,13 @@ def msm_timescales(dtrajs, lag: int, n_timescales: int = 3, n_states: Optional[i
     return out
 
 
+def bootstrap_blocks(trajectories, n_blocks: int) -> list:
+    """Contiguous blocks for a bootstrap: each trajectory cut into ``ceil(n_blocks / n_trajectories)`` pieces,
+    so that many short walkers stay whole and one long trajectory gives ``n_blocks`` blocks."""
+    pieces = max(1, int(np.ceil(int(n_blocks) / len(trajectories))))
+    return [block for t in trajectories for block in np.array_split(np.asarray(t), pieces) if len(block)]
+
+
 def implied_timescales(dtrajs, lags: Sequence[int], frame_interval_ps: float, n_timescales: int = 3,
                        n_bootstrap: int = 20, n_blocks: int = 10, seed: int = 0, progress: bool = False) -> dict:
     """Implied timescales versus lag time, with bootstrap error bars over trajectory blocks.
@@ -138,8 +145,7 @@ def implied_timescales(dtrajs, lags: Sequence[int], frame_interval_ps: float, n_
     if not lags or min(lags) < 1:
         raise ValueError(f"lags must be positive integers (frames), got {lags}")
     n_states = int(max(d.max() for d in dtrajs)) + 1
-    pieces = max(1, int(np.ceil(int(n_blocks) / len(dtrajs))))  # many walkers: resample whole trajectories
-    blocks = [block for d in dtrajs for block in np.array_split(d, pieces) if len(block)]
+    blocks = bootstrap_blocks(dtrajs, n_blocks)
     rng = np.random.default_rng(seed)
     samples = [rng.integers(len(blocks), size=len(blocks)) for _ in range(int(n_bootstrap))]
     full = np.stack([msm_timescales(dtrajs, lag, n_timescales, n_states) for lag in lags])

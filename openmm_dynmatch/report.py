@@ -83,6 +83,9 @@ def verdicts(metrics: dict) -> list:
     rows.append(("JS divergence of the FES", js, _js_verdict(js)))
     ratio = summary["timescale_ratio"][0] if summary["timescale_ratio"] else None
     rows.append((f"slowest timescale CG/AA at {summary['timescale_lag_ps']:g} ps", ratio, _ratio_verdict(ratio)))
+    if "core_relaxation_ratio" in summary:
+        value = summary["core_relaxation_ratio"]
+        rows.append(("extended <-> helical relaxation time CG/AA (psi cores)", value, _ratio_verdict(value)))
     rows.append(("COM diffusion coefficient CG/AA", summary["diffusion_com_ratio"],
                  _ratio_verdict(summary["diffusion_com_ratio"], above="too fast")))
     for name, value in summary["acf_time_ratio"].items():

@@ -1,0 +1,147 @@
+"""Core-set (milestoning) transition kinetics: rates and relaxation times counted from barrier crossings.
+
+An MSM built on clusters of many short CG walkers can lose the slow process altogether: when few walkers cross
+the barrier, the largest connected set holds one basin and the "slowest" implied timescale becomes a fast
+intra-basin one, or the few crossings make it enormous. Counting committed transitions between cores stays
+meaningful down to a handful of crossings and says how many there were.
+
+Each frame gets the core it is in (``-1`` between cores); milestoning gives every frame the last core visited,
+frames before the first core are dropped. With ``N_ab`` committed transitions ``a -> b`` and ``T_a`` the time
+spent committed to ``a``, the rate is ``k_ab = N_ab / T_a``; the relaxation times are ``-1 / lambda`` for the
+non-zero eigenvalues ``lambda`` of the rate matrix (for two cores ``1 / (k_ab + k_ba)``).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+# psi windows (radians) of the two backbone basins of alanine dipeptide, with a margin to the barriers:
+# extended (beta / PII, psi near +-pi and 2.5) and helical (alpha_R / alpha_L side, psi near -0.8).
+ALANINE_PSI_CORES_RAD = {"extended": ((1.5, np.pi), (-np.pi, -2.8)), "helical": ((-1.4, 0.0),)}
+
+
+def alanine_psi_cores(phi_psi) -> np.ndarray:
+    """Core labels of alanine-dipeptide frames from psi: 0 extended, 1 helical, -1 between.
+
+    Parameters
+    ----------
+    phi_psi : np.ndarray, shape (n_frames, 2), radians
+
+    Returns
+    -------
+    np.ndarray of int, shape (n_frames,)
+    """
+    angles = np.asarray(phi_psi, dtype=float)
+    if angles.ndim != 2 or angles.shape[1] != 2:
+        raise ValueError(f"phi_psi must have shape (n_frames, 2), got {angles.shape}")
+    psi = angles[:, 1]
+    labels = np.full(len(psi), -1, dtype=np.int64)
+    for label, windows in enumerate(ALANINE_PSI_CORES_RAD.values()):
+        for low, high in windows:
+            labels[(psi >= low) & (psi <= high)] = label
+    return labels
+
+
+def milestones(core_labels) -> np.ndarray:
+    """The last core visited at every frame (``-1`` before the first core is reached).
+
+    Parameters
+    ----------
+    core_labels : np.ndarray of int, shape (n_frames,)
+        Core index per frame, negative between cores.
+    """
+    labels = np.asarray(core_labels, dtype=np.int64)
+    index = np.where(labels >= 0, np.arange(len(labels)), -1)
+    last = np.maximum.accumulate(index) if len(index) else index
+    return np.where(last >= 0, labels[np.maximum(last, 0)], -1)
+
+
+def transition_counts(core_trajs, n_cores: int) -> tuple:
+    """Committed transitions and frames committed to each core, summed over trajectories.
+
+    Returns
+    -------
+    counts : np.ndarray, shape (n_cores, n_cores)
+        ``counts[a, b]``: transitions ``a -> b`` (diagonal zero).
+    frames : np.ndarray, shape (n_cores,)
+        Frame intervals spent committed to each core (the last frame of a trajectory does not count).
+    """
+    counts = np.zeros((n_cores, n_cores))
+    frames = np.zeros(n_cores)
+    for labels in core_trajs:
+        m = milestones(labels)
+        if len(m) < 2:
+            continue
+        before, after = m[:-1], m[1:]
+        valid = before >= 0
+        frames += np.bincount(before[valid], minlength=n_cores)[:n_cores]
+        moved = valid & (after != before)
+        np.add.at(counts, (before[moved], after[moved]), 1.0)
+    return counts, frames
+
+
+def relaxation_times(counts, time_ps) -> np.ndarray:
+    """Relaxation times (ps, slowest first) of the rate matrix ``k_ab = counts_ab / time_a``.
+
+    ``inf`` where the cores are not connected both ways (no transitions out of a core visited).
+    """
+    counts, time_ps = np.asarray(counts, dtype=float), np.asarray(time_ps, dtype=float)
+    n = len(time_ps)
+    visited = time_ps > 0
+    if visited.sum() < 2:
+        return np.full(max(n - 1, 1), np.inf)
+    rates = np.zeros((n, n))
+    rates[visited] = counts[visited] / time_ps[visited, None]
+    np.fill_diagonal(rates, 0.0)
+    np.fill_diagonal(rates, -rates.sum(axis=1))
+    eigenvalues = np.sort(np.real(np.linalg.eigvals(rates[np.ix_(visited, visited)])))[::-1]
+    slow = -eigenvalues[1:]
+    with np.errstate(divide="ignore"):
+        return np.where(slow > 1e-12 * max(np.abs(eigenvalues).max(), 1e-300), 1.0 / slow, np.inf)
+
+
+def core_set_kinetics(core_trajs: Sequence, frame_interval_ps: float, n_cores: int = 2, n_bootstrap: int = 50,
+                      n_blocks: int = 10, seed: int = 0) -> dict:
+    """Transition counts, rates, populations and the slowest relaxation time between cores, with bootstrap.
+
+    Parameters
+    ----------
+    core_trajs : sequence of np.ndarray of int, each shape (n_frames_k,)
+        Core labels per frame (``-1`` between cores), one array per trajectory.
+    frame_interval_ps : float
+    n_cores : int
+    n_bootstrap, n_blocks, seed
+        Bootstrap over trajectory blocks, as :func:`openmm_dynmatch.kinetics.implied_timescales` does.
+
+    Returns
+    -------
+    dict
+        ``transitions`` (n_cores, n_cores), ``time_ps`` (n_cores,), ``rates_per_ps`` (n_cores, n_cores),
+        ``populations`` (n_cores,) committed-time fractions, ``relaxation_time_ps`` (slowest; inf when a core
+        was never left or never reached), ``lower_ps`` / ``upper_ps`` (16th/84th bootstrap percentiles) and
+        ``n_transitions`` (all committed transitions).
+    """
+    from .kinetics import bootstrap_blocks
+
+    trajs = [np.asarray(t, dtype=np.int64) for t in core_trajs]
+    dt = float(frame_interval_ps)
+    counts, frames = transition_counts(trajs, n_cores)
+    time_ps = frames * dt
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rates = np.where(time_ps[:, None] > 0, counts / time_ps[:, None], 0.0)
+    blocks = bootstrap_blocks(trajs, n_blocks)
+    rng = np.random.default_rng(seed)
+    boot = []
+    for _ in range(int(n_bootstrap)):
+        sample = [blocks[i] for i in rng.integers(len(blocks), size=len(blocks))]
+        c, f = transition_counts(sample, n_cores)
+        boot.append(relaxation_times(c, f * dt)[0])
+    boot = np.asarray(boot, dtype=float)
+    total = time_ps.sum()
+    return {"transitions": counts, "time_ps": time_ps, "rates_per_ps": rates,
+            "populations": time_ps / total if total > 0 else np.full(n_cores, np.nan),
+            "relaxation_time_ps": float(relaxation_times(counts, time_ps)[0]),
+            "lower_ps": float(np.percentile(boot, 16)) if boot.size else np.nan,
+            "upper_ps": float(np.percentile(boot, 84)) if boot.size else np.nan,
+            "n_transitions": int(counts.sum())}
