@@ -46,7 +46,7 @@ def _register_torch_kernels() -> None:
 _register_torch_kernels()
 
 # Preferred order when no platform is named: for small CG systems Reference and CPU run at the same speed
-# (TorchForce dominates; see benchmarks/engine_speed.py) and Reference is double precision; CUDA beats both.
+# (TorchForce dominates; see benchmarks/engine.py) and Reference is double precision; CUDA beats both.
 PLATFORM_PREFERENCE = ("CUDA", "Reference", "CPU", "OpenCL", "HIP")
 PRECISIONS = ("single", "mixed", "double")
 
