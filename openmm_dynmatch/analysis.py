@@ -327,6 +327,7 @@ def _summary(result: dict) -> dict:
             summary.update(core_relaxation_ratio=cores["ratio"],
                            core_relaxation_aa_ps=cores["aa"]["relaxation_time_ps"],
                            core_relaxation_cg_ps=cores["cg"]["relaxation_time_ps"],
+                           core_relaxation_cg_bound_ps=cores["cg"]["relaxation_time_bound_ps"],
                            core_transitions_aa=cores["aa"]["n_transitions"],
                            core_transitions_cg=cores["cg"]["n_transitions"])
     return summary

@@ -119,7 +119,8 @@ def core_set_kinetics(core_trajs: Sequence, frame_interval_ps: float, n_cores: i
     dict
         ``transitions`` (n_cores, n_cores), ``time_ps`` (n_cores,), ``rates_per_ps`` (n_cores, n_cores),
         ``populations`` (n_cores,) committed-time fractions, ``relaxation_time_ps`` (slowest; inf when a core
-        was never left or never reached), ``lower_ps`` / ``upper_ps`` (16th/84th bootstrap percentiles) and
+        was never left or never reached), ``relaxation_time_bound_ps`` (the same with one more transition
+        each way: finite, and a lower bound of the relaxation time when few or none were seen), ``lower_ps`` / ``upper_ps`` (16th/84th bootstrap percentiles) and
         ``n_transitions`` (all committed transitions).
     """
     from .kinetics import bootstrap_blocks
@@ -142,6 +143,7 @@ def core_set_kinetics(core_trajs: Sequence, frame_interval_ps: float, n_cores: i
     return {"transitions": counts, "time_ps": time_ps, "rates_per_ps": rates,
             "populations": time_ps / total if total > 0 else np.full(n_cores, np.nan),
             "relaxation_time_ps": float(relaxation_times(counts, time_ps)[0]),
+            "relaxation_time_bound_ps": float(relaxation_times(counts + 1.0 - np.eye(n_cores), time_ps)[0]),
             "lower_ps": float(np.percentile(boot, 16)) if boot.size else np.nan,
             "upper_ps": float(np.percentile(boot, 84)) if boot.size else np.nan,
             "n_transitions": int(counts.sum())}

@@ -54,8 +54,11 @@ def test_relaxation_times_of_three_symmetric_states():
 
 
 def test_no_crossing_gives_infinite_relaxation_time():
-    result = core_set_kinetics([np.zeros(100, dtype=int), np.zeros(50, dtype=int)], 0.1, n_bootstrap=5)
+    trajs = [np.zeros(100, dtype=int), np.zeros(50, dtype=int), np.ones(40, dtype=int)]
+    result = core_set_kinetics(trajs, 0.1, n_bootstrap=5)
     assert math.isinf(result["relaxation_time_ps"]) and result["n_transitions"] == 0
+    # one transition each way in 14.7 ps (core 0) and 3.9 ps (core 1) committed
+    assert result["relaxation_time_bound_ps"] == pytest.approx(1.0 / (1 / 14.7 + 1 / 3.9))
 
 
 def test_alanine_psi_cores_by_hand():
