@@ -57,8 +57,8 @@ def test_no_crossing_gives_infinite_relaxation_time():
     trajs = [np.zeros(100, dtype=int), np.zeros(50, dtype=int), np.ones(40, dtype=int)]
     result = core_set_kinetics(trajs, 0.1, n_bootstrap=5)
     assert math.isinf(result["relaxation_time_ps"]) and result["n_transitions"] == 0
-    # one transition each way in 14.7 ps (core 0) and 3.9 ps (core 1) committed
-    assert result["relaxation_time_bound_ps"] == pytest.approx(1.0 / (1 / 14.7 + 1 / 3.9))
+    # one transition each way in 14.8 ps (core 0: 99 + 49 frame intervals) and 3.9 ps (core 1) committed
+    assert result["relaxation_time_bound_ps"] == pytest.approx(1.0 / (1 / 14.8 + 1 / 3.9))
 
 
 def test_alanine_psi_cores_by_hand():
