@@ -47,11 +47,15 @@ of the 200-bead chain would need some 50 GB; ``B (n + 1) N (N - 1) / 2`` is the 
 finish in under 20 minutes on two CPU cores with ``--threads 1`` (one run took 2.6 minutes on a two-core
 machine that others were using) and needs about 3.5 GB of memory at its peak (the 200-bead case).
 
+``--estimator-chunk k`` builds the likelihood's graph for ``k`` walkers at a time (``train.estimator_chunk``):
+the same gradient, with the estimator's memory bounded by ``k`` instead of the walker count.
+
 Usage::
 
     python benchmarks/training.py --threads 1 --out results/training.json
     python benchmarks/training.py --quick
     python benchmarks/training.py --case 22,64,50      # one case: beads, walkers, steps per window
+    python benchmarks/training.py --case 50,16,50 --estimator-chunk 2   # the same gradient in less memory
 
 Prints one JSON document (and writes it to ``--out``).
 """
@@ -144,7 +148,8 @@ def make_classifier(kind: str, n_beads: int, aa_windows: torch.Tensor):
     return build_classifier({"bead_types": bead_types(n_beads), "displacement_scale_nm": scale})
 
 
-def build_trainer(n_beads: int, n_walkers: int, n_steps: int, classifier_kind: str, run_dir: str, seed: int):
+def build_trainer(n_beads: int, n_walkers: int, n_steps: int, classifier_kind: str, run_dir: str, seed: int,
+                  estimator_chunk: int = 0):
     """A DynamicMatchingTrainer for one case (Reference platform, fresh models seeded with ``seed``)."""
     steps_per_frame = n_steps // (WINDOW_FRAMES - 1)
     torch.manual_seed(seed)
@@ -159,7 +164,7 @@ def build_trainer(n_beads: int, n_walkers: int, n_steps: int, classifier_kind: s
     classifier = make_classifier(classifier_kind, n_beads, aa_windows)
     config = Config(
         train=TrainConfig(iterations=10**6, walkers=n_walkers, classifier_warmup=0, snr_every=0,
-                          checkpoint_every=10**6, probe_windows=0, seed=seed),
+                          checkpoint_every=10**6, probe_windows=0, seed=seed, estimator_chunk=estimator_chunk),
         dynamics=DynamicsConfig(integrator="langevin", timestep_ps=TIMESTEP_PS, friction_per_ps=FRICTION_PER_PS))
     return DynamicMatchingTrainer(config, potential, classifier, dynamics, sampler, aa_windows.numpy(), masses,
                                   TEMPERATURE_K, steps_per_frame, run_dir)
@@ -206,7 +211,8 @@ def rss_mib() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
-def run_case(n_beads: int, n_walkers: int, n_steps: int, classifier_arg: str, repeats: int, seed: int) -> dict:
+def run_case(n_beads: int, n_walkers: int, n_steps: int, classifier_arg: str, repeats: int, seed: int,
+             estimator_chunk: int = 0) -> dict:
     """Time ``repeats`` training iterations of one case after a warm-up; returns its JSON row."""
     if n_steps % (WINDOW_FRAMES - 1):
         raise ValueError(f"steps per window must be a multiple of {WINDOW_FRAMES - 1}, got {n_steps}")
@@ -215,7 +221,7 @@ def run_case(n_beads: int, n_walkers: int, n_steps: int, classifier_arg: str, re
         kind = "equivariant" if n_beads <= EQUIVARIANT_MAX_BEADS else "invariant"
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="dynmatch-bench-") as run_dir:
-        trainer = build_trainer(n_beads, n_walkers, n_steps, kind, run_dir, seed)
+        trainer = build_trainer(n_beads, n_walkers, n_steps, kind, run_dir, seed, estimator_chunk)
         setup_s = time.perf_counter() - start
         trainer.step()
         rows = [trainer.step() for _ in range(repeats)]
@@ -230,6 +236,7 @@ def run_case(n_beads: int, n_walkers: int, n_steps: int, classifier_arg: str, re
     return {
         "n_beads": n_beads, "n_walkers": n_walkers, "steps_per_window": n_steps,
         "steps_per_frame": n_steps // (WINDOW_FRAMES - 1), "window_frames": WINDOW_FRAMES, "classifier": kind,
+        "estimator_chunk": estimator_chunk,
         "classifier_parameters": sum(p.numel() for p in trainer.classifier.parameters()),
         "potential_parameters": sum(p.numel() for p in trainer.potential.parameters()),
         **{f"{key}_median": value for key, value in medians.items()},
@@ -265,11 +272,15 @@ def main(argv=None) -> int:
                         help=f"window classifier (auto: equivariant up to {EQUIVARIANT_MAX_BEADS} beads)")
     parser.add_argument("--repeats", type=int, default=None, help="timed steps per case (default 5, quick 2)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--estimator-chunk", type=int, default=0,
+                        help="walkers per backward pass of the path likelihood (train.estimator_chunk; 0: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="also write the JSON result to this file")
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error(f"--threads must be >= 1, got {args.threads}")
+    if args.estimator_chunk < 0:
+        parser.error(f"--estimator-chunk must be >= 0, got {args.estimator_chunk}")
     if args.repeats is not None and args.repeats < 1:
         parser.error(f"--repeats must be >= 1, got {args.repeats}")
 
@@ -277,7 +288,8 @@ def main(argv=None) -> int:
     cases = args.case or (QUICK_CASES if args.quick else DEFAULT_CASES)
     repeats = args.repeats or (2 if args.quick else 5)
     start = time.perf_counter()
-    rows = [run_case(*case, args.classifier, repeats, args.seed) for case in tqdm(cases, desc="cases")]
+    rows = [run_case(*case, args.classifier, repeats, args.seed, args.estimator_chunk)
+            for case in tqdm(cases, desc="cases")]
     result = {
         "benchmark": "training", "quick": args.quick, "threads": args.threads, "classifier_option": args.classifier,
         "integrator": "langevin", "timestep_ps": TIMESTEP_PS, "platform": "Reference",

@@ -106,6 +106,8 @@ class TrainConfig:
     grad_clip: float = option(10.0, "gradient-norm clip of the generator update")
     ess_threshold: float = option(0.5, "resimulate when the effective sample size fraction falls below")
     max_reuse: int = option(1, "generator updates per simulated batch (reweighted after the first)")
+    estimator_chunk: int = option(0, "walkers per backward pass of the path likelihood (0: all at once); bounds "
+                                     "the estimator's memory, same gradient")
     probe_windows: int = option(256, "windows per set of the held-out AUC probe before/after training (0: off)")
     probe_steps: int = option(300, "Adam steps of the held-out AUC probe classifier")
     platform: str = option("Reference", "OpenMM platform of CG sampling")

@@ -139,11 +139,12 @@ def core_set_kinetics(core_trajs: Sequence, frame_interval_ps: float, n_cores: i
         c, f = transition_counts(sample, n_cores)
         boot.append(relaxation_times(c, f * dt)[0])
     boot = np.asarray(boot, dtype=float)
+    with np.errstate(invalid="ignore"):  # samples without crossings are inf; percentiles between them are too
+        lower, upper = (float(np.percentile(boot, q)) if boot.size else np.nan for q in (16, 84))
     total = time_ps.sum()
     return {"transitions": counts, "time_ps": time_ps, "rates_per_ps": rates,
             "populations": time_ps / total if total > 0 else np.full(n_cores, np.nan),
             "relaxation_time_ps": float(relaxation_times(counts, time_ps)[0]),
             "relaxation_time_bound_ps": float(relaxation_times(counts + 1.0 - np.eye(n_cores), time_ps)[0]),
-            "lower_ps": float(np.percentile(boot, 16)) if boot.size else np.nan,
-            "upper_ps": float(np.percentile(boot, 84)) if boot.size else np.nan,
+            "lower_ps": lower, "upper_ps": upper,
             "n_transitions": int(counts.sum())}

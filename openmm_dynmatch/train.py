@@ -227,12 +227,13 @@ class DynamicMatchingTrainer:
         reward = rewards_from_logits(logits, cfg.reward)
         stats = {"reward_mean": float(reward.mean()), "reward_std": float(reward.std()), "gradient_snr": math.nan,
                  "ess_fraction": 1.0, "updates": 0}
+        n_walkers = paths.positions.shape[0]
+        if 0 < cfg.estimator_chunk < n_walkers:
+            stats.update(self._chunked_generator_update(paths, mode, reward, compute_snr))
+            return stats
         log_p_old = None
         for _ in range(cfg.max_reuse):
-            log_p = self.log_likelihood(paths)
-            if mode == "free":
-                beta = 1.0 / self.kt
-                log_p = log_p - beta * self.potential(paths.positions[:, 0]).to(torch.float64)
+            log_p = self._path_log_p(paths, mode)
             if log_p_old is None:
                 log_p_old = log_p.detach()
                 terms = estimators.advantages(reward, cfg.baseline, cfg.normalize_advantages).detach() * log_p
@@ -251,6 +252,62 @@ class DynamicMatchingTrainer:
             self.generator_optimizer.step()
             stats["updates"] += 1
         return stats
+
+    def _path_log_p(self, paths: Paths, mode: str) -> torch.Tensor:
+        """The log-probability the score function differentiates: the path likelihood, and in free mode also the
+        Boltzmann weight of the start frame."""
+        log_p = self.log_likelihood(paths)
+        if mode == "free":
+            beta = 1.0 / self.kt
+            log_p = log_p - beta * self.potential(paths.positions[:, 0]).to(torch.float64)
+        return log_p
+
+    def _chunked_generator_update(self, paths: Paths, mode: str, reward: torch.Tensor, compute_snr: bool) -> dict:
+        """:meth:`generator_update` with the likelihood's graph built for ``train.estimator_chunk`` walkers at a
+        time. Every surrogate gradient here is ``sum_j c_j grad log P_j`` with coefficients ``c_j`` that need
+        only the values of ``log P`` (advantages / B on the first update; ``w_j (g_j - sum_i w_i g_i)`` for the
+        self-normalised reweighted ones), so gradients accumulate chunk by chunk and match the unchunked ones.
+        The gradient SNR uses one group per chunk."""
+        cfg = self.train_cfg
+        n_walkers = paths.positions.shape[0]
+        chunks = torch.arange(n_walkers).split(cfg.estimator_chunk)
+        params = [p for p in self._generator_parameters() if p.requires_grad]
+        stats = {"updates": 0}
+        reward = torch.as_tensor(reward).detach().to(torch.float64)
+        coefficients = estimators.advantages(reward, cfg.baseline, cfg.normalize_advantages).detach() / n_walkers
+        log_p_old = None
+        for _ in range(cfg.max_reuse):
+            if log_p_old is not None:
+                log_p = torch.cat([self._path_log_p(self._subset(paths, c), mode).detach() for c in chunks])
+                weights, ess = estimators.importance_weights(log_p, log_p_old)
+                stats["ess_fraction"] = ess
+                if estimators.needs_resimulation(ess, cfg.ess_threshold):
+                    break
+                weights = weights.detach()
+                coefficients = weights * (reward - (weights * reward).sum())
+            self.generator_optimizer.zero_grad()
+            values, rows = [], []
+            for chunk in chunks:
+                before = [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in params]
+                log_p = self._path_log_p(self._subset(paths, chunk), mode)
+                (coefficients[chunk] * log_p).sum().backward()
+                values.append(log_p.detach())
+                if compute_snr and log_p_old is None:
+                    scale = n_walkers / len(chunk)  # the gradient of this chunk's mean
+                    rows.append(torch.cat([(scale * ((p.grad if p.grad is not None else 0) - b)).reshape(-1)
+                                           for p, b in zip(params, before)]).to(torch.float64))
+            if len(rows) >= 2:
+                stats["gradient_snr"] = float(estimators.gradient_snr(torch.stack(rows), per_parameter=False))
+            if log_p_old is None:
+                log_p_old = torch.cat(values)
+            torch.nn.utils.clip_grad_norm_(self._generator_parameters(), cfg.grad_clip)
+            self.generator_optimizer.step()
+            stats["updates"] += 1
+        return stats
+
+    @staticmethod
+    def _subset(paths: Paths, index: torch.Tensor) -> Paths:
+        return Paths(paths.positions[index], paths.velocities[index], paths.blowups)
 
     def _snr(self, terms: torch.Tensor) -> float:
         n_groups = 4 if terms.numel() >= 8 else 2

@@ -238,6 +238,26 @@ def test_resume_continues_exactly(tmp_path):
         assert torch.equal(value, resumed.classifier.state_dict()[name]), name
 
 
+@pytest.mark.parametrize("mode, chunk, reuse", [("conditional", 8, 1), ("conditional", 5, 3), ("free", 7, 2)])
+def test_chunked_estimator_gives_the_unchunked_updates_and_snr(tmp_path, mode, chunk, reuse):
+    runs = {}
+    for label, estimator_chunk in (("whole", 0), ("chunked", chunk)):
+        trainer, _ = _trainer(tmp_path / label, "langevin", iterations=4, walkers=32)
+        cfg = trainer.config.train
+        cfg.classifier_warmup, cfg.snr_every, cfg.max_reuse, cfg.ess_threshold = 1, 1, reuse, 1e-6
+        cfg.mode, cfg.estimator_chunk = mode, estimator_chunk
+        runs[label] = (trainer, [trainer.step() for _ in range(4)])
+    (whole, whole_rows), (chunked, chunked_rows) = runs["whole"], runs["chunked"]
+    for name, value in whole.potential.state_dict().items():
+        torch.testing.assert_close(chunked.potential.state_dict()[name], value, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(chunked.dynamics.log_friction, whole.dynamics.log_friction, rtol=1e-9, atol=1e-12)
+    updates = [[r.get("updates", 0) for r in rows] for rows in (whole_rows, chunked_rows)]
+    assert updates[0] == updates[1] == [0] + [reuse] * 3
+    if 32 % chunk == 0 and 32 // chunk == 4:  # one SNR group per chunk = the unchunked estimator's 4 groups
+        for a, b in zip(whole_rows[1:], chunked_rows[1:]):
+            assert b["gradient_snr"] == pytest.approx(a["gradient_snr"], rel=1e-8)
+
+
 def test_conditional_then_free_schedule_starts_free_windows_from_persistent_cg_walkers(tmp_path):
     trainer, _ = _trainer(tmp_path, "brownian", iterations=6, walkers=32)
     trainer.config.train.mode = "conditional_then_free"
