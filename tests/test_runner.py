@@ -119,6 +119,18 @@ def test_resume_continues_the_same_run(tmp_path):
         simulate(model, dimer_start(0.3), 4, tmp_path / "part.h5", n_steps=200, resume=True, **kwargs)
 
 
+def test_same_seed_same_trajectory_seed_zero_included(tmp_path):
+    # OpenMM reads an integrator seed of 0 as "pick one at random": the package seed 0 must not mean that
+    model = export(Dimer(500.0, 0.3), tmp_path / "dimer.pt", dimer_metadata())
+    runs = {}
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        simulate(model, dimer_start(0.3), 2, tmp_path / f"{name}.h5", n_steps=40, frame_interval_ps=0.02,
+                 platform="Reference", seed=seed, progress=False)
+        runs[name] = load_walkers(tmp_path / f"{name}.h5")
+    np.testing.assert_array_equal(runs["a"], runs["b"])
+    assert np.abs(runs["a"] - runs["c"]).max() > 1e-4
+
+
 def test_bad_runner_inputs_raise_clear_errors(tmp_path):
     model = export(Dimer(500.0, 0.3, r_trap=0.5, trap=1), tmp_path / "dimer.pt", dimer_metadata())
     out = tmp_path / "x.h5"

@@ -29,6 +29,7 @@ from openmm_dynmatch import trajio
 from openmm_dynmatch.fileio import torch_save
 from openmm_dynmatch.openmm.export import load_exported
 from openmm_dynmatch.openmm.recorder import maxwell_boltzmann
+from openmm_dynmatch.openmm.reference import openmm_seed
 from openmm_dynmatch.openmm.system import CGSystem, create_system
 from openmm_dynmatch.units import kt_kj_per_mol, positive_float, strip_unit
 
@@ -122,7 +123,7 @@ def simulate(model_path, start_positions, n_walkers: int, out_path, *, ns=None, 
         Blow-up thresholds (see the module docstring).
     """
     cg = create_system(model_path, n_walkers, platform=platform, precision=precision, integrator=integrator,
-                       seed=seed)
+                       seed=openmm_seed(seed))
     plan = _plan(cg, ns, n_steps, frame_interval_ps, chunk_frames)
     if start_positions is None:
         start_positions = initial_positions(model_path)

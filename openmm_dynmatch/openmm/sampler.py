@@ -18,6 +18,7 @@ import torch
 
 from openmm_dynmatch.openmm.export import export
 from openmm_dynmatch.openmm.recorder import record_paths
+from openmm_dynmatch.openmm.reference import openmm_seed
 from openmm_dynmatch.openmm.system import create_system
 
 _MAX_REDRAWS = 3
@@ -76,7 +77,7 @@ class OpenMMSampler:
     def _engine(self, seed: int):
         if not self._fresh:
             raise RuntimeError("call set_model() before simulating")
-        return create_system(self.model_path, self.n_walkers, platform=self.platform, seed=int(seed) % (2**31 - 1) + 1)
+        return create_system(self.model_path, self.n_walkers, platform=self.platform, seed=openmm_seed(seed))
 
     def record(self, start_positions, n_steps: int, seed: int):
         """Windows of ``n_steps`` steps from ``start_positions`` (B, N, 3) nm, every step recorded.
