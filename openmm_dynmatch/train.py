@@ -287,12 +287,14 @@ class DynamicMatchingTrainer:
                 coefficients = weights * (reward - (weights * reward).sum())
             self.generator_optimizer.zero_grad()
             values, rows = [], []
+            snr_rows = compute_snr and log_p_old is None
             for chunk in chunks:
-                before = [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in params]
+                if snr_rows:
+                    before = [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in params]
                 log_p = self._path_log_p(self._subset(paths, chunk), mode)
                 (coefficients[chunk] * log_p).sum().backward()
                 values.append(log_p.detach())
-                if compute_snr and log_p_old is None:
+                if snr_rows:
                     scale = n_walkers / len(chunk)  # the gradient of this chunk's mean
                     rows.append(torch.cat([(scale * ((p.grad if p.grad is not None else 0) - b)).reshape(-1)
                                            for p, b in zip(params, before)]).to(torch.float64))
