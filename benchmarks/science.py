@@ -48,6 +48,7 @@ from openmm_dynmatch import trajio
 from openmm_dynmatch.analysis import compare
 from openmm_dynmatch.demo import FULL, QUICK, DemoSettings, demo_config, prepare_aa_data, produce, train_model
 from openmm_dynmatch.fileio import write_json
+from openmm_dynmatch.report import plot_fes_panels, pyplot, save_figure
 
 DEFAULT = FULL
 LARGE = DemoSettings(aa_ns=10.0, frame_interval_ps=0.1, fm_iterations=3000, dm_iterations=600, dm_walkers=128,
@@ -127,43 +128,19 @@ def targets(models: dict) -> dict:
     return result
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_fes(models: dict, path: Path) -> None:
     """(phi, psi) free energy surfaces of AA and every model, one colour scale."""
-    plt = _pyplot()
     first = next(iter(models.values()))["curves"]["fes"]
     if "aa_2d" not in first:
         return
-    panels = [("aa", first["aa_2d"], None)] + [(k, m["curves"]["fes"]["cg_2d"], m["js_fes_2d"])
-                                               for k, m in models.items()]
-    surfaces = [np.asarray(p[1], dtype=float) for p in panels]
-    finite = np.concatenate([f[np.isfinite(f)] for f in surfaces])
-    vmax = float(min(np.percentile(finite, 99), 30.0)) if finite.size else 1.0
-    ex, ey = (np.asarray(e, dtype=float) for e in first["edges"][:2])
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels) + 1, 3.6), layout="constrained",
-                             sharex=True, sharey=True)
-    for ax, (key, _, js), surface in zip(axes, panels, surfaces):
-        mesh = ax.pcolormesh(ex, ey, surface.T, cmap="viridis", vmin=0.0, vmax=vmax, shading="flat")
-        ax.set_title(LABELS[key] if js is None else f"{LABELS[key]}\nJS = {js:.3f}", fontsize=10)
-        ax.set_xlabel("phi (rad)")
-    axes[0].set_ylabel("psi (rad)")
-    fig.colorbar(mesh, ax=list(axes), label="F (kJ/mol)", shrink=0.9)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    panels = [(LABELS["aa"], first["aa_2d"], None)] + [(LABELS[k], m["curves"]["fes"]["cg_2d"], m["js_fes_2d"])
+                                                       for k, m in models.items()]
+    plot_fes_panels(panels, first["edges"], ["phi (rad)", "psi (rad)"], path)
 
 
 def plot_summary(models: dict, path: Path) -> None:
     """Slowest implied timescale vs lag (AA and models, bootstrap percentile bands) and the headline bars."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 4, figsize=(17, 3.8), layout="constrained")
+    fig, axes = pyplot().subplots(1, 4, figsize=(17, 3.8), layout="constrained")
     its_aa = next(iter(models.values()))["curves"]["its"]["aa"]
     series = [("aa", its_aa)] + [(k, m["curves"]["its"]["cg"]) for k, m in models.items()]
     for key, its in series:
@@ -205,8 +182,7 @@ def plot_summary(models: dict, path: Path) -> None:
     for ax in axes[1:]:
         ax.tick_params(axis="x", labelsize=8)
     axes[3].axhline(0.5, color="black", linewidth=1)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def run(settings: DemoSettings, work: Path, out: Path, seed: int, aa_mapped, progress: bool) -> dict:

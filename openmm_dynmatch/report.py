@@ -160,7 +160,8 @@ def _fmt(value) -> str:
 
 # ----------------------------------------------------------------------------------------------- figures
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -169,10 +170,11 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path) -> None:
+def save_figure(fig, path) -> None:
+    """Write ``fig`` as PNG atomically and close it."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
-    _pyplot().close(fig)
+    pyplot().close(fig)
 
 
 def _series(runs: dict):
@@ -185,7 +187,7 @@ def _series(runs: dict):
 
 def plot_fes(runs: dict, labels: dict, path) -> None:
     """Free energy surfaces AA | CG | baseline with one colour scale (2-D), or overlaid 1-D profiles."""
-    plt = _pyplot()
+    plt = pyplot()
     fes = runs["cg"]["fes"]
     units = runs["cg"]["info"]["cv_units"]
     names = [f"{n} ({units})" if units != "1" else n for n in fes["cv_names"]]
@@ -197,22 +199,40 @@ def plot_fes(runs: dict, labels: dict, path) -> None:
         ax.set(xlabel=names[0], ylabel="F (kJ/mol)",
                title=f"Free energy profile ({labels['cg']}: JS = {_fmt(fes['js_1d'][0])})")
         ax.legend()
-        _save(fig, path)
+        save_figure(fig, path)
         return
-    panels = [(labels[key], _nan(m["fes"][f"{side}_2d"]), m["fes"].get("js_2d") if key != "aa" else None,
-               m["fes"]["edges"]) for key, m, side in _series(runs)]
-    finite = np.concatenate([p[1][np.isfinite(p[1])] for p in panels])
+    panels = [(labels[key], m["fes"][f"{side}_2d"], m["fes"].get("js_2d") if key != "aa" else None)
+              for key, m, side in _series(runs)]
+    plot_fes_panels(panels, fes["edges"], names, path)
+
+
+def plot_fes_panels(panels, edges, axis_names, path) -> None:
+    """2-D free energy surfaces side by side on one colour scale (capped at the 99th percentile or 30 kJ/mol).
+
+    Parameters
+    ----------
+    panels : sequence of (str, array (n_x, n_y) kJ/mol, float or None)
+        Title, surface (NaN where never visited) and JS divergence to show in the title (None: none).
+    edges : sequence of two arrays
+        Bin edges of the two CVs.
+    axis_names : sequence of two str
+    path : str or Path
+        PNG written.
+    """
+    plt = pyplot()
+    surfaces = [_nan(surface) for _, surface, _ in panels]
+    finite = np.concatenate([f[np.isfinite(f)] for f in surfaces])
     vmax = float(min(np.percentile(finite, 99), 30.0)) if finite.size else 1.0
+    ex, ey = (np.asarray(e, dtype=float) for e in edges[:2])
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 1, 4), layout="constrained",
                              sharex=True, sharey=True, squeeze=False)
-    for ax, (label, surface, js, edges) in zip(axes[0], panels):
-        ex, ey = (np.asarray(e, dtype=float) for e in edges[:2])
+    for ax, (label, _, js), surface in zip(axes[0], panels, surfaces):
         mesh = ax.pcolormesh(ex, ey, surface.T, cmap="viridis", vmin=0.0, vmax=vmax, shading="flat")
         ax.set_title(label if js is None else f"{label} (JS = {js:.3f})")
-        ax.set_xlabel(names[0])
-    axes[0, 0].set_ylabel(names[1])
+        ax.set_xlabel(axis_names[0])
+    axes[0, 0].set_ylabel(axis_names[1])
     fig.colorbar(mesh, ax=axes[0, :].tolist(), label="F (kJ/mol)", shrink=0.9)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_timescales(runs: dict, labels: dict, path) -> None:
@@ -220,7 +240,7 @@ def plot_timescales(runs: dict, labels: dict, path) -> None:
 
     Colour = process (slowest first), line style = model (AA solid, CG dashed, baseline dotted).
     """
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.lines import Line2D
 
     fig, ax = plt.subplots(figsize=(6.5, 4.5), layout="constrained")
@@ -249,12 +269,12 @@ def plot_timescales(runs: dict, labels: dict, path) -> None:
     ax.set(xscale="log", yscale="log", xlabel="lag time (ps)", ylabel="implied timescale (ps)",
            title=f"MSM implied timescales ({runs['cg']['its']['n_states']} states)")
     ax.legend(handles=handles, fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_msd(runs: dict, labels: dict, path) -> None:
     """MSD of the centre of mass and bead-averaged MSD with the molecule's COM removed, vs time."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
     for key, metrics, side in _series(runs):
         msd = metrics["msd"][side]
@@ -267,12 +287,12 @@ def plot_msd(runs: dict, labels: dict, path) -> None:
     axes[1].set(xlabel="time (ps)", ylabel="MSD (nm²)", title="Beads relative to the COM (bead mean)")
     for ax in axes:
         ax.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_acf(runs: dict, labels: dict, path) -> None:
     """Normalised autocorrelation functions of the collective variables, one panel per CV."""
-    plt = _pyplot()
+    plt = pyplot()
     names = runs["cg"]["info"]["cv_names"]
     fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.8), layout="constrained", squeeze=False)
     for key, metrics, side in _series(runs):
@@ -285,19 +305,19 @@ def plot_acf(runs: dict, labels: dict, path) -> None:
         ax.axhline(0.0, color="0.6", linewidth=0.8)
         ax.set(xlabel="time (ps)", ylabel="ACF", title=f"Autocorrelation of {names[k]}")
         ax.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_bonds(runs: dict, labels: dict, path, max_panels: int = 12) -> None:
     """Bond-length densities of AA, CG and the baseline, one panel per bond (first ``max_panels``)."""
-    plt = _pyplot()
+    plt = pyplot()
     bonds = runs["cg"]["bonds"]
     n = min(len(bonds["bonds"]), max_panels)
     if n == 0:
         fig, ax = plt.subplots(figsize=(4, 2))
         ax.text(0.5, 0.5, "no bonds in the CG model", ha="center", va="center")
         ax.set_axis_off()
-        _save(fig, path)
+        save_figure(fig, path)
         return
     ncols = min(n, 4)
     nrows = int(np.ceil(n / ncols))
@@ -317,7 +337,7 @@ def plot_bonds(runs: dict, labels: dict, path, max_panels: int = 12) -> None:
     for ax in list(axes.flat)[n:]:
         ax.set_axis_off()
     axes.flat[0].legend(fontsize=7)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _centres(edges) -> np.ndarray:
