@@ -5,15 +5,17 @@ chain in <= 10 ms, i.e. >= 12,800 walker-steps/s, on a 2-core CPU with the machi
 
 Cases (synthetic chains with bonds ``(i, i+1)``, harmonic bonds + angles + repulsion prior):
 
-- ``default``: the default fast net, 10 beads, 128 and 512 walkers (and the other fast kind, ``schnet``);
+- ``default``: the default fast net, 10 beads, 128 and 512 walkers (and the other fast kinds, ``internal_mlp``
+  at 128 and 512 walkers and ``schnet`` at 128);
 - ``equivariant``: the default e3nn network, 1 and 128 walkers of 10 and 22 beads.
 
 Usage::
 
-    python benchmarks/potential_speed.py [--threads N] [--repeats 20] [--quick] [--out FILE]
+    python benchmarks/potential_speed.py [--threads N] [--repeats 20] [--quick] [--nets KIND ...] [--out FILE]
 
 Prints one JSON object (and writes it to ``--out``): per case the median and minimum seconds per call,
-walker-steps per second (from the median) and, for the default case at 128 walkers, whether the target is met.
+walker-steps per second (from the median) and, for the default case at 128 walkers, whether the target is met;
+``--nets`` keeps only the cases of those net kinds (e.g. ``--quick --nets pair_mlp internal_mlp``).
 On a machine shared with other jobs use ``--threads 1``: with more intra-op threads than free cores the
 timings blow up by orders of magnitude (threads wait for each other).
 """
@@ -65,26 +67,29 @@ def time_case(net: dict, n_beads: int, n_walkers: int, repeats: int, warmup: int
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    parser.add_argument("--repeats", type=int, default=20, help="timed calls per case")
+    parser.add_argument("--repeats", type=int, default=None, help="timed calls per case (default 20, 5 with --quick)")
     parser.add_argument("--quick", action="store_true", help="fewer repeats, skip 512 walkers and schnet")
+    parser.add_argument("--nets", nargs="+", default=None, help="only the cases of these net kinds")
     parser.add_argument("--out", default=None, help="also write the JSON here")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    repeats = 5 if args.quick else args.repeats
-    cases = []
+    repeats = args.repeats or (5 if args.quick else 20)
+    plan = []  # (kind, n_beads, n_walkers, repeats)
     for n_walkers in (128,) if args.quick else (128, 512):
-        cases.append(time_case({"kind": "pair_mlp"}, 10, n_walkers, repeats))
+        plan += [("pair_mlp", 10, n_walkers, repeats), ("internal_mlp", 10, n_walkers, repeats)]
     if not args.quick:
-        cases.append(time_case({"kind": "schnet"}, 10, 128, repeats))
+        plan.append(("schnet", 10, 128, repeats))
     for n_beads in (10, 22):
         for n_walkers in (1, 128):
-            cases.append(time_case({"kind": "equivariant"}, n_beads, n_walkers, max(repeats // 4, 3)))
-    default = cases[0]
+            plan.append(("equivariant", n_beads, n_walkers, max(repeats // 4, 3)))
+    cases = [time_case({"kind": kind}, n_beads, n_walkers, reps) for kind, n_beads, n_walkers, reps in plan
+             if args.nets is None or kind in args.nets]
+    default = next((case for case in cases if case["net"] == "pair_mlp"), None)
     result = {
         "benchmark": "potential_speed", "torch": torch.__version__, "threads": torch.get_num_threads(),
         "machine": platform.processor() or platform.machine(), "target_s_128_walkers_10_beads": TARGET_S,
-        "default_meets_target": default["median_s"] <= TARGET_S, "cases": cases,
+        "default_meets_target": None if default is None else default["median_s"] <= TARGET_S, "cases": cases,
     }
     print(json.dumps(result, indent=2))
     if args.out:

@@ -4,8 +4,10 @@
 - :mod:`.potential`: :class:`CGPotential`, the fast networks, ``build_potential`` / ``save_potential`` /
   ``load_potential`` / ``forces``
 - :mod:`.equivariant`: the NequIP-style e3nn network
+- :mod:`.internal`: the MLP of internal coordinates (``internal_mlp``; chirality-aware)
 - :mod:`.classifier`: the window classifier of dynamic matching
-- :mod:`.radial`, :mod:`.graph`: radial bases and cutoffs, bond-graph helpers
+- :mod:`.radial`, :mod:`.graph`, :mod:`.geometry`: radial bases and cutoffs, bond-graph helpers, angle and
+  dihedral cosines/sines
 
 The e3nn-based names (``EquivariantNet`` and the classifier's) are imported on first access, so that importing
 this package does not pay for e3nn.
@@ -19,7 +21,7 @@ from .prior import PriorPotential, fit_prior, measure_internal
 from .radial import BesselBasis, CosineCutoff, GaussianBasis, build_radial_basis, cosine_cutoff, safe_norm
 
 _LAZY = {
-    "EquivariantNet": "equivariant",
+    "EquivariantNet": "equivariant", "InternalMLP": "internal",
     "WindowClassifier": "classifier", "build_classifier": "classifier", "r1_penalty": "classifier",
     "displacement_rms": "classifier",
 }

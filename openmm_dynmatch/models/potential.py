@@ -6,6 +6,8 @@ Network kinds (``spec["net"]["kind"]``):
   conditioned on the two bead types, times a smooth cosine cutoff. The fastest kind.
 - ``schnet``: SchNet-like continuous-filter message passing on all pairs within the cutoff, per-bead energies.
 - ``equivariant``: NequIP-style e3nn network (:mod:`openmm_dynmatch.models.equivariant`).
+- ``internal_mlp``: CGnet-style MLP of all distances, bond-angle cosines and dihedral cosines and sines
+  (:mod:`openmm_dynmatch.models.internal`); chirality-aware.
 - ``none``: no network, the prior alone.
 
 All networks work on dense per-walker tensors ``(n_walkers, n_beads, ...)`` with a precomputed pair list of
@@ -165,7 +167,8 @@ class NoNet(nn.Module):
 
 # Network kinds: the class, or "module:Class" for kinds whose dependencies are imported on first use.
 NETS = {"pair_mlp": PairMLP, "schnet": SchNet, "none": NoNet,
-        "equivariant": "openmm_dynmatch.models.equivariant:EquivariantNet"}
+        "equivariant": "openmm_dynmatch.models.equivariant:EquivariantNet",
+        "internal_mlp": "openmm_dynmatch.models.internal:InternalMLP"}
 
 
 def register_net(kind: str, net_class) -> None:
