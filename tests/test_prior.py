@@ -193,3 +193,31 @@ def test_invalid_inputs_are_rejected():
         PriorPotential(3, [[0, 3]])
     with pytest.raises(ValueError, match="bond_k"):
         PriorPotential(3, [[0, 1], [1, 2]], bond_k=[1.0, 2.0, 3.0])
+
+
+ALA2_HEAVY_BONDS = [[0, 1], [1, 2], [1, 3], [3, 4], [4, 5], [4, 6], [6, 7], [6, 8], [8, 9]]
+
+
+def test_one_dihedral_per_bond_keeps_the_backbone_torsions_of_alanine_dipeptide():
+    from openmm_dynmatch.models.graph import dihedral_quadruplets, one_dihedral_per_bond
+
+    every = dihedral_quadruplets(10, ALA2_HEAVY_BONDS).tolist()
+    kept = one_dihedral_per_bond(10, ALA2_HEAVY_BONDS).tolist()
+    # beads: 0 CH3, 1 C, 2 O, 3 N, 4 CA, 5 CB, 6 C, 7 O, 8 N, 9 CH3 -> phi = C-N-CA-C, psi = N-CA-C-N
+    assert [1, 3, 4, 6] in kept and [3, 4, 6, 8] in kept
+    central = sorted({(q[1], q[2]) for q in every})
+    assert sorted((q[1], q[2]) for q in kept) == central     # exactly one per rotatable bond
+    assert len(every) == 10 and len(kept) == 4
+
+
+def test_prior_dihedral_modes_select_quadruplets(rng):
+    positions = np.cumsum(rng.normal(scale=0.15, size=(400, 10, 3)), axis=1)
+    counts = {}
+    for mode in ("all", "one_per_bond", "none", True, False):
+        prior = fit_prior(positions, ALA2_HEAVY_BONDS, 300.0, dihedrals=mode)
+        counts[mode] = len(prior.dihedral_index)
+        assert prior(torch.as_tensor(positions[:3])).shape == (3,)
+    assert counts == {"all": 10, "one_per_bond": 4, "none": 0, True: 10, False: 0}
+    with pytest.raises(ValueError, match="dihedrals"):
+        fit_prior(positions, ALA2_HEAVY_BONDS, 300.0, dihedrals="some")
+

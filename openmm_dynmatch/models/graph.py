@@ -99,6 +99,25 @@ def dihedral_quadruplets(n_beads: int, bonds) -> np.ndarray:
     return np.asarray(sorted(out), dtype=np.int64).reshape(-1, 4)
 
 
+def one_dihedral_per_bond(n_beads: int, bonds) -> np.ndarray:
+    """One bonded quadruplet per rotatable bond ``j-k``, shape ``(n_rotatable, 4)``.
+
+    All quadruplets ``(i, j, k, l)`` about the same central bond measure the same rotation (up to the bend of
+    the angles), so a prior that inverts each on its own marginal counts that rotation several times. This keeps
+    one: the ends ``i`` and ``l`` with the most bonds (backbone before side chain or cap), ties to the lower index.
+    For alanine dipeptide's heavy atoms that picks phi (C-N-CA-C) and psi (N-CA-C-N).
+    """
+    arr = validate_bonds(bonds, n_beads)
+    degree = np.bincount(arr.ravel(), minlength=n_beads) if arr.size else np.zeros(n_beads, np.int64)
+    chosen = {}
+    for quad in dihedral_quadruplets(n_beads, arr).tolist():
+        key = (quad[1], quad[2])
+        rank = (-degree[quad[0]] - degree[quad[3]], quad[0], quad[3])
+        if key not in chosen or rank < chosen[key][0]:
+            chosen[key] = (rank, quad)
+    return np.asarray(sorted(q for _, q in chosen.values()), dtype=np.int64).reshape(-1, 4)
+
+
 def pair_index(n_beads: int, bonds=None, min_separation: int = 1) -> np.ndarray:
     """All bead pairs ``i < j`` whose graph distance is at least ``min_separation`` bonds.
 

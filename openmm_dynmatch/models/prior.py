@@ -26,10 +26,14 @@ import torch
 from torch import Tensor, nn
 
 from ..units import kt_kj_per_mol, strip_unit
-from .graph import angle_triplets, dihedral_quadruplets, pair_index, validate_bonds
+from .geometry import dihedral_cos_sin
+from .graph import angle_triplets, dihedral_quadruplets, one_dihedral_per_bond, pair_index, validate_bonds
 from .radial import safe_norm
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+# Which bonded dihedrals the prior inverts: every quadruplet, one per rotatable bond, or none.
+DIHEDRAL_MODES = ("all", "one_per_bond", "none")
 
 
 def resolve_dtype(name: str) -> torch.dtype:
@@ -48,19 +52,6 @@ def _per_term(value, n: int, name: str, width: Optional[int] = None) -> np.ndarr
     if arr.shape != shape:
         raise ValueError(f"{name}: expected a scalar or shape {shape}, got shape {arr.shape}")
     return np.array(arr)
-
-
-def _dihedral_cos_sin(x: Tensor, idx: Tensor) -> Tensor:
-    """``(cos phi, sin phi)`` of dihedrals ``idx`` (n, 4) in ``x`` (B, N, 3) -> (2, B, n); NaN-free."""
-    b1 = x[:, idx[:, 1]] - x[:, idx[:, 0]]
-    b2 = x[:, idx[:, 2]] - x[:, idx[:, 1]]
-    b3 = x[:, idx[:, 3]] - x[:, idx[:, 2]]
-    n1 = torch.linalg.cross(b1, b2, dim=-1)
-    n2 = torch.linalg.cross(b2, b3, dim=-1)
-    cos_part = (n1 * n2).sum(-1)
-    sin_part = safe_norm(b2) * (b1 * n2).sum(-1)
-    rho = torch.sqrt(cos_part * cos_part + sin_part * sin_part + 1e-24)
-    return torch.stack([cos_part / rho, sin_part / rho])
 
 
 class PriorPotential(nn.Module):
@@ -168,7 +159,7 @@ class PriorPotential(nn.Module):
 
     def dihedral_energy(self, x: Tensor) -> Tensor:
         """Fourier dihedral energies, positions ``x`` (B, N, 3) nm -> (B, n_dihedrals) kJ/mol."""
-        cos_sin = _dihedral_cos_sin(x, self.dihedral_index)
+        cos_sin = dihedral_cos_sin(x, self.dihedral_index)
         c1, s1 = cos_sin[0], cos_sin[1]
         cn, sn = c1, s1
         energy = torch.zeros_like(c1)
@@ -273,13 +264,28 @@ def measure_internal(positions: np.ndarray, bonds, angles=None, dihedrals=None) 
         u = x[:, probe.angle_index[:, 0]] - x[:, probe.angle_index[:, 1]]
         v = x[:, probe.angle_index[:, 2]] - x[:, probe.angle_index[:, 1]]
         theta = torch.atan2(safe_norm(torch.linalg.cross(u, v, dim=-1)), (u * v).sum(-1))
-        cos_sin = _dihedral_cos_sin(x, probe.dihedral_index)
+        cos_sin = dihedral_cos_sin(x, probe.dihedral_index)
         phi = torch.atan2(cos_sin[1], cos_sin[0])
     return {"bonds": r.numpy(), "angles": theta.numpy(), "dihedrals": phi.numpy(),
             "angle_index": probe.angle_index.numpy(), "dihedral_index": probe.dihedral_index.numpy()}
 
 
-def fit_prior(positions, bonds, temperature_k, angles: bool = True, dihedrals: bool = True,
+def prior_dihedrals(n_beads: int, bonds, mode) -> np.ndarray:
+    """The quadruplets a prior with dihedral ``mode`` inverts, shape ``(n, 4)``.
+
+    ``mode``: ``'all'`` (every bonded quadruplet), ``'one_per_bond'`` (:func:`~.graph.one_dihedral_per_bond`) or
+    ``'none'``; ``True``/``False`` mean ``'all'``/``'none'``.
+    """
+    if mode is True or mode is False:
+        mode = "all" if mode else "none"
+    if mode not in DIHEDRAL_MODES:
+        raise ValueError(f"dihedrals: expected one of {list(DIHEDRAL_MODES)}, got {mode!r}")
+    if mode == "none":
+        return np.zeros((0, 4), np.int64)
+    return dihedral_quadruplets(n_beads, bonds) if mode == "all" else one_dihedral_per_bond(n_beads, bonds)
+
+
+def fit_prior(positions, bonds, temperature_k, angles: bool = True, dihedrals="all",
               dihedral_terms: int = 3, repulsion: bool = True, repulsion_exclude_bonds: int = 3,
               repulsion_percentile: float = 1.0, repulsion_power: float = 6.0, repulsion_epsilon=None,
               n_bins: int = 60, min_count: int = 5, trainable: bool = False,
@@ -288,7 +294,9 @@ def fit_prior(positions, bonds, temperature_k, angles: bool = True, dihedrals: b
 
     Bonds: quadratic fit of ``-kT log(p(r) / r^2)``; angles: of ``-kT log(p(theta) / sin theta)`` (the
     Jacobians of 3-D distances and angles); dihedrals: least-squares Fourier fit of ``-kT log p(phi)`` with
-    multiplicities ``1..dihedral_terms``; repulsion ``sigma``: the ``repulsion_percentile``-th percentile of
+    multiplicities ``1..dihedral_terms`` on the quadruplets :func:`prior_dihedrals` selects for ``dihedrals``
+    (``'all'``, ``'one_per_bond'`` or ``'none'``; each inverted on its own marginal, so ``'all'`` counts a
+    rotation once per quadruplet about its bond); repulsion ``sigma``: the ``repulsion_percentile``-th percentile of
     all distances between beads more than ``repulsion_exclude_bonds`` bonds apart, ``epsilon`` = kT unless given.
 
     Parameters
@@ -311,7 +319,8 @@ def fit_prior(positions, bonds, temperature_k, angles: bool = True, dihedrals: b
     n_beads = positions.shape[1]
     bonds = validate_bonds(bonds, n_beads)
     kt = kt_kj_per_mol(temperature_k)
-    data = measure_internal(positions, bonds)
+    quads = prior_dihedrals(n_beads, bonds, dihedrals)
+    data = measure_internal(positions, bonds, dihedrals=quads if len(quads) else None)
     report = {"temperature_k": temperature_k, "n_frames": int(positions.shape[0]), "bonds": [], "angles": [],
               "dihedrals": [], "repulsion": None}
     r0, kb = [], []
@@ -333,14 +342,14 @@ def fit_prior(positions, bonds, temperature_k, angles: bool = True, dihedrals: b
             report["angles"].append({"beads": triplet, "mean_rad": float(values.mean()),
                                      "std_rad": float(values.std()), "theta0_rad": x0, "k_kj_per_mol_rad2": k})
         kwargs.update(angle_theta0_rad=theta0, angle_k=ka)
-    if dihedrals and len(data["dihedral_index"]) and dihedral_terms > 0:
+    if len(quads) and dihedral_terms > 0:
         amplitudes, phases = [], []
         for col, quad in enumerate(data["dihedral_index"].tolist()):
             k, phi0 = _fourier_inversion(data["dihedrals"][:, col], kt, dihedral_terms, max(n_bins // 2, 12))
             amplitudes.append(k.tolist())
             phases.append(phi0.tolist())
             report["dihedrals"].append({"beads": quad, "k_kj_per_mol": k.tolist(), "phi0_rad": phi0.tolist()})
-        kwargs.update(dihedral_k=amplitudes, dihedral_phi0_rad=phases)
+        kwargs.update(dihedral_k=amplitudes, dihedral_phi0_rad=phases, dihedrals=quads)
     pairs = pair_index(n_beads, bonds, min_separation=repulsion_exclude_bonds + 1)
     if repulsion and pairs.shape[1]:
         distances = np.linalg.norm(positions[:, pairs[1]] - positions[:, pairs[0]], axis=-1)
