@@ -10,9 +10,13 @@ selection (``select: "resname ALA and name CA"``), by a residue/atom-name table 
 - ``cog``: the geometric centre of the bead's atoms.
 
 Forces are mapped by aggregation (``f_I = sum of the forces on the atoms of bead I``), the force map used for
-force matching; see :meth:`CGMapping.map_forces` for when it is exact. Built-in mappings ship as YAML files in
-the package's ``data`` folder (:func:`builtin_mappings`) and :func:`load_mapping` resolves a built-in name, a
-YAML path or a dict. :func:`map_trajectory` maps a whole AA trajectory file to a CG one.
+force matching; see :meth:`CGMapping.map_forces` for when it is exact. The ``aggregated`` force map
+(:meth:`CGMapping.aggregated_force_matrix`, ``force_map`` of :func:`map_trajectory`) also adds the forces of the
+hydrogens bonded to a bead's atoms, which keeps it exact when bonds to hydrogen are constrained. Built-in
+mappings ship as YAML files in the package's ``data`` folder (:func:`builtin_mappings`) and
+:func:`load_mapping` resolves a built-in name, a YAML path or a dict. :func:`map_trajectory` maps whole AA
+trajectory files (one run, or several independent runs of the same system written one after the other with
+their boundaries) to one CG file.
 """
 from __future__ import annotations
 
@@ -150,30 +154,72 @@ class CGMapping:
         """
         return self._apply(self._position_map, positions, "positions")
 
-    def map_forces(self, forces) -> np.ndarray:
+    def map_forces(self, forces, force_matrix=None) -> np.ndarray:
         """Aggregated bead forces: the sum of the forces on the atoms of each bead.
 
         This is the force map of force matching. It is the exact force on the CG coordinate (its mean, given the
         bead positions, is the mean force of the CG potential of mean force) only when: beads are slices or
         centres of mass, no atom is shared between beads, and no constraint or virtual site couples atoms of
         different beads (or mapped with unmapped atoms, e.g. hydrogen-bond constraints on a slice atom). Atoms
-        belonging to no bead are ignored. For ``cog`` beads of unequal masses it is an approximation.
+        belonging to no bead are ignored. For ``cog`` beads of unequal masses it is an approximation. With bonds
+        to hydrogen constrained, pass ``force_matrix=self.aggregated_force_matrix(topology)``.
 
         Parameters
         ----------
         forces : array, shape (n_frames, n_atoms, 3) or (n_atoms, 3), kJ/mol/nm
+        force_matrix : array, shape (n_beads, n_atoms), optional
+            Another force map (e.g. :meth:`aggregated_force_matrix`); default :attr:`force_matrix`.
 
         Returns
         -------
         np.ndarray, shape (n_frames, n_beads, 3) (or (n_beads, 3)), kJ/mol/nm, float64
         """
-        return self._apply(self._force_map, forces, "forces")
+        if force_matrix is None:
+            return self._apply(self._force_map, forces, "forces")
+        matrix = np.asarray(force_matrix, dtype=np.float64)
+        if matrix.shape != (self.n_beads, self.n_atoms):
+            raise ValueError(f"force_matrix must have shape ({self.n_beads}, {self.n_atoms}), got {matrix.shape}")
+        columns = np.flatnonzero(np.any(matrix != 0, axis=0))
+        return self._apply(matrix[:, columns], forces, "forces", columns)
 
-    def _apply(self, matrix, values, name) -> np.ndarray:
+    def _apply(self, matrix, values, name, columns=None) -> np.ndarray:
         values = np.asarray(values, dtype=np.float64)
         if values.ndim not in (2, 3) or values.shape[-2:] != (self.n_atoms, 3):
             raise ValueError(f"{name} must have shape (n_frames, {self.n_atoms}, 3), got {values.shape}")
-        return np.einsum("ba,...ak->...bk", matrix, values[..., self._used, :])
+        return np.einsum("ba,...ak->...bk", matrix, values[..., self._used if columns is None else columns, :])
+
+    def aggregated_force_matrix(self, topology) -> np.ndarray:
+        """Force map with hydrogens attached to their heavy atom, shape (n_beads, n_atoms).
+
+        :attr:`force_matrix` plus, for every hydrogen that belongs to no bead and is bonded (topology bonds) to
+        an atom of a bead, the hydrogen's force with that atom's weight: ``f_I = sum over the bead's atoms and
+        their unmapped hydrogens``. Positions are unaffected. For ``slice`` and ``com`` beads this is a valid
+        force map (each row has weight 1 on the bead's atoms, 0 on other beads' atoms) and, unlike
+        :attr:`force_matrix`, it stays exact when bonds to hydrogen are constrained: a constraint force acts
+        with equal and opposite sign on two atoms of equal weight and cancels. Summing more atoms also lowers
+        the noise of the mapped force (statistically optimal force aggregation, Kraemer et al., JCTC 2023).
+
+        Parameters
+        ----------
+        topology : mdtraj.Topology, openmm.app.Topology, str or Path
+            The AA topology, with bonds.
+
+        Raises
+        ------
+        ValueError
+            If the topology has no bonds or another atom count, or a hydrogen is bonded to atoms of different
+            beads.
+        """
+        plain = self.force_matrix
+        matrix = plain.copy()
+        for hydrogen, host in _hydrogen_hosts(as_mdtraj_topology(topology), plain).items():
+            matrix[:, hydrogen] = plain[:, host]
+        return matrix
+
+    def attached_hydrogens(self, topology) -> list:
+        """Per bead, the unmapped hydrogens (AA indices, np.ndarray of int) :meth:`aggregated_force_matrix` adds."""
+        added = (self.aggregated_force_matrix(topology) != 0) & (self.force_matrix == 0)
+        return [np.flatnonzero(row) for row in added]
 
     def cg_topology(self):
         """An ``mdtraj.Topology`` of the beads, with the CG bonds.
@@ -239,6 +285,90 @@ class CGMapping:
 
     def __repr__(self) -> str:
         return f"CGMapping('{self.name}', n_beads={self.n_beads}, n_atoms={self.n_atoms}, n_bonds={len(self.bonds)})"
+
+
+def _is_hydrogen(atom) -> bool:
+    return atom.element is not None and atom.element.atomic_number == 1
+
+
+def _hydrogen_hosts(topology, plain: np.ndarray) -> dict:
+    """{hydrogen: bonded mapped atom} for the hydrogens in no bead bonded to an atom of a bead."""
+    if topology.n_atoms != plain.shape[1]:
+        raise ValueError(f"topology has {topology.n_atoms} atoms but the mapping is for {plain.shape[1]}")
+    if topology.n_bonds == 0:
+        raise ValueError("the aggregated force map needs an AA topology with bonds; this one has none")
+    mapped = np.any(plain != 0, axis=0)
+    hosts = {}
+    for a, b in topology.bonds:
+        for hydrogen, host in ((a, b), (b, a)):
+            if _is_hydrogen(hydrogen) and not mapped[hydrogen.index] and mapped[host.index]:
+                hosts.setdefault(hydrogen.index, []).append(host.index)
+    for hydrogen, candidates in hosts.items():
+        if any(not np.array_equal(plain[:, candidates[0]], plain[:, other]) for other in candidates[1:]):
+            raise ValueError(f"hydrogen {topology.atom(hydrogen)} (atom {hydrogen}) is bonded to atoms {candidates} "
+                             f"of different beads; the aggregated force map cannot attach it to one")
+    return {hydrogen: candidates[0] for hydrogen, candidates in hosts.items()}
+
+
+def _bead_force_matrix(mapping: CGMapping, topology) -> np.ndarray:
+    return mapping.force_matrix
+
+
+def _aggregated_force_matrix(mapping: CGMapping, topology) -> np.ndarray:
+    if topology is None:
+        raise ValueError("force_map 'aggregated' needs the AA topology (with bonds) to find the hydrogens")
+    return mapping.aggregated_force_matrix(topology)
+
+
+#: Force maps by name: ``FORCE_MAPS[name](mapping, topology)`` is the (n_beads, n_atoms) force matrix.
+#: ``bead``: the forces of each bead's atoms; ``aggregated``: plus those of the hydrogens bonded to them.
+FORCE_MAPS = {"bead": _bead_force_matrix, "aggregated": _aggregated_force_matrix}
+
+
+def force_map_matrix(mapping: CGMapping, force_map: str = "bead", topology=None) -> np.ndarray:
+    """The force matrix, shape (n_beads, n_atoms), of a named force map (:data:`FORCE_MAPS`).
+
+    Parameters
+    ----------
+    mapping : CGMapping
+    force_map : str
+        ``bead`` (:attr:`CGMapping.force_matrix`) or ``aggregated`` (:meth:`CGMapping.aggregated_force_matrix`).
+    topology : mdtraj.Topology, openmm.app.Topology, str or Path, optional
+        The AA topology with bonds; needed by ``aggregated``.
+    """
+    if force_map not in FORCE_MAPS:
+        raise ValueError(f"unknown force_map '{force_map}'; available: {sorted(FORCE_MAPS)}")
+    return FORCE_MAPS[force_map](mapping, topology)
+
+
+def constraint_leaks(force_matrix, constraints) -> np.ndarray:
+    """The constrained atom pairs whose constraint forces do not cancel in the mapped forces.
+
+    A constraint between atoms ``a`` and ``b`` adds ``lambda (x_a - x_b)`` to the force on ``a`` and its
+    negative to ``b``; in bead ``I`` of the linear force map ``C`` it leaves ``lambda (C[I, a] - C[I, b])
+    (x_a - x_b)``. MD engines report forces without these terms, so the mapped forces are exact only when
+    columns ``a`` and ``b`` of ``C`` are equal for every constraint (both atoms in the same bead or aggregated
+    group, or both outside all of them).
+
+    Parameters
+    ----------
+    force_matrix : array, shape (n_beads, n_atoms)
+    constraints : array, shape (n_constraints, 2), int, atom indices
+
+    Returns
+    -------
+    np.ndarray, shape (n_leaks, 2), int
+        The pairs for which the columns differ.
+    """
+    matrix = np.asarray(force_matrix, dtype=np.float64)
+    pairs = np.asarray(constraints, dtype=np.int64).reshape(-1, 2)
+    if matrix.ndim != 2:
+        raise ValueError(f"force_matrix must have shape (n_beads, n_atoms), got {matrix.shape}")
+    if pairs.size and (pairs.min() < 0 or pairs.max() >= matrix.shape[1]):
+        raise ValueError(f"constraints must join atoms 0..{matrix.shape[1] - 1}, got indices "
+                         f"{pairs.min()}..{pairs.max()}")
+    differ = np.any(matrix[:, pairs[:, 0]] != matrix[:, pairs[:, 1]], axis=0)
+    return pairs[differ]
 
 
 def _weights(bead: dict) -> np.ndarray:
@@ -336,33 +466,58 @@ def load_mapping(mapping, topology=None) -> CGMapping:
     raise ValueError(f"mapping must be a name, a YAML path, a dict or a CGMapping, got {type(mapping).__name__}")
 
 
+#: AA metadata keys that may differ between the files mapped into one CG file (they describe one run, not the
+#: system or its dynamics); every other key must agree.
+PER_RUN_KEYS = ("seed", "replica", "replica_base_seed", "platform", "openmm_version", "n_frames", "equilibration_ps",
+                "steps_per_s", "ns_per_day", "wall_s_last_session", "trajectory_lengths")
+
+
 def map_trajectory(aa_path, mapping, out_path, topology=None, chunk_frames: int = 1000, metadata=None,
-                   progress: bool = True) -> Path:
-    """Map an AA trajectory file (trajio format) to a CG trajectory file.
+                   progress: bool = True, force_map: str = "bead") -> Path:
+    """Map AA trajectory files (trajio format) to one CG trajectory file.
 
     Positions, and velocities (same linear map) and forces (aggregated) where present, are mapped chunk by
-    chunk into a temporary file that is renamed to ``out_path`` at the end. The CG file carries the metadata
-    keys of the team contract: ``temperature_k``, ``timestep_ps``, ``frame_interval_ps`` (copied from the AA
-    file; the interval is inferred from the frame times if absent), ``masses_amu`` (per bead, sums of the AA
-    masses recorded in the AA file, else of the topology's), ``bead_names``, ``bead_types``, ``type_names``,
-    ``bonds``, ``mapping`` (:meth:`CGMapping.to_dict`), ``source``, ``forces_mapped``; plus ``aa_metadata``
-    (the AA file's other keys) and ``n_aa_atoms``.
+    chunk into a temporary file that is renamed to ``out_path`` at the end. Several AA files (independent runs,
+    e.g. the replicas of :func:`~openmm_dynmatch.openmm.reference.run_reference`) are written one after the
+    other, each with its own time stamps, and ``trajectory_lengths`` records where each ends so that windows
+    and splits never join two runs (:func:`openmm_dynmatch.trajio.trajectory_segments`). They must share the
+    topology and every metadata key except the per-run ones (:data:`PER_RUN_KEYS`: seed, platform, length,
+    throughput, ...).
+
+    The CG file carries the metadata keys of the team contract: ``temperature_k``, ``timestep_ps``,
+    ``frame_interval_ps`` (copied from the AA file; the interval is inferred from the frame times if absent),
+    ``masses_amu`` (per bead, sums of the AA masses recorded in the AA file, else of the topology's),
+    ``bead_names``, ``bead_types``, ``type_names``, ``bonds``, ``mapping`` (:meth:`CGMapping.to_dict`),
+    ``source`` (the AA file names, comma-separated), ``sources`` (list), ``forces_mapped``,
+    ``trajectory_lengths`` (frames per trajectory, file order; ``[n_frames]`` for one run); plus
+    ``aa_metadata`` (the AA keys all inputs share), ``aa_file_metadata`` (per input, its per-run keys; several
+    inputs only) and ``n_aa_atoms``.
 
     Parameters
     ----------
-    aa_path : str or Path
+    aa_path : str or Path, or a sequence of them
+        AA trajectory file(s). A file that itself holds several trajectories keeps its boundaries.
     mapping : str, Path, dict or CGMapping
         Built-in name, YAML path, spec dict or mapping (see :func:`load_mapping`).
     out_path : str or Path
     topology : mdtraj.Topology, openmm.app.Topology, str or Path, optional
-        AA topology (a PDB/prmtop path or a topology object): required when the file stores none; when given,
+        AA topology (a PDB/prmtop path or a topology object): required when a file stores none; when given,
         it resolves the mapping instead of the stored one.
     chunk_frames : int
         Frames read and mapped at a time.
     metadata : dict, optional
-        Extra keys, overriding the copied ones (e.g. ``temperature_k`` when the AA file lacks it).
+        Extra keys, overriding the copied ones (e.g. ``temperature_k`` when the AA file lacks it);
+        ``trajectory_lengths`` is always the one computed here.
     progress : bool
         Show a progress bar.
+    force_map : str
+        How forces are mapped (:data:`FORCE_MAPS`): ``bead`` sums the forces of each bead's atoms;
+        ``aggregated`` also adds those of the hydrogens bonded to them (:meth:`CGMapping.aggregated_force_matrix`),
+        the exact map when bonds to hydrogen were constrained. The CG metadata records ``force_map``,
+        ``force_map_atoms`` (per bead, the AA atoms whose forces are summed) and ``constraint_forces_cancel``:
+        True when every constraint stored in the AA files (``/constraints``) leaves the mapped forces unchanged,
+        False when one does not (a warning names it), None when unknown (no forces, or files that record a
+        number of constraints but not their atoms; a warning says so).
 
     Returns
     -------
@@ -374,44 +529,147 @@ def map_trajectory(aa_path, mapping, out_path, topology=None, chunk_frames: int 
     from openmm_dynmatch import trajio
     from openmm_dynmatch.fileio import atomic_path
 
-    aa_path, out_path = Path(aa_path), Path(out_path)
+    if force_map not in FORCE_MAPS:
+        raise ValueError(f"unknown force_map '{force_map}'; available: {sorted(FORCE_MAPS)}")
+    paths = [Path(p) for p in ([aa_path] if isinstance(aa_path, (str, Path)) else list(aa_path))]
+    if not paths:
+        raise ValueError("aa_path must name at least one AA trajectory file, got none")
+    out_path = Path(out_path)
     if int(chunk_frames) < 1:
         raise ValueError(f"chunk_frames must be a positive integer, got {chunk_frames}")
-    aa_top, n_file_atoms = _file_topology(aa_path)
-    stored = aa_top is not None
-    if topology is not None:  # a given topology is used to resolve the mapping; its atom count is checked
-        aa_top = as_mdtraj_topology(topology)
-    elif not stored:
-        raise ValueError(f"{aa_path} stores no topology: pass topology (a PDB/prmtop path or a topology)")
-    if aa_top.n_atoms != n_file_atoms:
-        raise ValueError(f"topology has {aa_top.n_atoms} atoms but {aa_path} stores {n_file_atoms} per frame")
-    mapping = load_mapping(mapping, aa_top)
-    n_frames = trajio.count_frames(aa_path)
-    if n_frames == 0:
-        raise ValueError(f"{aa_path} stores no frames")
-    first = _read_chunk(aa_path, 0, min(n_frames, 2), aa_top, stored)
-    aa_meta = trajio.read_metadata(aa_path)
-    if first.forces is not None and aa_meta.get("n_constraints"):
-        warnings.warn(f"{aa_path} comes from a run with {aa_meta['n_constraints']} constraints: the recorded forces "
-                      f"exclude constraint forces, so aggregated bead forces are not the exact mapped forces "
-                      f"unless every constraint lies inside one bead", stacklevel=2)
-    meta = _cg_metadata(mapping, aa_meta, first, aa_path)
+    given = as_mdtraj_topology(topology) if topology is not None else None
+    inputs = [_open_input(path, given) for path in paths]
+    _check_same_run_settings(inputs)
+    first = inputs[0]
+    mapping = load_mapping(mapping, first["topology"])
+    force_matrix, cancel = None, None
+    if first["sample"].forces is not None:
+        force_matrix = force_map_matrix(mapping, force_map, first["topology"])
+        cancel = _constraint_forces_cancel(inputs, mapping, force_matrix, force_map)
+    meta = _cg_metadata(mapping, inputs)
+    meta.update(force_map=None if force_matrix is None else force_map, constraint_forces_cancel=cancel,
+                force_map_atoms=None if force_matrix is None else
+                [np.flatnonzero(row).tolist() for row in force_matrix])
     meta.update(metadata or {})
+    meta[trajio.LENGTHS_KEY] = [stop - start for item in inputs
+                                for start, stop in trajio.trajectory_segments(item["metadata"], item["n_frames"])]
+    step = int(chunk_frames)
     with warnings.catch_warnings(), atomic_path(out_path) as tmp:
         warnings.filterwarnings("ignore", message="The .h5 extension is recommended")  # the temporary name
         writer = trajio.TrajectoryWriter(tmp, mapping.cg_topology(), meta)
-        with writer, tqdm(total=n_frames, unit="frame", desc="map", disable=not progress) as bar:
-            for start in range(0, n_frames, int(chunk_frames)):
-                chunk = _read_chunk(aa_path, start, min(start + int(chunk_frames), n_frames), aa_top, stored)
-                writer.write(mapping.map_positions(chunk.positions), chunk.time_ps,
-                             velocities=None if chunk.velocities is None else mapping.map_positions(chunk.velocities),
-                             forces=None if chunk.forces is None else mapping.map_forces(chunk.forces),
-                             box_vectors_nm=chunk.box_vectors)
-                bar.update(chunk.n_frames)
+        total = sum(item["n_frames"] for item in inputs)
+        with writer, tqdm(total=total, unit="frame", desc="map", disable=not progress) as bar:
+            for item in inputs:
+                for start in range(0, item["n_frames"], step):
+                    chunk = _read_chunk(item["path"], start, min(start + step, item["n_frames"]), item["topology"],
+                                        item["stored"])
+                    writer.write(mapping.map_positions(chunk.positions), chunk.time_ps,
+                                 velocities=None if chunk.velocities is None else
+                                 mapping.map_positions(chunk.velocities),
+                                 forces=None if chunk.forces is None else
+                                 mapping.map_forces(chunk.forces, force_matrix),
+                                 box_vectors_nm=chunk.box_vectors)
+                    bar.update(chunk.n_frames)
     return out_path
 
 
-def _cg_metadata(mapping: CGMapping, aa_meta: dict, first, aa_path: Path) -> dict:
+def _constraint_forces_cancel(inputs: list, mapping: CGMapping, force_matrix: np.ndarray, force_map: str):
+    """True if the constraints of every AA file cancel in the force map, False (and a warning) if one does not,
+    None (and a warning if the files had constraints) when the constrained atoms are not recorded."""
+    from openmm_dynmatch import trajio
+
+    verdict = True
+    for item in inputs:
+        n_constraints = item["metadata"].get("n_constraints")
+        pairs = trajio.read_array(item["path"], trajio.CONSTRAINTS_NODE)
+        if pairs is None:
+            if n_constraints:
+                warnings.warn(f"{item['path']} comes from a run with {n_constraints} constraints but does not record "
+                              f"which atoms they join: the recorded forces exclude constraint forces, so the mapped "
+                              f"forces are exact only if no constraint joins atoms that the '{force_map}' force map "
+                              f"weights differently (e.g. a constrained bond to a hydrogen outside its heavy atom's "
+                              f"bead with force_map='bead')", stacklevel=3)
+                return None
+            verdict = None if n_constraints is None else verdict
+            continue
+        leaks = constraint_leaks(force_matrix, pairs)
+        if leaks.size:
+            a, b = leaks[0].tolist()
+            warnings.warn(f"{item['path']}: {len(leaks)} of its {len(pairs)} constraints join atoms that the "
+                          f"'{force_map}' force map weights differently (e.g. atoms {a} and {b}); the recorded forces "
+                          f"exclude constraint forces, so the mapped forces are biased"
+                          f"{_aggregated_hint(mapping, item['topology'], pairs, force_map)}", stacklevel=3)
+            return False
+    return verdict
+
+
+def _aggregated_hint(mapping: CGMapping, topology, pairs: np.ndarray, force_map: str) -> str:
+    if force_map == "aggregated" or topology.n_bonds == 0:
+        return ""
+    try:
+        fixed = constraint_leaks(mapping.aggregated_force_matrix(topology), pairs).size == 0
+    except ValueError:
+        return ""
+    return "; force_map='aggregated' (bonded hydrogens summed into their heavy atom's bead) is exact here" \
+        if fixed else ""
+
+
+def _open_input(path: Path, given_topology) -> dict:
+    """What :func:`map_trajectory` needs of one AA file: topology, frame count, metadata, first frames."""
+    from openmm_dynmatch import trajio
+
+    aa_top, n_file_atoms = _file_topology(path)
+    stored = aa_top is not None
+    if given_topology is not None:  # a given topology is used to resolve the mapping; its atom count is checked
+        aa_top = given_topology
+    elif not stored:
+        raise ValueError(f"{path} stores no topology: pass topology (a PDB/prmtop path or a topology)")
+    if aa_top.n_atoms != n_file_atoms:
+        raise ValueError(f"topology has {aa_top.n_atoms} atoms but {path} stores {n_file_atoms} per frame")
+    n_frames = trajio.count_frames(path)
+    if n_frames == 0:
+        raise ValueError(f"{path} stores no frames")
+    return {"path": path, "topology": aa_top, "stored": stored, "n_frames": n_frames,
+            "metadata": trajio.read_metadata(path), "sample": _read_chunk(path, 0, min(n_frames, 2), aa_top, stored)}
+
+
+def _check_same_run_settings(inputs: list) -> None:
+    """Refuse AA files that are not runs of the same system with the same settings, naming the key and files."""
+    first = inputs[0]
+    for other in inputs[1:]:
+        where = f"{first['path']} and {other['path']}"
+        if first["topology"] != other["topology"]:
+            raise ValueError(f"aa_path: topology differs between {where} "
+                             f"({_topology_difference(first['topology'], other['topology'])})")
+        keys = sorted((set(first["metadata"]) | set(other["metadata"])) - set(PER_RUN_KEYS))
+        for key in keys:
+            a, b = first["metadata"].get(key), other["metadata"].get(key)
+            if a != b:
+                raise ValueError(f"aa_path: metadata '{key}' differs between {where}: {_short(a)} vs {_short(b)}; "
+                                 f"only runs of one system with the same settings can be mapped into one file")
+        for name in ("velocities", "forces", "box_vectors"):
+            if (getattr(first["sample"], name) is None) != (getattr(other["sample"], name) is None):
+                has, lacks = (first, other) if getattr(first["sample"], name) is not None else (other, first)
+                raise ValueError(f"aa_path: '{name}' differs between {where}: {has['path']} stores them, "
+                                 f"{lacks['path']} does not")
+
+
+def _topology_difference(a, b) -> str:
+    if a.n_atoms != b.n_atoms:
+        return f"{a.n_atoms} vs {b.n_atoms} atoms"
+    for atom_a, atom_b in zip(a.atoms, b.atoms):
+        if (atom_a.residue.name, atom_a.name, atom_a.element) != (atom_b.residue.name, atom_b.name, atom_b.element):
+            return f"atom {atom_a.index} is {atom_a} vs {atom_b}"
+    return f"{a.n_bonds} vs {b.n_bonds} bonds" if a.n_bonds != b.n_bonds else "bonds or chains differ"
+
+
+def _short(value, width: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _cg_metadata(mapping: CGMapping, inputs: list) -> dict:
+    aa_meta, first = inputs[0]["metadata"], inputs[0]["sample"]
     meta = {key: aa_meta.get(key) for key in ("temperature_k", "timestep_ps", "frame_interval_ps")}
     if meta["frame_interval_ps"] is None and first.n_frames > 1:
         meta["frame_interval_ps"] = float(first.time_ps[1] - first.time_ps[0])
@@ -420,11 +678,17 @@ def _cg_metadata(mapping: CGMapping, aa_meta: dict, first, aa_path: Path) -> dic
     if aa_masses is not None and len(aa_masses) == mapping.n_atoms:
         aa_masses = np.asarray(aa_masses, dtype=np.float64)
         masses = np.array([aa_masses[indices].sum() for indices in mapping.atom_indices])
+    names = [item["path"].name for item in inputs]
+    shared = {key: value for key, value in aa_meta.items() if key not in ("masses_amu", "trajectory_lengths")
+              and all(key in item["metadata"] and item["metadata"][key] == value for item in inputs)}
     meta.update(masses_amu=[float(m) for m in masses], bead_names=list(mapping.bead_names),
                 bead_types=mapping.bead_types.tolist(), type_names=list(mapping.type_names),
-                bonds=mapping.bonds.tolist(), mapping=mapping.to_dict(), source=aa_path.name,
-                forces_mapped=first.forces is not None, n_aa_atoms=mapping.n_atoms,
-                aa_metadata={key: value for key, value in aa_meta.items() if key != "masses_amu"})
+                bonds=mapping.bonds.tolist(), mapping=mapping.to_dict(), source=", ".join(names), sources=names,
+                forces_mapped=first.forces is not None, n_aa_atoms=mapping.n_atoms, aa_metadata=shared)
+    if len(inputs) > 1:
+        meta["aa_file_metadata"] = [{key: value for key, value in item["metadata"].items()
+                                     if key not in shared and key not in ("masses_amu", "trajectory_lengths")}
+                                    for item in inputs]
     return meta
 
 

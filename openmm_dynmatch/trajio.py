@@ -1,13 +1,20 @@
 """Trajectories on disk: mdtraj HDF5 files with forces and package metadata.
 
 One format serves AA reference MD, mapped CG data and CG simulations. The file is a standard mdtraj HDF5
-trajectory (``mdtraj.load`` reads it) with two additions that mdtraj ignores:
+trajectory (``mdtraj.load`` reads it) with additions that mdtraj ignores:
 
 - ``/forces``: an extendable float32 array ``(n_frames, n_atoms, 3)`` in kJ/mol/nm, when forces were saved;
+- per-file arrays (:meth:`TrajectoryWriter.set_array`, :func:`read_array`), e.g. ``/constraints``, the
+  constrained atom pairs of an AA run, which can outgrow the 64 KiB an HDF5 attribute may hold;
 - the root attribute ``dynmatch_metadata``: a JSON object (temperature_k, timestep_ps, frame_interval_ps,
   masses_amu, ... whatever the writer recorded).
 
 Positions are stored by mdtraj in float32 (nm), velocities in nm/ps, time in ps.
+
+A file may hold several independent trajectories one after the other (e.g. AA replicas mapped into one CG
+file): the metadata key ``trajectory_lengths`` lists their frame counts in file order (summing to the number of
+frames), and :func:`trajectory_segments` turns it into half-open ``(start, stop)`` frame ranges. A file
+without the key is one trajectory. Each trajectory keeps its own time stamps.
 """
 from __future__ import annotations
 
@@ -19,6 +26,10 @@ from typing import Optional
 import numpy as np
 
 METADATA_ATTR = "dynmatch_metadata"
+#: Metadata key: frame counts of the independent trajectories stored one after the other in a file.
+LENGTHS_KEY = "trajectory_lengths"
+#: Per-file array node: the constrained atom pairs of the run, shape (n_constraints, 2), int (AA reference MD).
+CONSTRAINTS_NODE = "constraints"
 _EXTENDABLE = (
     "coordinates", "time", "cell_lengths", "cell_angles", "velocities",
     "kineticEnergy", "potentialEnergy", "temperature", "alchemicalLambda", "forces",
@@ -51,6 +62,12 @@ class TrajectoryData:
     @property
     def n_frames(self) -> int:
         return self.positions.shape[0]
+
+    @property
+    def segments(self) -> list:
+        """Half-open ``(start, stop)`` frame ranges of the independent trajectories (see
+        :func:`trajectory_segments`)."""
+        return trajectory_segments(self.metadata, self.n_frames)
 
     def to_mdtraj(self):
         """The positions as an ``mdtraj.Trajectory`` (with unit cell where present)."""
@@ -147,6 +164,29 @@ class TrajectoryWriter:
         elif "forces" in handle.root:
             raise ValueError("this file stores forces: pass forces for every chunk")
 
+    def set_array(self, name: str, values) -> None:
+        """Store a per-file (not per-frame) integer or float array as the root node ``/name``, replacing any.
+
+        Used for data too large for the metadata attribute, e.g. the constrained atom pairs of an AA run
+        (:data:`CONSTRAINTS_NODE`); read it back with :func:`read_array`.
+
+        Parameters
+        ----------
+        name : str
+            Node name; not one of the per-frame arrays (``coordinates``, ``forces``, ...) nor ``topology``.
+        values : array
+        """
+        if not isinstance(name, str) or not name.isidentifier() or name in _EXTENDABLE + ("topology",):
+            raise ValueError(f"name must be an identifier other than the per-frame arrays {_EXTENDABLE} and "
+                             f"'topology', got {name!r}")
+        values = np.asarray(values)
+        if values.dtype.kind not in "iuf":
+            raise ValueError(f"array '{name}' must hold numbers, got dtype {values.dtype}")
+        handle = self._file._handle
+        if name in handle.root:
+            handle.remove_node(handle.root, name)
+        handle.create_array(handle.root, name, obj=values)
+
     def flush(self) -> None:
         """Flush written frames to disk."""
         self._file.flush()
@@ -169,6 +209,62 @@ def read_metadata(path) -> dict:
     with tables.open_file(str(path), "r") as handle:
         attrs = handle.root._v_attrs
         return json.loads(attrs[METADATA_ATTR]) if METADATA_ATTR in attrs else {}
+
+
+def read_array(path, name: str):
+    """The per-file array ``/name`` stored with :meth:`TrajectoryWriter.set_array`, or None if absent."""
+    import tables
+
+    _check_exists(path)
+    with tables.open_file(str(path), "r") as handle:
+        return np.asarray(handle.root[name].read()) if name in handle.root else None
+
+
+def trajectory_segments(metadata: dict, n_frames: int) -> list:
+    """Frame ranges of the independent trajectories stored one after the other in a file.
+
+    Parameters
+    ----------
+    metadata : dict
+        A file's metadata; its ``trajectory_lengths`` (list of frame counts) splits the frames. Without the
+        key (older files, single runs) all frames are one trajectory.
+    n_frames : int
+        Frames in the file (or in the loaded selection, whose metadata :func:`load` adjusts).
+
+    Returns
+    -------
+    list of (int, int)
+        Half-open ``(start, stop)`` ranges, in file order, covering ``0..n_frames`` without gaps.
+
+    Raises
+    ------
+    ValueError
+        If the lengths are not positive integers summing to ``n_frames``.
+    """
+    n_frames = int(n_frames)
+    lengths = (metadata or {}).get(LENGTHS_KEY)
+    if lengths is None:
+        return [(0, n_frames)]
+    valid = isinstance(lengths, (list, tuple)) and all(
+        not isinstance(n, bool) and isinstance(n, (int, np.integer)) and n >= 1 for n in lengths)
+    if not valid or sum(int(n) for n in lengths) != n_frames:
+        raise ValueError(f"metadata {LENGTHS_KEY} must be a list of positive integers summing to the {n_frames} "
+                         f"frames, got {lengths!r}")
+    stops = np.cumsum([int(n) for n in lengths])
+    return [(int(stop - n), int(stop)) for n, stop in zip(lengths, stops)]
+
+
+def _selected_lengths(lengths, n_total: int, selection: slice) -> list:
+    """Frame counts per trajectory of the frames ``selection`` keeps (trajectories left empty are dropped)."""
+    try:
+        stops = np.cumsum(np.asarray(lengths, dtype=np.int64).reshape(-1))
+    except (TypeError, ValueError):
+        return lengths
+    if stops.size == 0 or stops[-1] != n_total:  # inconsistent metadata: trajectory_segments reports it
+        return lengths
+    kept = np.arange(n_total)[selection]
+    counts = np.bincount(np.searchsorted(stops, kept, side="right"), minlength=len(stops))
+    return [int(n) for n in counts if n > 0]
 
 
 def count_frames(path) -> int:
@@ -200,7 +296,9 @@ def load(path, stride: int = 1, start: int = 0, stop: Optional[int] = None) -> T
     ----------
     path : str or Path
     stride, start, stop : int
-        Frame selection ``[start:stop:stride]``.
+        Frame selection ``[start:stop:stride]``. For a file of several trajectories the returned metadata's
+        ``trajectory_lengths`` counts the selected frames of each (trajectories with none are dropped), so
+        :attr:`TrajectoryData.segments` describes the loaded arrays.
     """
     import tables
     from mdtraj.formats import HDF5TrajectoryFile
@@ -227,6 +325,8 @@ def load(path, stride: int = 1, start: int = 0, stop: Optional[int] = None) -> T
             a, b, c = lengths_and_angles_to_box_vectors(*lengths.T, *angles.T)
             box = np.stack([a, b, c], axis=1)
         metadata = json.loads(root._v_attrs[METADATA_ATTR]) if METADATA_ATTR in root._v_attrs else {}
+        if metadata.get(LENGTHS_KEY) and selection != slice(0, None, 1):
+            metadata[LENGTHS_KEY] = _selected_lengths(metadata[LENGTHS_KEY], root.coordinates.shape[0], selection)
     if topology is None:
         raise ValueError(f"{path} has no topology; it is not a trajectory this package can read")
     return TrajectoryData(positions, time_ps, topology, metadata, velocities, forces, box)

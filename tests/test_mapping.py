@@ -269,3 +269,66 @@ def test_stored_indices_are_checked_against_the_topology(ala2_top):
         load_mapping({"beads": [{"name": "X", "indices": [3, 3]}]}, ala2_top)
     with pytest.raises(ValueError, match="bonds must be pairs of distinct bead indices"):
         load_mapping({"weights": "slice", "bonds": [[0, 5]], "beads": [{"name": "X", "indices": [3]}]}, ala2_top)
+
+
+# ------------------------------------------------------------------ several AA runs into one CG file
+
+def test_map_several_files_equals_mapping_each_alone(ala2_top, tmp_path, rng):
+    lengths = [7, 4, 9]
+    for k, n in enumerate(lengths):
+        _write_aa(tmp_path / f"aa.r{k}.h5", ala2_top, n, rng, metadata={"seed": 100 + k, "platform": "CPU"})
+    inputs = [tmp_path / f"aa.r{k}.h5" for k in range(3)]
+    out = map_trajectory(inputs, "ala2-heavy10", tmp_path / "all.h5", chunk_frames=3, progress=False)
+    alone = []
+    for k, path in enumerate(inputs):
+        map_trajectory(path, "ala2-heavy10", tmp_path / f"alone{k}.h5", progress=False)
+        alone.append(trajio.load(tmp_path / f"alone{k}.h5"))
+    cg = trajio.load(out)
+    assert cg.metadata["trajectory_lengths"] == lengths and cg.n_frames == sum(lengths)
+    assert cg.segments == [(0, 7), (7, 11), (11, 20)]
+    for name in ("positions", "velocities", "forces", "time_ps"):
+        np.testing.assert_array_equal(getattr(cg, name), np.concatenate([getattr(a, name) for a in alone]))
+    assert cg.metadata["sources"] == ["aa.r0.h5", "aa.r1.h5", "aa.r2.h5"]
+    assert [m["seed"] for m in cg.metadata["aa_file_metadata"]] == [100, 101, 102]
+    assert "seed" not in cg.metadata["aa_metadata"] and cg.metadata["aa_metadata"]["system"] == "toy"
+    # one input: its frame count is recorded too, and the file-level keys are as before
+    assert alone[0].metadata["trajectory_lengths"] == [7] and alone[0].metadata["source"] == "aa.r0.h5"
+    assert alone[0].metadata["aa_metadata"]["seed"] == 100 and "aa_file_metadata" not in alone[0].metadata
+
+
+def test_map_refuses_files_of_different_runs(ala2_top, toy_top, tmp_path, rng):
+    _write_aa(tmp_path / "a.h5", ala2_top, 3, rng)
+    _write_aa(tmp_path / "hot.h5", ala2_top, 3, rng, metadata={"temperature_k": 350.0})
+    _write_aa(tmp_path / "noforces.h5", ala2_top, 3, rng, forces=False)
+    _write_aa(tmp_path / "toy.h5", toy_top, 3, rng)
+    out = tmp_path / "cg.h5"
+    with pytest.raises(ValueError, match=r"metadata 'temperature_k' differs between .*a\.h5 and .*hot\.h5: "
+                                         r"300\.0 vs 350\.0"):
+        map_trajectory([tmp_path / "a.h5", tmp_path / "hot.h5"], "ala2-heavy10", out, progress=False)
+    with pytest.raises(ValueError, match=r"'forces' differs between .*a\.h5 and .*noforces\.h5"):
+        map_trajectory([tmp_path / "a.h5", tmp_path / "noforces.h5"], "ala2-heavy10", out, progress=False)
+    with pytest.raises(ValueError, match=r"topology differs between .*a\.h5 and .*toy\.h5 \(22 vs 6 atoms\)"):
+        map_trajectory([tmp_path / "a.h5", tmp_path / "toy.h5"], "ala2-heavy10", out, progress=False)
+    with pytest.raises(ValueError, match="at least one"):
+        map_trajectory([], "ala2-heavy10", out, progress=False)
+    assert not out.exists()
+
+
+def test_map_keeps_the_boundaries_of_an_input_that_holds_several_runs(ala2_top, tmp_path, rng):
+    _write_aa(tmp_path / "two.h5", ala2_top, 8, rng, metadata={"trajectory_lengths": [3, 5]})
+    _write_aa(tmp_path / "one.h5", ala2_top, 4, rng)
+    out = map_trajectory([tmp_path / "two.h5", tmp_path / "one.h5"], "ala2-backbone5", tmp_path / "cg.h5",
+                         progress=False)
+    assert trajio.read_metadata(out)["trajectory_lengths"] == [3, 5, 4]
+
+
+def test_cli_map_verb_with_several_files(ala2_top, tmp_path, rng, capsys):
+    from openmm_dynmatch.cli import main
+
+    for k, n in enumerate((5, 6)):
+        _write_aa(tmp_path / f"aa.r{k}.h5", ala2_top, n, rng, metadata={"seed": k})
+    code = main(["map", "--aa", str(tmp_path / "aa.r0.h5"), str(tmp_path / "aa.r1.h5"), "--mapping", "ala2-heavy10",
+                 "--out", str(tmp_path / "cg.h5"), "--no-progress"])
+    assert code == 0
+    assert "10 beads, 11 frames in 2 trajectories (5, 6), with forces" in capsys.readouterr().out
+    assert trajio.read_metadata(tmp_path / "cg.h5")["trajectory_lengths"] == [5, 6]

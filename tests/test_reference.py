@@ -217,3 +217,67 @@ def test_cli_verb_runs_and_reports(tmp_path, capsys):
     assert str(out) in printed and "steps/s" in printed
     data = trajio.load(out)
     assert data.n_frames == 10 and data.forces is not None and data.metadata["seed"] == 2
+
+
+# ------------------------------------------------------------------------------------------- replicas
+
+def test_replicas_are_independent_seeded_runs_with_one_topology(tmp_path):
+    out = tmp_path / "aa.h5"
+    paths = _ala2_run(out, ns=0.002, replicas=3)
+    assert paths == [tmp_path / "aa.r0.h5", tmp_path / "aa.r1.h5", tmp_path / "aa.r2.h5"] and not out.exists()
+    runs = [trajio.load(path) for path in paths]
+    # seeds: replica 0 the given one, the others from numpy's SeedSequence of (seed, replica), written out here
+    expected = [11] + [int(np.random.SeedSequence([11, i]).generate_state(1, dtype=np.uint32)[0]) for i in (1, 2)]
+    assert [run.metadata["seed"] for run in runs] == expected and len(set(expected)) == 3
+    assert [run.metadata["replica"] for run in runs] == [0, 1, 2]
+    assert {run.metadata["replica_base_seed"] for run in runs} == {11}
+    assert all(run.topology == runs[0].topology and run.n_frames == 20 for run in runs)
+    for a in range(3):
+        for b in range(a + 1, 3):
+            assert not np.allclose(runs[a].velocities[0], runs[b].velocities[0])
+            assert not np.allclose(runs[a].positions[-1], runs[b].positions[-1], atol=0.02)
+    # each replica is exactly the single run of its seed (replica 0: the run of the given seed itself)
+    for i in (0, 2):
+        single = trajio.load(_ala2_run(tmp_path / f"single{i}.h5", ns=0.002, seed=expected[i]))
+        np.testing.assert_array_equal(single.positions, runs[i].positions)
+    assert reference.replica_paths(out, 1) == [out] and reference.replica_paths(tmp_path / "x", 2)[1].name == "x.r1"
+    with pytest.raises(ValueError, match="replicas must be a positive integer, got 0"):
+        _ala2_run(out, replicas=0)
+
+
+def test_interrupted_replicas_resume_exactly(tmp_path):
+    whole = [trajio.load(path) for path in _ala2_run(tmp_path / "whole.h5", ns=0.003, replicas=3)]
+    out, chunks = tmp_path / "aa.h5", []
+
+    def stop_inside_the_second_replica(frames_on_disk, context):
+        chunks.append(frames_on_disk)
+        if len(chunks) == 5:  # 3 chunks of 10 frames per replica: replica 1 after 20 frames
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        _ala2_run(out, ns=0.003, replicas=3, on_chunk=stop_inside_the_second_replica)
+    r0, r1, r2 = (tmp_path / f"aa.r{i}.h5" for i in range(3))
+    assert r0.exists() and not r1.exists() and not r2.exists()
+    assert trajio.count_frames(tmp_path / "aa.r1.h5.part") == 20
+    chunks.clear()
+    paths = _ala2_run(out, ns=0.003, replicas=3, on_chunk=lambda frames, context: chunks.append(frames))
+    # frames on disk after each chunk: replica 0 kept as it is, replica 1 continued from 20 to 30 frames,
+    # replica 2 run whole
+    assert chunks == [30, 10, 20, 30]
+    for path, expected in zip(paths, whole):
+        resumed = trajio.load(path)
+        np.testing.assert_array_equal(resumed.positions, expected.positions)
+        np.testing.assert_array_equal(resumed.velocities, expected.velocities)
+    assert not (tmp_path / "aa.r1.h5.part").exists() and not (tmp_path / "aa.r1.h5.chk").exists()
+
+
+def test_cli_replicas(tmp_path, capsys):
+    from openmm_dynmatch.cli import main
+
+    code = main(["reference", "--system", "alanine-dipeptide-implicit", "--ns", "0.001", "--frame-interval-ps", "0.1",
+                 "--out", str(tmp_path / "aa.h5"), "--platform", "Reference", "--seed", "4", "--replicas", "2",
+                 "--equilibration-ps", "0.1", "--quiet"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert f"to {tmp_path / 'aa.r0.h5'} (seed 4)" in printed and str(tmp_path / "aa.r1.h5") in printed
+    assert [trajio.count_frames(tmp_path / f"aa.r{i}.h5") for i in range(2)] == [10, 10]

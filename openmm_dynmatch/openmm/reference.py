@@ -6,6 +6,10 @@
 OpenMM checkpoint and the number of frames on disk are saved atomically to ``OUT.chk``. An interrupted run
 called again with the same arguments truncates ``OUT.part`` to the checkpointed frame count and continues from
 the checkpoint; when all frames are written ``OUT.part`` is renamed to ``OUT`` and ``OUT.chk`` removed.
+
+``replicas=N`` runs ``N`` independent trajectories one after the other, each in its own file
+(:func:`replica_paths`: ``aa.h5`` -> ``aa.r0.h5``, ``aa.r1.h5``, ...) with its own seed (:func:`replica_seed`),
+each resumable on its own, so a killed multi-replica call continues where it stopped.
 """
 from __future__ import annotations
 
@@ -42,6 +46,44 @@ def available_platforms() -> list:
 def openmm_seed(seed: int) -> int:
     """The nonzero OpenMM random seed used for the package seed ``seed`` (OpenMM reads 0 as "pick one")."""
     return int(seed) % (2**31 - 1) + 1
+
+
+def replica_seed(seed: int, replica: int) -> int:
+    """The seed of replica ``replica`` of a multi-replica run with package seed ``seed``.
+
+    Replica 0 uses ``seed`` itself (its trajectory is the one a single run with that seed writes); replica
+    ``i > 0`` uses the first 32-bit word of ``numpy.random.SeedSequence([seed, i])``, so replicas of one seed
+    are independent streams and do not repeat the runs of the neighbouring seeds ``seed + 1, ...``.
+
+    Returns
+    -------
+    int
+        A non-negative package seed (passed to OpenMM through :func:`openmm_seed`).
+    """
+    for value, name in ((seed, "seed"), (replica, "replica")):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    if replica == 0:
+        return int(seed)
+    return int(np.random.SeedSequence([int(seed), int(replica)]).generate_state(1, dtype=np.uint32)[0])
+
+
+def replica_paths(out_path, replicas: int) -> list:
+    """Output files of a run with ``replicas`` independent trajectories.
+
+    One replica writes ``out_path`` itself; ``N > 1`` insert ``.r<i>`` before the suffix:
+    ``aa.h5`` -> ``[aa.r0.h5, aa.r1.h5, ...]`` (a name without a suffix gets ``.r<i>`` appended).
+
+    Returns
+    -------
+    list of Path, length ``replicas``
+    """
+    if isinstance(replicas, bool) or not isinstance(replicas, (int, np.integer)) or replicas < 1:
+        raise ValueError(f"replicas must be a positive integer, got {replicas!r}")
+    out = Path(out_path)
+    if replicas == 1:
+        return [out]
+    return [out.with_name(f"{out.stem}.r{i}{out.suffix}") for i in range(int(replicas))]
 
 
 def _validated_settings(ns, frame_interval_ps, timestep_ps, temperature_k, friction_per_ps, equilibration_ps,
@@ -203,11 +245,12 @@ def run_reference(system_or_name, out_path, ns, frame_interval_ps, *, timestep_p
                   friction_per_ps=1.0, platform: Optional[str] = None, equilibration_ps=10.0, minimize: bool = True,
                   seed: int = 0, save_forces: bool = False, save_velocities: bool = True, chunk_frames: int = 500,
                   resume: bool = True, progress: bool = True,
-                  on_chunk: Optional[Callable[[int, object], None]] = None) -> Path:
+                  on_chunk: Optional[Callable[[int, object], None]] = None, replicas: int = 1):
     """Run seeded all-atom Langevin MD and save it as a trajectory file; resumable.
 
     Frame ``i`` (0-based) is the state at ``(i + 1) * frame_interval_ps`` after equilibration, so the file holds
-    ``ns * 1000 / frame_interval_ps`` frames covering exactly ``ns``.
+    ``ns * 1000 / frame_interval_ps`` frames covering exactly ``ns``. With ``replicas > 1`` this is done for
+    every replica in turn, each from the same start structure with its own seed (velocities and noise).
 
     Parameters
     ----------
@@ -229,9 +272,12 @@ def run_reference(system_or_name, out_path, ns, frame_interval_ps, *, timestep_p
     minimize : bool
         Minimise the energy of the start positions first.
     seed : int
-        Seeds the start velocities and the integrator's noise.
+        Seeds the start velocities and the integrator's noise; replica ``i`` uses ``replica_seed(seed, i)``
+        (replica 0: ``seed`` itself).
     save_forces, save_velocities : bool
-        Also store forces (kJ/mol/nm) and the integrator's half-step velocities (nm/ps).
+        Also store forces (kJ/mol/nm) and the integrator's half-step velocities (nm/ps). The recorded forces
+        exclude constraint forces; the constrained atom pairs are stored in the file (``/constraints``,
+        :func:`openmm_dynmatch.trajio.read_array`) so that the force map can be checked against them.
     chunk_frames : int
         Frames written between two checkpoints.
     resume : bool
@@ -241,12 +287,44 @@ def run_reference(system_or_name, out_path, ns, frame_interval_ps, *, timestep_p
         Show a tqdm progress bar.
     on_chunk : callable, optional
         ``on_chunk(frames_on_disk, context)``, called after each chunk has been written and checkpointed.
+    replicas : int
+        Number of independent trajectories, each ``ns`` long, written to :func:`replica_paths` (``aa.h5`` ->
+        ``aa.r0.h5``, ``aa.r1.h5``, ...; 1: ``out_path`` itself). Their metadata add ``replica`` (index) and
+        ``replica_base_seed``. Finished replicas are kept (``resume``), an interrupted one continues.
 
     Returns
     -------
-    Path
-        ``out_path``.
+    Path, or list of Path when ``replicas > 1``
+        ``out_path``, or the replica files in order.
     """
+    paths = replica_paths(out_path, replicas)
+    if len(paths) > 1:
+        options = dict(timestep_ps=timestep_ps, temperature_k=temperature_k, friction_per_ps=friction_per_ps,
+                       equilibration_ps=equilibration_ps, minimize=minimize,
+                       save_forces=save_forces, save_velocities=save_velocities, chunk_frames=chunk_frames,
+                       resume=resume, progress=progress, on_chunk=on_chunk)
+        _validated_settings(ns, frame_interval_ps, timestep_ps, temperature_k, friction_per_ps, equilibration_ps,
+                            seed, chunk_frames)  # refuse bad arguments before any replica starts
+        system, done, chosen = load_system(system_or_name), [], platform  # built once, shared by the replicas
+        for i, path in enumerate(paths):
+            resuming = resume and path.with_name(path.name + PART_SUFFIX).exists()  # keeps its own platform
+            done.append(_run_one(system, path, ns, frame_interval_ps, seed=replica_seed(seed, i),
+                                 platform=platform if resuming else chosen,
+                                 replica={"replica": i, "replica_base_seed": int(seed)}, **options))
+            if chosen is None:  # the platform picked for the first replica serves the others
+                chosen = trajio.read_metadata(path)["platform"]
+        return done
+    return _run_one(system_or_name, out_path, ns, frame_interval_ps, timestep_ps=timestep_ps,
+                    temperature_k=temperature_k, friction_per_ps=friction_per_ps, platform=platform,
+                    equilibration_ps=equilibration_ps, minimize=minimize, seed=seed, save_forces=save_forces,
+                    save_velocities=save_velocities, chunk_frames=chunk_frames, resume=resume, progress=progress,
+                    on_chunk=on_chunk)
+
+
+def _run_one(system_or_name, out_path, ns, frame_interval_ps, *, timestep_ps, temperature_k, friction_per_ps,
+             platform, equilibration_ps, minimize, seed, save_forces, save_velocities, chunk_frames, resume,
+             progress, on_chunk, replica: Optional[dict] = None) -> Path:
+    """One trajectory of :func:`run_reference`; ``replica`` holds the metadata keys of a replica run."""
     settings = _validated_settings(ns, frame_interval_ps, timestep_ps, temperature_k, friction_per_ps,
                                    equilibration_ps, seed, chunk_frames)
     aa = load_system(system_or_name)
@@ -270,7 +348,7 @@ def run_reference(system_or_name, out_path, ns, frame_interval_ps, *, timestep_p
     elif platform is None:
         platform = choose_platform(aa, timestep_ps=settings["timestep_ps"])
     context, integrator = _make_context(aa, settings, platform)
-    topology, metadata = aa.mdtraj_topology(), _metadata(aa, settings, platform)
+    topology, metadata = aa.mdtraj_topology(), {**_metadata(aa, settings, platform), **(replica or {})}
     if stored is not None:
         context.loadCheckpoint(base64.b64decode(stored["openmm_checkpoint"]))
         frames_done = min(int(stored["frames_on_disk"]), settings["n_frames"])  # ns may have shrunk
@@ -280,6 +358,7 @@ def run_reference(system_or_name, out_path, ns, frame_interval_ps, *, timestep_p
         _prepare(context, integrator, settings, minimize, progress)
         frames_done = 0
         writer = _open_writer(paths["part"], topology, metadata, append=False)
+        writer.set_array(trajio.CONSTRAINTS_NODE, constraint_pairs(aa.system))
         _write_checkpoint(paths["checkpoint"], context, 0, platform, settings)
     started = time.perf_counter()
     try:
@@ -289,6 +368,12 @@ def run_reference(system_or_name, out_path, ns, frame_interval_ps, *, timestep_p
         writer.close()
     _finish(out, paths, topology, settings, written, time.perf_counter() - started)
     return out
+
+
+def constraint_pairs(system) -> np.ndarray:
+    """The constrained particle pairs of an ``openmm.System``, shape (n_constraints, 2), int64."""
+    pairs = [system.getConstraintParameters(k)[:2] for k in range(system.getNumConstraints())]
+    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
 
 
 def _open_writer(path: Path, topology, metadata: dict, append: bool):
