@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import trajio
 from .features import (angles, backbone_phi_psi, bond_graph_terms, default_features, distances,
                        find_backbone_beads, tica_project)
 from .kinetics import roc_auc  # noqa: F401  (public here too: the trainer scores classifiers with it)
@@ -143,7 +144,9 @@ def compare(aa, cg, lags=None, lag_ps=None, backbone="auto", n_bins: int = 60, t
     ----------
     aa, cg : trajio.TrajectoryData or list of them
         Mapped AA and CG trajectories of the same beads at the same frame interval. A file holding several
-        walkers (``n_walkers * n_beads`` particles, walker-major) is split into one trajectory per walker.
+        walkers (``n_walkers * n_beads`` particles, walker-major) is split into one trajectory per walker, and a
+        file holding several independent runs one after the other (``trajectory_lengths`` in its metadata) into
+        one trajectory per run: TICA, MSM counts, core transitions, MSD and ACF never join two of them.
     lags : sequence of int, optional
         MSM lag times in frames.
     lag_ps : float, optional
@@ -349,9 +352,11 @@ def _prepare(aa, cg):
             other = data.metadata.get("bead_names")
             if names and other and list(other) != list(names):
                 raise ValueError(f"{side} bead_names {other} differ from the AA bead_names {names}")
-            if data.positions.shape[1] % n_beads or data.n_frames < 2:
+            shortest = min(stop - start for start, stop in trajio.trajectory_segments(data.metadata, data.n_frames))
+            if data.positions.shape[1] % n_beads or shortest < 2:
                 raise ValueError(f"{side} trajectory has {data.positions.shape[1]} particles and "
-                                 f"{data.n_frames} frames; expected a multiple of {n_beads} beads and >= 2 frames")
+                                 f"{shortest} frames (shortest run in the file); expected a multiple of "
+                                 f"{n_beads} beads and >= 2 frames")
     intervals = {side: [_frame_interval(d) for d in items] for side, items in (("aa", aa_list), ("cg", cg_list))}
     reference = intervals["aa"][0]
     for side, values in intervals.items():
@@ -361,8 +366,8 @@ def _prepare(aa, cg):
     temperature = metadata.get("temperature_k") or cg_list[0].metadata.get("temperature_k")
     if temperature is None:
         raise ValueError("temperature_k is missing from the metadata of both the AA and the CG trajectory")
-    aa_pos = [w for d in aa_list for w in _walkers(d.positions, n_beads)]
-    cg_pos = [w for d in cg_list for w in _walkers(d.positions, n_beads)]
+    aa_pos = [w for d in aa_list for w in _trajectories(d, n_beads)]
+    cg_pos = [w for d in cg_list for w in _trajectories(d, n_beads)]
     if not metadata.get("bonds"):
         metadata["bonds"] = cg_list[0].metadata.get("bonds") or []
     metadata["bead_names"] = names
@@ -373,12 +378,23 @@ def _prepare(aa, cg):
 
 
 def _frame_interval(data) -> float:
-    """Frame interval of a trajectory, ps, from its time stamps (so loading strides count), else metadata."""
-    if len(data.time_ps) >= 2 and np.all(np.diff(data.time_ps) > 0):
-        return float((data.time_ps[-1] - data.time_ps[0]) / (len(data.time_ps) - 1))
+    """Frame interval of a trajectory, ps, from its time stamps (so loading strides count), else metadata.
+
+    In a file of several runs each restarts its clock, so the stamps are read within each run (the longest).
+    """
+    runs = [np.asarray(data.time_ps[a:b]) for a, b in trajio.trajectory_segments(data.metadata, data.n_frames)]
+    longest = max(runs, key=len)
+    if len(longest) >= 2 and all(np.all(np.diff(t) > 0) for t in runs):
+        return float((longest[-1] - longest[0]) / (len(longest) - 1))
     if data.metadata.get("frame_interval_ps"):
         return float(data.metadata["frame_interval_ps"])
     raise ValueError("cannot tell the frame interval: time_ps is not increasing and frame_interval_ps is missing")
+
+
+def _trajectories(data, n_beads: int) -> list:
+    """Positions of every walker of every independent run stored in ``data``, shape (n_frames_k, n_beads, 3)."""
+    segments = trajio.trajectory_segments(data.metadata, data.n_frames)
+    return [w for start, stop in segments for w in _walkers(data.positions[start:stop], n_beads)]
 
 
 def _walkers(positions, n_beads: int) -> list:

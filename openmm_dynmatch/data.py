@@ -5,6 +5,11 @@ spans ``T * frame_step * frame_interval_ps``. Windows start every ``stride`` fra
 are contiguous blocks of time (consecutive frames are correlated, so a random frame split would leak), and
 windows are cut inside a block, never across a block boundary.
 
+A file may hold several independent trajectories one after the other (``trajectory_lengths`` in its metadata,
+see :func:`openmm_dynmatch.trajio.trajectory_segments`). The functions here take their ``(start, stop)``
+``segments``: blocks and ranges are cut where one trajectory ends and the next begins, so no window, training
+range or validation range spans two trajectories.
+
 Examples
 --------
 >>> train_ranges, val_ranges = split_blocks(10000, validation_fraction=0.2, n_blocks=5, seed=0)
@@ -87,17 +92,77 @@ def make_windows(positions, window_frames: int, stride: int = 1, frame_step: int
     return np.asarray(positions)[index]
 
 
-def split_blocks(n_frames: int, validation_fraction: float = 0.2, n_blocks: int = 5, seed: int = 0):
+def check_segments(segments, n_frames: int) -> list:
+    """Validated trajectory segments: contiguous half-open ``(start, stop)`` ranges covering ``0..n_frames``.
+
+    Parameters
+    ----------
+    segments : sequence of (int, int) or None
+        Frame ranges of the independent trajectories, in order; None means one trajectory of all frames.
+    n_frames : int
+
+    Returns
+    -------
+    list of (int, int)
+    """
+    if segments is None:
+        return [(0, int(n_frames))]
+    out, position = [], 0
+    for segment in segments:
+        start, stop = (int(v) for v in segment)
+        if start != position or stop <= start:
+            raise ValueError(f"segments must be non-empty (start, stop) ranges following each other from frame 0, "
+                             f"got {list(segments)}")
+        out.append((start, stop))
+        position = stop
+    if position != int(n_frames):
+        raise ValueError(f"segments must cover the {n_frames} frames, they end at frame {position}: {list(segments)}")
+    return out
+
+
+def cut_at_boundaries(ranges, segments) -> list:
+    """Split half-open frame ranges where one trajectory ends and the next begins.
+
+    Parameters
+    ----------
+    ranges : sequence of (int, int)
+        Half-open frame ranges.
+    segments : sequence of (int, int)
+        Frame ranges of the trajectories (see :func:`check_segments`).
+
+    Returns
+    -------
+    list of (int, int)
+        The non-empty intersections of every range with every segment, in order; each lies in one trajectory.
+    """
+    return [(max(a, s), min(b, e)) for a, b in ranges for s, e in segments if max(a, s) < min(b, e)]
+
+
+def split_blocks(n_frames: int, validation_fraction: float = 0.2, n_blocks: int = 5, seed: int = 0,
+                 segments=None):
     """Split ``n_frames`` into contiguous time blocks for training and validation.
 
-    The trajectory is cut into ``n_blocks`` blocks of (nearly) equal length;
+    The frames are cut into ``n_blocks`` blocks of (nearly) equal length;
     ``round(validation_fraction * n_blocks)`` of them (at least one when the fraction is positive), drawn with
-    ``seed``, are validation. Adjacent blocks of the same set are merged.
+    ``seed``, are validation. Adjacent blocks of the same set are merged. With ``segments`` (several
+    trajectories stored one after the other) every range is then cut at the trajectory boundaries; the blocks
+    and the draw are the same as without them.
+
+    Parameters
+    ----------
+    n_frames : int
+    validation_fraction : float
+        In ``[0, 1)``.
+    n_blocks : int
+    seed : int
+    segments : sequence of (int, int), optional
+        Half-open frame ranges of the independent trajectories (:func:`openmm_dynmatch.trajio.trajectory_segments`);
+        None: one trajectory.
 
     Returns
     -------
     train_ranges, validation_ranges : list of (start, stop) tuples
-        Half-open frame ranges, sorted by start.
+        Half-open frame ranges, sorted by start, each inside one trajectory.
     """
     n_frames = _positive_int(n_frames, "n_frames")
     n_blocks = _positive_int(n_blocks, "n_blocks")
@@ -121,11 +186,25 @@ def split_blocks(n_frames: int, validation_fraction: float = 0.2, n_blocks: int 
             ranges[-1] = (ranges[-1][0], stop)
         else:
             ranges.append((start, stop))
+    if segments is not None:
+        segments = check_segments(segments, n_frames)
+        train, validation = cut_at_boundaries(train, segments), cut_at_boundaries(validation, segments)
     return train, validation
 
 
-def ranges_window_starts(ranges, window_frames: int, stride: int = 1, frame_step: int = 1) -> np.ndarray:
+def ranges_window_starts(ranges, window_frames: int, stride: int = 1, frame_step: int = 1,
+                         segments=None) -> np.ndarray:
     """Window starts inside each half-open frame range; ranges shorter than a window contribute none.
+
+    Parameters
+    ----------
+    ranges : sequence of (int, int)
+        Half-open frame ranges.
+    window_frames, stride, frame_step : int
+        As for :func:`window_starts`.
+    segments : sequence of (int, int), optional
+        Trajectory ranges: the frame ranges are first cut at their boundaries, so that every window lies in one
+        trajectory (a window starts only where it fits whole before its trajectory ends).
 
     Returns
     -------
@@ -137,6 +216,8 @@ def ranges_window_starts(ranges, window_frames: int, stride: int = 1, frame_step
         If no range holds a single window.
     """
     span = window_span(window_frames, frame_step)
+    if segments is not None:
+        ranges = cut_at_boundaries(ranges, segments)
     starts = [window_starts(stop - start, window_frames, stride, frame_step, offset=start)
               for start, stop in ranges if stop - start >= span]
     if not starts:
@@ -160,7 +241,7 @@ class WindowDataset:
     Parameters
     ----------
     positions : np.ndarray or torch.Tensor, shape (n_frames, n_beads, 3), nm
-        Frames; several trajectories may be concatenated if ``starts`` keep windows inside each.
+        Frames; several trajectories may be stored one after the other (see ``segments``).
     starts : array, shape (n_windows,), int
         First frame of each window.
     window_frames : int
@@ -169,6 +250,9 @@ class WindowDataset:
         Saved frames between consecutive window frames.
     dtype : torch.dtype or str
         ``torch.float64`` (default) or ``torch.float32``.
+    segments : sequence of (int, int), optional
+        Half-open frame ranges of the independent trajectories in ``positions``; every window must lie inside
+        one of them (checked). None: one trajectory.
 
     Examples
     --------
@@ -176,7 +260,8 @@ class WindowDataset:
     >>> windows = data[np.arange(4)]           # (4, 5, n_beads, 3)                         # doctest: +SKIP
     """
 
-    def __init__(self, positions, starts, window_frames: int, frame_step: int = 1, dtype=torch.float64):
+    def __init__(self, positions, starts, window_frames: int, frame_step: int = 1, dtype=torch.float64,
+                 segments=None):
         dtype = _DTYPES.get(dtype, dtype)
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
@@ -192,14 +277,24 @@ class WindowDataset:
         if self.starts.min() < 0 or self.starts.max() + last >= self.positions.shape[0]:
             raise ValueError(f"windows must lie inside the {self.positions.shape[0]} frames; starts range "
                              f"{self.starts.min()}..{self.starts.max()} with a span of {last + 1} frames")
+        self.segments = check_segments(segments, self.positions.shape[0])
+        stops = np.array([stop for _, stop in self.segments])
+        crossing = np.searchsorted(stops, self.starts, side="right") != np.searchsorted(
+            stops, self.starts + last, side="right")
+        if crossing.any():
+            raise ValueError(f"windows starting at frames {self.starts[crossing][:5].tolist()} span two "
+                             f"trajectories (segments {self.segments})")
         self._offsets = torch.arange(self.window_frames) * self.frame_step
 
     @classmethod
     def from_ranges(cls, positions, ranges, window_frames: int, stride: int = 1, frame_step: int = 1,
-                    dtype=torch.float64) -> "WindowDataset":
-        """Windows inside the half-open frame ranges (see :func:`split_blocks`)."""
-        starts = ranges_window_starts(ranges, window_frames, stride, frame_step)
-        return cls(positions, starts, window_frames, frame_step, dtype)
+                    dtype=torch.float64, segments=None) -> "WindowDataset":
+        """Windows inside the half-open frame ranges (see :func:`split_blocks`), cut at the boundaries of the
+        trajectories ``segments`` when given."""
+        if segments is not None:
+            segments = check_segments(segments, len(positions))
+        starts = ranges_window_starts(ranges, window_frames, stride, frame_step, segments)
+        return cls(positions, starts, window_frames, frame_step, dtype, segments)
 
     def __len__(self) -> int:
         return int(self.starts.size)
@@ -257,12 +352,14 @@ class WindowDataset:
 
 def train_validation_datasets(positions, window_frames: int, stride: int = 1, frame_step: int = 1,
                               validation_fraction: float = 0.2, n_blocks: int = 5, seed: int = 0,
-                              dtype=torch.float64):
-    """Training and validation :class:`WindowDataset` of one trajectory, split in time blocks.
+                              dtype=torch.float64, segments=None):
+    """Training and validation :class:`WindowDataset` of the frames, split in time blocks.
 
     Parameters
     ----------
     positions : np.ndarray or torch.Tensor, shape (n_frames, n_beads, 3), nm
+    segments : sequence of (int, int), optional
+        Half-open frame ranges of the independent trajectories in ``positions`` (None: one trajectory).
 
     Returns
     -------
@@ -270,16 +367,17 @@ def train_validation_datasets(positions, window_frames: int, stride: int = 1, fr
     validation : WindowDataset or None
         None when ``validation_fraction`` is 0.
     """
-    train_ranges, validation_ranges = split_blocks(len(positions), validation_fraction, n_blocks, seed)
-    train = WindowDataset.from_ranges(positions, train_ranges, window_frames, stride, frame_step, dtype)
+    train_ranges, validation_ranges = split_blocks(len(positions), validation_fraction, n_blocks, seed, segments)
+    train = WindowDataset.from_ranges(positions, train_ranges, window_frames, stride, frame_step, dtype, segments)
     validation = WindowDataset.from_ranges(positions, validation_ranges, window_frames, stride, frame_step,
-                                           dtype) if validation_ranges else None
+                                           dtype, segments) if validation_ranges else None
     return train, validation
 
 
 def load_windows(path, window_frames: int, stride: int = 1, frame_step: int = 1, validation_fraction: float = 0.2,
                  n_blocks: int = 5, seed: int = 0, dtype=torch.float64):
-    """Read a mapped CG trajectory file and split it into training and validation windows.
+    """Read a mapped CG trajectory file and split it into training and validation windows (cut at the
+    boundaries of the trajectories it holds, see :func:`openmm_dynmatch.trajio.trajectory_segments`).
 
     Returns
     -------
@@ -292,5 +390,5 @@ def load_windows(path, window_frames: int, stride: int = 1, frame_step: int = 1,
 
     data = trajio.load(path)
     train, validation = train_validation_datasets(data.positions, window_frames, stride, frame_step,
-                                                  validation_fraction, n_blocks, seed, dtype)
+                                                  validation_fraction, n_blocks, seed, dtype, data.segments)
     return train, validation, data.metadata

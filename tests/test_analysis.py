@@ -238,3 +238,22 @@ def test_compare_rejects_mismatched_inputs(rng):
         analysis.compare(aa, _data(rng.normal(size=(100, 5, 3))))
     with pytest.raises(ValueError, match="multiple of 4 beads"):
         analysis.compare(aa, _data(rng.normal(size=(100, 6, 3)), names=[f"B{i}" for i in range(4)]))
+
+
+def test_compare_treats_each_run_of_a_file_as_its_own_trajectory(rng):
+    """A file of two runs one after the other (``trajectory_lengths``, clocks restarting) compares exactly like
+    the two runs given separately: TICA, MSM counts, cores, MSD and ACF never join them."""
+    runs = [np.cumsum(rng.normal(scale=0.05, size=(n, 4, 3)), axis=0) for n in (300, 200)]
+    cg = _data(np.cumsum(rng.normal(scale=0.05, size=(400, 4, 3)), axis=0))
+    kwargs = dict(lags=[1, 3], n_clusters=5, n_bootstrap=2, n_bins=15, backbone=None)
+    joined = _data(np.concatenate(runs))
+    joined.metadata["trajectory_lengths"] = [300, 200]
+    joined.time_ps = np.concatenate([np.arange(300), np.arange(200)]) * 0.5
+    together = analysis.compare(joined, cg, **kwargs)
+    separate = analysis.compare([_data(x) for x in runs], cg, **kwargs)
+    assert together["info"]["n_trajectories_aa"] == 2 and together["info"]["frame_interval_ps"] == 0.5
+    assert together == separate
+    # without the key the same frames are one trajectory, and the MSD then spans the jump between the runs
+    joined.metadata.pop("trajectory_lengths")
+    as_one = analysis.compare(joined, cg, **kwargs)
+    assert as_one["info"]["n_trajectories_aa"] == 1 and as_one["msd"] != together["msd"]

@@ -153,3 +153,124 @@ def test_load_windows_from_a_mapped_file(tmp_path):
     expected = np.concatenate([make_windows(positions[a:b], 3) for a, b in validation_ranges])
     np.testing.assert_allclose(validation[np.arange(len(validation))].numpy(), expected, atol=1e-7)
     assert len(train) == sum(b - a - 2 for a, b in train_ranges)
+
+
+# ------------------------------------------------------------------ several trajectories in one file
+
+LENGTHS = [137, 300, 64, 9, 500]
+
+
+def _trajectory_of_frame(lengths):
+    """Which trajectory every frame belongs to, by counting frames one by one."""
+    return np.array([k for k, n in enumerate(lengths) for _ in range(n)])
+
+
+def _segments(lengths):
+    segments, start = [], 0
+    for n in lengths:
+        segments.append((start, start + n))
+        start += n
+    return segments
+
+
+@pytest.mark.parametrize("n_blocks, fraction, seed", [(5, 0.2, 0), (7, 0.3, 4), (3, 0.34, 1)])
+def test_split_blocks_with_trajectories_never_span_a_boundary(n_blocks, fraction, seed):
+    n_frames, owner = sum(LENGTHS), _trajectory_of_frame(LENGTHS)
+    train, validation = split_blocks(n_frames, fraction, n_blocks, seed, segments=_segments(LENGTHS))
+    for start, stop in train + validation:
+        assert owner[start] == owner[stop - 1], (start, stop)
+    # the frames of each set are those of the split without boundaries: only the cuts are new
+    plain_train, plain_validation = split_blocks(n_frames, fraction, n_blocks, seed)
+    for cut, plain in ((train, plain_train), (validation, plain_validation)):
+        frames = np.concatenate([np.arange(a, b) for a, b in cut])
+        np.testing.assert_array_equal(frames, np.concatenate([np.arange(a, b) for a, b in plain]))
+    # a range ends exactly where a trajectory ends or where the set changes, nowhere else
+    ends = set(np.cumsum(LENGTHS).tolist()) | {b for _, b in plain_train + plain_validation}
+    assert {b for _, b in train + validation} <= ends
+
+
+@pytest.mark.parametrize("window_frames, stride, frame_step", [(4, 1, 1), (5, 3, 2), (12, 1, 1)])
+def test_windows_lie_in_one_trajectory_and_every_fitting_start_is_used(window_frames, stride, frame_step):
+    n_frames, owner = sum(LENGTHS), _trajectory_of_frame(LENGTHS)
+    positions = _labelled_positions(n_frames, n_beads=2)
+    train, _ = split_blocks(n_frames, 0.3, 6, seed=3, segments=_segments(LENGTHS))
+    data = WindowDataset.from_ranges(positions, train, window_frames, stride, frame_step,
+                                     segments=_segments(LENGTHS))
+    frames = data[np.arange(len(data))][:, :, 0, 0].numpy().astype(int)  # frame index of every window frame
+    assert np.all(owner[frames] == owner[frames[:, :1]])
+    # independent count: walk runs of frames with the same (set, trajectory) label and place starts by stride
+    in_train = np.zeros(n_frames, dtype=bool)
+    for a, b in train:
+        in_train[a:b] = True
+    span = (window_frames - 1) * frame_step + 1
+    expected, frame = [], 0
+    while frame < n_frames:
+        end = frame
+        while end < n_frames and in_train[end] == in_train[frame] and owner[end] == owner[frame]:
+            end += 1
+        if in_train[frame]:
+            expected += list(range(frame, end - span + 1, stride))
+        frame = end
+    np.testing.assert_array_equal(data.starts, expected)
+
+
+def test_window_dataset_refuses_windows_across_trajectories():
+    positions = _labelled_positions(20)
+    with pytest.raises(ValueError, match=r"windows starting at frames \[8\] span two trajectories"):
+        WindowDataset(positions, [0, 8, 12], window_frames=3, segments=[(0, 10), (10, 20)])
+    with pytest.raises(ValueError, match="segments must cover the 20 frames"):
+        WindowDataset(positions, [0], window_frames=3, segments=[(0, 10), (10, 15)])
+    with pytest.raises(ValueError, match="following each other from frame 0"):
+        split_blocks(20, 0.2, 4, segments=[(0, 10), (12, 20)])
+
+
+def _write_cg(path, positions, metadata):
+    import mdtraj
+
+    top = mdtraj.Topology()
+    residue = top.add_residue("CG", top.add_chain())
+    for name in ("A", "B", "C"):
+        top.add_atom(name, None, residue)
+    meta = {"temperature_k": 300.0, "frame_interval_ps": 0.2, "bead_names": ["A", "B", "C"], **metadata}
+    with trajio.TrajectoryWriter(path, top, meta) as writer:
+        writer.write(positions, 0.2 * np.arange(len(positions)))
+
+
+def test_load_windows_of_a_file_with_several_trajectories(tmp_path):
+    lengths = [40, 25, 35]
+    positions, owner = _labelled_positions(100) * 0.01, _trajectory_of_frame(lengths)
+    _write_cg(tmp_path / "runs.h5", positions, {"trajectory_lengths": lengths})
+    _write_cg(tmp_path / "one.h5", positions, {})
+    _write_cg(tmp_path / "one_listed.h5", positions, {"trajectory_lengths": [100]})
+    train, validation, _ = load_windows(tmp_path / "runs.h5", window_frames=6, validation_fraction=0.3,
+                                        n_blocks=4, seed=1)
+    for data in (train, validation):
+        frames = np.rint(data[np.arange(len(data))][:, :, 0, 0].numpy() * 100).astype(int)
+        assert np.all(owner[frames] == owner[frames[:, :1]])
+    # a file without the key, or with one trajectory listed, splits exactly as before
+    expected_train, expected_validation = train_validation_datasets(positions, 6, validation_fraction=0.3, n_blocks=4,
+                                                                    seed=1)
+    for name in ("one.h5", "one_listed.h5"):
+        got_train, got_validation, _ = load_windows(tmp_path / name, window_frames=6, validation_fraction=0.3,
+                                                    n_blocks=4, seed=1)
+        np.testing.assert_array_equal(got_train.starts, expected_train.starts)
+        np.testing.assert_array_equal(got_validation.starts, expected_validation.starts)
+
+
+def test_trajectory_segments_and_strided_loading(tmp_path):
+    assert trajio.trajectory_segments({}, 12) == [(0, 12)]
+    assert trajio.trajectory_segments({"trajectory_lengths": [5, 7]}, 12) == [(0, 5), (5, 12)]
+    for bad in ([5, 6], [5, 0, 7], "12", [5.0, 7]):
+        with pytest.raises(ValueError, match="trajectory_lengths must be a list of positive integers summing"):
+            trajio.trajectory_segments({"trajectory_lengths": bad}, 12)
+    lengths = [5, 7, 4, 9]
+    _write_cg(tmp_path / "runs.h5", _labelled_positions(25) * 0.01, {"trajectory_lengths": lengths})
+    owner = _trajectory_of_frame(lengths)
+    for start, stop, stride in ((0, None, 3), (6, 20, 2), (0, 5, 1), (13, None, 4)):
+        data = trajio.load(tmp_path / "runs.h5", stride=stride, start=start, stop=stop)
+        kept = np.arange(25)[start:stop:stride]
+        np.testing.assert_allclose(data.positions[:, 0, 0], kept * 0.01, atol=1e-6)
+        expected = [int(np.sum(owner[kept] == k)) for k in range(len(lengths)) if np.any(owner[kept] == k)]
+        assert data.metadata["trajectory_lengths"] == expected
+        for a, b in data.segments:
+            assert len(set(owner[kept[a:b]])) == 1
