@@ -3,14 +3,172 @@
 Both fit only the potential; the friction stays what the configuration says. Force matching needs mapped AA
 forces (``dynmatch reference --save-forces``, then ``dynmatch map``); relative entropy needs CG samples, drawn
 by OpenMM through the sampler (persistent walkers started at AA frames).
+
+Both loops can evaluate the model every ``eval_every`` iterations and write one row per evaluation to a CSV
+log (columns :data:`STAGE_LOG_FIELDS`): the mean force-matching loss on a fixed subset of the training frames
+and on the validation frames (when forces are known), and the mean minibatch objective since the previous
+evaluation. Force matching can stop early on the validation loss (:class:`EarlyStopping`) and then returns
+the parameters of its best evaluation.
 """
 from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from openmm_dynmatch import estimators
+from openmm_dynmatch.train import CsvLog
+
+#: Columns of a stage log. Losses are (kJ/mol/nm)^2 except ``batch_loss`` of relative entropy (its surrogate,
+#: dimensionless); empty cells where a value does not exist (no forces, no validation frames, no step yet).
+STAGE_LOG_FIELDS = ("iteration", "wall_time_s", "batch_loss", "train_force_loss", "validation_force_loss")
+
+
+@dataclass
+class FitHistory:
+    """What a force-matching or relative-entropy loop did.
+
+    Attributes
+    ----------
+    losses : list of float
+        The minibatch objective of every iteration done ((kJ/mol/nm)^2 for force matching; the surrogate for
+        relative entropy).
+    evaluations : list of dict
+        One row per evaluation, keys :data:`STAGE_LOG_FIELDS` (NaN where a value does not exist).
+    iterations_done : int
+        Optimiser steps taken (fewer than asked when training stopped early).
+    stopped_early : bool
+    best_iteration : int or None
+        Iteration of the lowest validation force loss (None without validation forces); with early stopping
+        enabled the potential holds the parameters of that iteration on return.
+    """
+
+    losses: list = field(default_factory=list)
+    evaluations: list = field(default_factory=list)
+    iterations_done: int = 0
+    stopped_early: bool = False
+    best_iteration: Optional[int] = None
+
+
+class EarlyStopping:
+    """Stop when the validation loss has not improved for ``patience`` evaluations in a row.
+
+    An evaluation improves when its loss is finite and strictly below every earlier one. ``patience = 0``
+    never stops (the best evaluation is still tracked).
+
+    Examples
+    --------
+    >>> stopper = EarlyStopping(patience=2)
+    >>> [stopper.update(x) for x in (3.0, 2.0, 2.5, 2.1)]
+    [False, False, False, True]
+    >>> stopper.best_index, stopper.best
+    (1, 2.0)
+    """
+
+    def __init__(self, patience: int):
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+            raise ValueError(f"patience must be a non-negative integer (0: never stop), got {patience!r}")
+        self.patience = patience
+        self.best: Optional[float] = None
+        self.best_index: Optional[int] = None
+        self.improved = False
+        self.count = 0
+
+    def update(self, loss: float) -> bool:
+        """Record the next evaluation's loss; True when training should stop now."""
+        loss = float(loss)
+        self.improved = math.isfinite(loss) and (self.best is None or loss < self.best)
+        if self.improved:
+            self.best, self.best_index = loss, self.count
+        self.count += 1
+        since_best = self.count - 1 - (self.best_index if self.best_index is not None else -1)
+        return self.patience > 0 and since_best >= self.patience
+
+
+def mean_force_loss(potential, frames: torch.Tensor, forces: torch.Tensor, chunk: int = 1024) -> float:
+    """The force-matching loss ``mean over frames and beads of |F_map - F_theta|^2``, evaluated in chunks.
+
+    Parameters
+    ----------
+    potential : torch.nn.Module
+        ``forward(positions (B, N, 3) nm) -> (B,) kJ/mol``.
+    frames : torch.Tensor, shape (n_frames, N, 3), nm
+    forces : torch.Tensor, shape (n_frames, N, 3), kJ/mol/nm
+        Mapped AA forces.
+    chunk : int
+        Frames per force evaluation (bounds the memory).
+
+    Returns
+    -------
+    float
+        (kJ/mol/nm)^2; no graph is kept.
+    """
+    force_fn = estimators.potential_force_fn(potential, create_graph=False)
+    total = 0.0
+    for start in range(0, frames.shape[0], chunk):
+        predicted = force_fn(frames[start:start + chunk])
+        total += float((forces[start:start + chunk].to(torch.float64) - predicted).pow(2).sum())
+    return total / (frames.shape[0] * frames.shape[1])
+
+
+class _StageMonitor:
+    """Evaluations of one stage: fixed frame subsets, the CSV log, the wall clock."""
+
+    def __init__(self, potential, frames, forces, validation_frames, validation_forces, eval_every: int,
+                 eval_frames: int, seed: int, log_path):
+        if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 0:
+            raise ValueError(f"eval_every must be a non-negative integer (0: no evaluation), got {eval_every!r}")
+        if isinstance(eval_frames, bool) or not isinstance(eval_frames, int) or eval_frames < 1:
+            raise ValueError(f"eval_frames must be a positive integer, got {eval_frames!r}")
+        self.potential, self.every = potential, eval_every
+        self.train = _subset(frames, forces, eval_frames, [int(seed), 404])
+        self.validation = _subset(validation_frames, validation_forces, eval_frames, [int(seed), 405])
+        self.log = CsvLog(log_path, keep_until=0, fields=STAGE_LOG_FIELDS) if log_path is not None else None
+        self.start = time.perf_counter()
+        self.rows, self._last = [], 0
+
+    @property
+    def has_validation(self) -> bool:
+        return self.validation is not None
+
+    def due(self, iteration: int, iterations: int) -> bool:
+        return self.every > 0 and (iteration % self.every == 0 or iteration == iterations)
+
+    def evaluate(self, iteration: int, losses: list) -> dict:
+        recent = losses[self._last:]
+        self._last = len(losses)
+        row = {"iteration": iteration, "wall_time_s": time.perf_counter() - self.start,
+               "batch_loss": float(np.mean(recent)) if recent else math.nan,
+               "train_force_loss": self._loss(self.train), "validation_force_loss": self._loss(self.validation)}
+        self.rows.append(row)
+        if self.log is not None:
+            self.log.write({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
+        return row
+
+    def _loss(self, pair) -> float:
+        return math.nan if pair is None else mean_force_loss(self.potential, *pair)
+
+
+def _subset(frames, forces, max_frames: int, seed):
+    """At most ``max_frames`` (frames, forces) drawn once without replacement, in time order; None without
+    forces."""
+    if frames is None or forces is None:
+        return None
+    frames = torch.as_tensor(np.asarray(frames), dtype=torch.float64)
+    forces = torch.as_tensor(np.asarray(forces), dtype=torch.float64)
+    if frames.shape != forces.shape or frames.ndim != 3 or frames.shape[-1] != 3:
+        raise ValueError(f"frames and forces must both have shape (n_frames, n_beads, 3), got "
+                         f"{tuple(frames.shape)} and {tuple(forces.shape)}")
+    if frames.shape[0] > max_frames:
+        pick = torch.as_tensor(np.sort(np.random.default_rng(seed).choice(frames.shape[0], max_frames,
+                                                                          replace=False)))
+        frames, forces = frames[pick], forces[pick]
+    return frames, forces
 
 
 def _adam(potential, lr: float) -> torch.optim.Adam:
@@ -22,7 +180,9 @@ def _adam(potential, lr: float) -> torch.optim.Adam:
 
 
 def train_force_matching(potential, frames, forces, iterations: int, lr: float, batch_size: int, seed: int,
-                         progress: bool = True) -> list:
+                         progress: bool = True, *, validation_frames=None, validation_forces=None,
+                         eval_every: int = 0, patience: int = 0, eval_frames: int = 2048,
+                         log_path=None) -> FitHistory:
     """Fit ``potential`` to mapped AA forces by Adam on ``mean |F_map - F_theta|^2``.
 
     Parameters
@@ -34,11 +194,22 @@ def train_force_matching(potential, frames, forces, iterations: int, lr: float, 
     iterations, batch_size : int
     lr : float
     seed : int
+    validation_frames : np.ndarray, shape (n_validation, n_beads, 3), nm, optional
+    validation_forces : np.ndarray, shape (n_validation, n_beads, 3), kJ/mol/nm, optional
+        Held-out frames and their mapped forces.
+    eval_every : int
+        Evaluate after every ``eval_every`` iterations, before the first and after the last (0: never).
+    patience : int
+        Stop when the validation loss has not improved for this many evaluations and restore the parameters
+        of the best evaluation (0: run every iteration and keep the final parameters). Needs validation data.
+    eval_frames : int
+        At most this many training (and validation) frames, a fixed random subset, in each evaluation.
+    log_path : str or Path, optional
+        CSV log of the evaluations (columns :data:`STAGE_LOG_FIELDS`); an existing file is replaced.
 
     Returns
     -------
-    list of float
-        The loss of every iteration, (kJ/mol/nm)^2.
+    FitHistory
     """
     if forces is None:
         raise ValueError("force matching needs mapped AA forces: run `dynmatch reference --save-forces` and map "
@@ -49,37 +220,77 @@ def train_force_matching(potential, frames, forces, iterations: int, lr: float, 
         raise ValueError(f"frames and forces must have the same shape, got {tuple(frames.shape)} and "
                          f"{tuple(forces.shape)}")
     optimizer = _adam(potential, lr)
+    monitor = _StageMonitor(potential, frames, forces, validation_frames, validation_forces, eval_every,
+                            eval_frames, seed, log_path)
+    stopper = EarlyStopping(patience if monitor.has_validation else 0)
     rng = np.random.default_rng([int(seed), 101])
-    losses = []
-    for _ in tqdm(range(iterations), desc="force matching", disable=not progress):
+    history, best_state = FitHistory(), None
+    bar = tqdm(total=iterations, desc="force matching", disable=not progress)
+    for it in range(iterations + 1):
+        if monitor.due(it, iterations):
+            history.stopped_early = stopper.update(monitor.evaluate(it, history.losses)["validation_force_loss"])
+            if stopper.improved:
+                history.best_iteration = it
+                best_state = {k: v.detach().clone() for k, v in potential.state_dict().items()}
+            if history.stopped_early and it < iterations:
+                break
+        if it == iterations:
+            break
         pick = torch.as_tensor(rng.integers(0, frames.shape[0], size=min(batch_size, frames.shape[0])))
         optimizer.zero_grad()
         loss = estimators.force_matching_loss(potential, frames[pick], forces[pick])
         loss.backward()
         optimizer.step()
-        losses.append(float(loss.detach()))
-    return losses
+        history.losses.append(float(loss.detach()))
+        bar.update(1)
+    bar.close()
+    history.stopped_early = history.stopped_early and it < iterations
+    history.iterations_done, history.evaluations = it, monitor.rows
+    if stopper.patience > 0 and best_state is not None:
+        potential.load_state_dict(best_state)
+    return history
 
 
 def train_relative_entropy(potential, frames, sampler, masses_amu, friction_per_ps: float, kt: float,
                            iterations: int, lr: float, batch_size: int, steps_per_iteration: int, seed: int,
-                           progress: bool = True) -> list:
+                           progress: bool = True, *, forces=None, validation_frames=None, validation_forces=None,
+                           eval_every: int = 0, eval_frames: int = 2048, log_path=None) -> FitHistory:
     """Relative entropy minimisation: Adam on ``beta (mean U(AA) - mean U(CG))``.
 
     CG samples come from persistent OpenMM walkers (``sampler.n_walkers`` of them, started at AA frames), each
     iteration advanced by ``steps_per_iteration`` steps under the current potential.
 
+    Parameters
+    ----------
+    frames : np.ndarray, shape (n_frames, n_beads, 3), nm
+        Mapped AA training frames.
+    forces, validation_frames, validation_forces : np.ndarray, optional
+        Mapped forces of ``frames`` (kJ/mol/nm) and held-out frames (nm) with their forces: the evaluations then
+        log the force-matching loss as a diagnostic (relative entropy does not use it and never stops early).
+    eval_every, eval_frames, log_path
+        As in :func:`train_force_matching`; ``batch_loss`` is the mean surrogate since the last evaluation.
+
     Returns
     -------
-    list of float
-        The surrogate value of every iteration (its gradient is the relative entropy's gradient).
+    FitHistory
+        ``losses``: the surrogate value of every iteration (its gradient is the relative entropy's gradient).
     """
     frames = torch.as_tensor(np.asarray(frames), dtype=torch.float64)
     optimizer = _adam(potential, lr)
+    monitor = _StageMonitor(potential, frames, forces, validation_frames, validation_forces, eval_every,
+                            eval_frames, seed, log_path)
+    stopper = EarlyStopping(0)
     rng = np.random.default_rng([int(seed), 202])
     walkers = frames[rng.integers(0, frames.shape[0], size=sampler.n_walkers)].numpy()
-    history = []
-    for it in tqdm(range(iterations), desc="relative entropy", disable=not progress):
+    history = FitHistory()
+    bar = tqdm(total=iterations, desc="relative entropy", disable=not progress)
+    for it in range(iterations + 1):
+        if monitor.due(it, iterations):
+            stopper.update(monitor.evaluate(it, history.losses)["validation_force_loss"])
+            if stopper.improved:
+                history.best_iteration = it
+        if it == iterations:
+            break
         sampler.set_model(potential, masses_amu, friction_per_ps)
         walkers = sampler.advance(walkers, steps_per_iteration, seed=int(rng.integers(2**31)))
         pick = torch.as_tensor(rng.integers(0, frames.shape[0], size=min(batch_size, frames.shape[0])))
@@ -87,5 +298,39 @@ def train_relative_entropy(potential, frames, sampler, masses_amu, friction_per_
         loss = estimators.relative_entropy_surrogate(potential, frames[pick], torch.as_tensor(walkers), 1.0 / kt)
         loss.backward()
         optimizer.step()
-        history.append(float(loss.detach()))
+        history.losses.append(float(loss.detach()))
+        bar.update(1)
+    bar.close()
+    history.iterations_done, history.evaluations = iterations, monitor.rows
     return history
+
+
+def stage_summary(rows: list, iterations: int) -> dict:
+    """Headline numbers of a stage log for ``summary.json``.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Evaluation rows (keys :data:`STAGE_LOG_FIELDS`, NaN or None for missing values), in order.
+    iterations : int
+        The iterations the stage was asked for.
+
+    Returns
+    -------
+    dict
+        ``stopped_at_iteration`` (the last evaluation's), ``stopped_early``, ``evaluations``, and where
+        validation forces exist ``best_iteration``, ``best_validation_force_loss`` and
+        ``final_validation_force_loss`` ((kJ/mol/nm)^2; None otherwise).
+    """
+    def number(value) -> float:
+        return math.nan if value is None or value == "" else float(value)
+
+    validation = [number(r.get("validation_force_loss")) for r in rows]
+    finite = [k for k, v in enumerate(validation) if math.isfinite(v)]
+    last = int(number(rows[-1]["iteration"])) if rows else None
+    best = min(finite, key=lambda k: validation[k]) if finite else None
+    return {"iterations": int(iterations), "evaluations": len(rows), "stopped_at_iteration": last,
+            "stopped_early": last is not None and last < iterations,
+            "best_iteration": int(number(rows[best]["iteration"])) if best is not None else None,
+            "best_validation_force_loss": validation[best] if best is not None else None,
+            "final_validation_force_loss": validation[finite[-1]] if finite else None}

@@ -38,8 +38,12 @@ class DataConfig:
 class PotentialConfig:
     """The CG potential: a prior (Boltzmann-inverted from the data) plus a network."""
 
-    kind: str = option("pair_mlp", "network kind (fast invariant: pair_mlp, schnet; NequIP-style: equivariant)",
-                       ("pair_mlp", "schnet", "equivariant", "none"))
+    kind: str = option("pair_mlp", "network kind (fast invariant: pair_mlp, schnet; MLP of internal coordinates, "
+                       "chirality-aware: internal_mlp; NequIP-style: equivariant)",
+                       ("pair_mlp", "schnet", "internal_mlp", "equivariant", "none"))
+    prior_dihedrals: str = option("all", "bonded dihedrals the prior inverts: every quadruplet (counts a rotation "
+                                  "once per quadruplet about its bond), one per rotatable bond, or none (the net "
+                                  "learns them); see docs/models.md", ("all", "one_per_bond", "none"))
     prior_trainable: bool = option(False, "train the prior's parameters together with the network")
     dtype: str = option("float32", "dtype of the potential's parameters", ("float32", "float64"))
     net: Optional[Dict[str, Any]] = option(None, "network hyper-parameters (see docs/models.md), e.g. {hidden: 64}")
@@ -81,6 +85,13 @@ class TrainConfig:
     pretrain: str = option("none", "objective used to pre-train the potential",
                            ("none", "force_matching", "relative_entropy"))
     pretrain_iterations: int = option(200, "iterations of pre-training")
+    pretrain_eval_every: int = option(50, "iterations between evaluations of force matching / relative entropy "
+                                      "(objective or pre-training): force loss on training and validation frames, "
+                                      "written to stage<i>_<objective>.csv (0: none)")
+    pretrain_patience: int = option(10, "force matching stops when the validation force loss has not improved for "
+                                    "this many evaluations and keeps its best parameters (0: never stop)")
+    pretrain_eval_frames: int = option(2048, "at most this many training and validation frames per evaluation "
+                                       "(a fixed random subset of each)")
     mode: str = option("conditional", "where CG windows start: at mapped AA frames or in CG equilibrium runs",
                        ("conditional", "free", "conditional_then_free"))
     switch_to_free_at: int = option(-1, "iteration at which conditional_then_free switches (-1: halfway)")

@@ -89,7 +89,7 @@ def run_demo(out_dir="dynmatch_demo", quick: bool = False, seed: int = 0, progre
               "friction_per_ps": {k: v["friction_per_ps"] for k, v in models.items()},
               "heldout_auc": {k: v.get("heldout_auc", {}) for k, v in models.items()},
               "trajectories": {k: str(v) for k, v in trajectories.items()}, "timings_s": timings}
-    result.update(_report(cg_path, trajectories, out / "report", settings))
+    result.update(_report(cg_path, trajectories, out / "report", settings, out))
     result["timings_s"]["total_s"] = time.perf_counter() - start
     write_json(out / "demo.json", result)
     return result
@@ -141,12 +141,14 @@ def produce(model_path, cg_path: Path, out_path: Path, settings: DemoSettings, s
     return out_path
 
 
-def _report(aa_path: Path, trajectories: dict, report_dir: Path, settings: DemoSettings) -> dict:
-    """The analysis report (AA vs DM, with FM as baseline); returns the headline numbers."""
+def _report(aa_path: Path, trajectories: dict, report_dir: Path, settings: DemoSettings, out: Path) -> dict:
+    """The analysis report (AA vs DM, with FM as baseline, and their training curves); returns the headline
+    numbers."""
     from openmm_dynmatch.report import write_report
 
     metrics = write_report(aa_path, trajectories["dm"], report_dir, cg_baseline_path=trajectories["fm"],
-                           labels={"cg": "dynamic matching", "baseline": "force matching"})
+                           labels={"cg": "dynamic matching", "baseline": "force matching"},
+                           run_dirs={"cg": out / "run_dm", "baseline": out / "run_fm"})
     return {"report": str(report_dir / "report.md"), "headline": headline_numbers(metrics)}
 
 

@@ -25,7 +25,7 @@ _DEFAULT_LABELS = {"aa": "AA (mapped)", "cg": "CG", "baseline": "baseline"}
 
 
 def write_report(aa_path, cg_path, out_dir, cg_baseline_path=None, labels: Optional[dict] = None,
-                 stride: int = 1, **compare_kwargs) -> dict:
+                 stride: int = 1, run_dirs: Optional[dict] = None, **compare_kwargs) -> dict:
     """Compare CG (and a baseline) with AA; write ``metrics.json``, PNG figures and ``report.md``.
 
     Parameters
@@ -40,13 +40,17 @@ def write_report(aa_path, cg_path, out_dir, cg_baseline_path=None, labels: Optio
         Legend names for ``"aa"``, ``"cg"``, ``"baseline"``.
     stride : int
         Load every ``stride``-th frame of every file.
+    run_dirs : dict, optional
+        Training run directories ``{"cg": ..., "baseline": ...}``: the report then shows their training
+        curves (``training_<key>.png``, :func:`openmm_dynmatch.curves.report_training`) and headline numbers.
     **compare_kwargs
         Passed to :func:`openmm_dynmatch.analysis.compare` (``lags``, ``lag_ps``, ``n_clusters``, ...).
 
     Returns
     -------
     dict
-        ``{"labels", "files", "cg": metrics, "baseline": metrics or None}`` as written to ``metrics.json``.
+        ``{"labels", "files", "cg": metrics, "baseline": metrics or None}`` as written to ``metrics.json``,
+        plus ``"training"`` when ``run_dirs`` is given.
     """
     labels = {**_DEFAULT_LABELS, **(labels or {})}
     unknown = sorted(set(labels) - set(_DEFAULT_LABELS))
@@ -60,6 +64,10 @@ def write_report(aa_path, cg_path, out_dir, cg_baseline_path=None, labels: Optio
                "cg": compare(aa, trajio.load(cg_path, stride=stride), **compare_kwargs), "baseline": None}
     if cg_baseline_path is not None:
         metrics["baseline"] = compare(aa, trajio.load(cg_baseline_path, stride=stride), **compare_kwargs)
+    if run_dirs:
+        from .curves import report_training
+
+        metrics["training"] = report_training(run_dirs, labels, out_dir)
     write_json(out_dir / "metrics.json", metrics, indent=None)
     runs = {"cg": metrics["cg"], "baseline": metrics["baseline"]}
     plot_fes(runs, labels, out_dir / "fes.png")
@@ -151,6 +159,10 @@ def render_markdown(metrics: dict) -> str:
                 "bonds.png": "Bond-length distributions on the CG bond graph."}
     for name in FIGURES:
         lines += [f"![{name}]({name})", "", captions[name], ""]
+    if metrics.get("training"):
+        from .curves import training_markdown
+
+        lines += training_markdown(metrics["training"], labels)
     return "\n".join(lines)
 
 
@@ -337,6 +349,35 @@ def plot_bonds(runs: dict, labels: dict, path, max_panels: int = 12) -> None:
     for ax in list(axes.flat)[n:]:
         ax.set_axis_off()
     axes.flat[0].legend(fontsize=7)
+    save_figure(fig, path)
+
+
+def plot_profiles(profiles: dict, cv_names, path, styles: Optional[dict] = None) -> None:
+    """1-D free energies along each CV (solid) and binned energy contributions (dashed), one panel per CV.
+
+    Parameters
+    ----------
+    profiles : dict
+        :func:`openmm_dynmatch.profiles.free_energy_profiles` output (arrays or JSON lists).
+    cv_names : sequence of str
+    path : str or Path
+        PNG written.
+    styles : dict of label -> matplotlib keyword arguments, optional
+    """
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(cv_names), figsize=(5.2 * len(cv_names), 3.9), layout="constrained",
+                             squeeze=False)
+    styles = styles or {}
+    for ax, name in zip(axes[0], cv_names):
+        entry = profiles[name]
+        centres = _centres(entry["edges"])
+        for label, curve in entry["free_energy"].items():
+            ax.plot(centres, _nan(curve), label=f"F: {label}", **styles.get(label, {}))
+        for label, curve in entry["mean_energy"].items():
+            ax.plot(centres, _nan(curve), linestyle="--", label=f"<U>: {label}", **styles.get(label, {}))
+        ax.set(xlabel=f"{name} (rad)", ylabel="kJ/mol (minimum 0)", xlim=(-np.pi, np.pi), ylim=(0, 45))
+        ax.set_title(f"along {name}")
+    axes[0, 0].legend(fontsize=7)
     save_figure(fig, path)
 
 

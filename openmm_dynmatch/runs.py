@@ -1,9 +1,12 @@
 """Training runs from a configuration: data, models, objectives, checkpoints and the exported model.
 
 A run directory holds ``config.yaml`` (the resolved configuration), ``stage<i>_<objective>.pt`` (the
-potential after each force-matching / relative-entropy stage, if any), ``checkpoint.pt`` (dynamic-matching trainer state, written atomically), ``log.csv``,
-and at the end ``potential.pt`` (:func:`openmm_dynmatch.models.save_potential`) and ``model.pt`` (the
-TorchScript file OpenMM runs). ``resume=True`` continues from whatever the directory holds.
+potential after each force-matching / relative-entropy stage, if any) and ``stage<i>_<objective>.csv`` (that
+stage's evaluations: training and validation force loss vs iteration), ``checkpoint.pt`` (dynamic-matching
+trainer state, written atomically), ``log.csv``, and at the end ``potential.pt``
+(:func:`openmm_dynmatch.models.save_potential`), ``model.pt`` (the TorchScript file OpenMM runs),
+``summary.json`` and ``training_curves.png`` (:func:`openmm_dynmatch.curves.plot_training_curves`).
+``resume=True`` continues from whatever the directory holds.
 """
 from __future__ import annotations
 
@@ -17,8 +20,9 @@ import numpy as np
 import torch
 
 from openmm_dynmatch import trajio
-from openmm_dynmatch.baselines import train_force_matching, train_relative_entropy
+from openmm_dynmatch.baselines import mean_force_loss, stage_summary, train_force_matching, train_relative_entropy
 from openmm_dynmatch.config import Config, write_config
+from openmm_dynmatch.curves import plot_training_curves, read_log
 from openmm_dynmatch.data import WindowDataset, split_blocks
 from openmm_dynmatch.dynamics import DynamicsParameters
 from openmm_dynmatch.fileio import write_json
@@ -46,6 +50,9 @@ class TrainingData:
         The mapped file's metadata (bead names and types, masses, bonds, temperature_k, frame_interval_ps).
     steps_per_frame : int
         CG integration steps between window frames.
+    validation_frames : np.ndarray or None, shape (n_validation_frames, N, 3), nm
+        Every frame of the held-out blocks.
+    validation_forces : np.ndarray or None, shape (n_validation_frames, N, 3), kJ/mol/nm
     """
 
     frames: np.ndarray
@@ -54,6 +61,8 @@ class TrainingData:
     validation: Optional[WindowDataset]
     metadata: dict
     steps_per_frame: int
+    validation_frames: Optional[np.ndarray] = None
+    validation_forces: Optional[np.ndarray] = None
 
 
 def load_training_data(config: Config) -> TrainingData:
@@ -70,26 +79,35 @@ def load_training_data(config: Config) -> TrainingData:
     if abs(steps - round(steps)) > 1e-6 or round(steps) < 1:
         raise ValueError(f"the window frame interval ({window_interval_ps} ps) must be a whole number of CG "
                          f"time steps (dynamics.timestep_ps = {config.dynamics.timestep_ps} ps)")
-    data = config.data
-    train_ranges, val_ranges = split_blocks(traj.n_frames, data.validation_fraction, data.n_blocks, config.train.seed)
+    data, segments = config.data, traj.segments  # windows and ranges never span two trajectories of the file
+    train_ranges, val_ranges = split_blocks(traj.n_frames, data.validation_fraction, data.n_blocks, config.train.seed,
+                                            segments)
     windows = WindowDataset.from_ranges(traj.positions, train_ranges, data.window_frames, data.window_stride,
-                                        data.frame_step)
+                                        data.frame_step, segments=segments)
     validation = WindowDataset.from_ranges(traj.positions, val_ranges, data.window_frames, data.window_stride,
-                                           data.frame_step) if val_ranges else None
+                                           data.frame_step, segments=segments) if val_ranges else None
     train_index = np.concatenate([np.arange(a, b) for a, b in train_ranges])
-    forces = traj.forces[train_index] if traj.forces is not None and meta.get("forces_mapped", True) else None
-    return TrainingData(traj.positions[train_index], forces, windows, validation, meta, int(round(steps)))
+    val_index = np.concatenate([np.arange(a, b) for a, b in val_ranges]) if val_ranges else None
+    has_forces = traj.forces is not None and meta.get("forces_mapped", True)
+    forces = traj.forces[train_index] if has_forces else None
+    val_frames = traj.positions[val_index] if val_index is not None else None
+    val_forces = traj.forces[val_index] if has_forces and val_index is not None else None
+    return TrainingData(traj.positions[train_index], forces, windows, validation, meta, int(round(steps)),
+                        val_frames, val_forces)
 
 
 def build_potential_from_config(config: Config, data: TrainingData) -> CGPotential:
     """Prior fitted by Boltzmann inversion of the training frames, plus the configured network."""
     meta = data.metadata
-    prior = fit_prior(data.frames, meta["bonds"], meta["temperature_k"], trainable=config.potential.prior_trainable,
-                      dtype=config.potential.dtype)
+    prior = fit_prior(data.frames, meta["bonds"], meta["temperature_k"], dihedrals=config.potential.prior_dihedrals,
+                      trainable=config.potential.prior_trainable, dtype=config.potential.dtype)
     net_spec = dict(config.potential.net or {})
     net_spec.update(kind=config.potential.kind, n_beads=len(meta["bead_types"]), bonds=meta["bonds"],
                     bead_types=meta["bead_types"], n_types=len(meta.get("type_names", [])) or None)
-    return CGPotential(prior, build_net(net_spec), dtype=config.potential.dtype)
+    potential = CGPotential(prior, build_net(net_spec), dtype=config.potential.dtype)
+    if hasattr(potential.net, "fit_scales"):  # feature standardisation from the training frames (internal_mlp)
+        potential.net.fit_scales(data.frames)
+    return potential
 
 
 def build_classifier_from_config(config: Config, data: TrainingData):
@@ -146,17 +164,23 @@ def probe_auc(config: Config, data: TrainingData, potential, dynamics) -> Option
                        train, heldout, data.steps_per_frame, config.train.probe_steps, config.train.seed)
 
 
-def _pretrain(config, data, potential, dynamics, objective: str, iterations: int, progress: bool):
+def _pretrain(config, data, potential, dynamics, objective: str, iterations: int, progress: bool, log_path=None):
+    """One force-matching or relative-entropy stage, evaluated on the validation frames and logged to
+    ``log_path``."""
     cfg = config.train
+    evaluation = dict(validation_frames=data.validation_frames, validation_forces=data.validation_forces,
+                      eval_every=cfg.pretrain_eval_every, eval_frames=cfg.pretrain_eval_frames, log_path=log_path)
     if objective == "force_matching":
         return train_force_matching(potential, data.frames, data.forces, iterations, cfg.lr_pretrain,
-                                    cfg.batch_size, cfg.seed, progress)
+                                    cfg.batch_size, cfg.seed, progress, patience=cfg.pretrain_patience,
+                                    **evaluation)
     masses, friction = dynamics.openmm_masses_and_friction(data.metadata["masses_amu"])
     sampler = _sampler(config, data, dynamics)
     steps = (config.data.window_frames - 1) * data.steps_per_frame
     return train_relative_entropy(potential, data.frames, sampler, masses, friction,
                                   kt_kj_per_mol(data.metadata["temperature_k"]), iterations, cfg.lr_pretrain,
-                                  cfg.batch_size, max(steps, 1), cfg.seed, progress)
+                                  cfg.batch_size, max(steps, 1), cfg.seed, progress, forces=data.forces,
+                                  **evaluation)
 
 
 def run_training(config: Config, run_dir, resume: bool = False, progress: bool = True) -> dict:
@@ -180,7 +204,7 @@ def run_training(config: Config, run_dir, resume: bool = False, progress: bool =
         if resume and stage_file.exists():
             potential.load_state_dict(load_potential(stage_file)[0].state_dict())
             continue
-        _pretrain(config, data, potential, dynamics, objective, iterations, progress)
+        _pretrain(config, data, potential, dynamics, objective, iterations, progress, stage_file.with_suffix(".csv"))
         save_potential(stage_file, potential, model_metadata(data, config, dynamics))
     probes = {}
     if cfg.objective == "dynamic_matching":
@@ -195,7 +219,9 @@ def run_training(config: Config, run_dir, resume: bool = False, progress: bool =
         trainer.run(progress=progress)
         trainer.load_averaged()
     probes["after"] = probe_auc(config, data, potential, dynamics)
-    return finish_run(config, data, potential, dynamics, run_dir, probes)
+    summary = finish_run(config, data, potential, dynamics, run_dir, probes, stages)
+    plot_training_curves(run_dir, run_dir / "training_curves.png")
+    return summary
 
 
 def _cached_probe(path: Path, config: Config, data: TrainingData, potential, dynamics) -> Optional[dict]:
@@ -208,8 +234,12 @@ def _cached_probe(path: Path, config: Config, data: TrainingData, potential, dyn
 
 
 def finish_run(config: Config, data: TrainingData, potential, dynamics, run_dir: Path,
-               probes: Optional[dict] = None) -> dict:
-    """Write ``potential.pt``, ``model.pt`` (TorchScript for OpenMM) and ``summary.json``."""
+               probes: Optional[dict] = None, stages: Optional[list] = None) -> dict:
+    """Write ``potential.pt``, ``model.pt`` (TorchScript for OpenMM) and ``summary.json``.
+
+    ``stages``: the ``(objective, iterations)`` of the force-matching / relative-entropy stages, whose logs
+    ``stage<i>_<objective>.csv`` are summarised (:func:`openmm_dynmatch.baselines.stage_summary`).
+    """
     from openmm_dynmatch.openmm.export import export
 
     metadata = model_metadata(data, config, dynamics)
@@ -220,8 +250,30 @@ def finish_run(config: Config, data: TrainingData, potential, dynamics, run_dir:
                "potential": str(run_dir / "potential.pt"), "objective": config.train.objective,
                "friction_per_ps": metadata["friction_per_ps"],
                "bead_friction_per_ps": metadata["bead_friction_per_ps"],
-               "heldout_auc": {k: v for k, v in (probes or {}).items() if v is not None}}
+               "heldout_auc": {k: v for k, v in (probes or {}).items() if v is not None},
+               "stages": _stage_summaries(run_dir, stages or []),
+               "validation_force_loss": _validation_force_loss(data, potential)}
     if not all(math.isfinite(f) for f in metadata["bead_friction_per_ps"]):
         raise RuntimeError("training produced a non-finite friction")
     write_json(run_dir / "summary.json", summary)
     return summary
+
+
+def _stage_summaries(run_dir: Path, stages: list) -> list:
+    """Summary of every force-matching / relative-entropy stage from its log (resumed runs included)."""
+    out = []
+    for index, (objective, iterations) in enumerate(stages):
+        path = run_dir / f"stage{index}_{objective}.csv"
+        rows = read_log(path, as_rows=True) if path.exists() else []
+        out.append({"objective": objective, "log": path.name if path.exists() else None,
+                    **stage_summary(rows, iterations)})
+    return out
+
+
+def _validation_force_loss(data: TrainingData, potential) -> Optional[float]:
+    """Force-matching loss of the final potential on every validation frame, (kJ/mol/nm)^2; None without
+    validation forces."""
+    if data.validation_frames is None or data.validation_forces is None:
+        return None
+    return mean_force_loss(potential, torch.as_tensor(data.validation_frames, dtype=torch.float64),
+                           torch.as_tensor(data.validation_forces, dtype=torch.float64))

@@ -461,10 +461,14 @@ class TensorBoardLog:
 
 
 class CsvLog:
-    """Append-only CSV training log that survives resumes (rows past ``keep_until`` are dropped)."""
+    """Append-only CSV training log that survives resumes (rows past ``keep_until`` are dropped).
 
-    def __init__(self, path, keep_until: int):
+    Columns are ``fields`` in their order, then any other key of the first row written, sorted.
+    """
+
+    def __init__(self, path, keep_until: int, fields: tuple = LOG_FIELDS):
         self.path = Path(path)
+        self.order = tuple(fields)
         self.fields = None
         rows = []
         if self.path.exists() and keep_until > 0:
@@ -483,7 +487,7 @@ class CsvLog:
 
     def write(self, row: dict) -> None:
         if self.fields is None:
-            self.fields = list(LOG_FIELDS) + sorted(k for k in row if k not in LOG_FIELDS)
+            self.fields = list(self.order) + sorted(k for k in row if k not in self.order)
             with open(self.path, "w", newline="") as handle:
                 csv.DictWriter(handle, fieldnames=self.fields).writeheader()
         with open(self.path, "a", newline="") as handle:

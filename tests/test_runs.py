@@ -1,13 +1,19 @@
 """Training runs from a configuration, through the library and the CLI: run directory, export, resume,
 Brownian per-type frictions in exported models, and the collapse monitor."""
+import csv
+
 import numpy as np
 import pytest
 import torch
 import yaml
 
-from dimer_toy import MASS_AMU, TEMPERATURE_K, simulate_dimer_data, write_dimer_data
+from conftest import tolerance
+from dimer_toy import MASS_AMU, TEMPERATURE_K, dimer_forces, simulate_dimer_data, write_dimer_data
+from openmm_dynmatch import trajio
 from openmm_dynmatch.cli import main as cli_main
 from openmm_dynmatch.config import load_config
+from openmm_dynmatch.data import split_blocks
+from openmm_dynmatch.data import split_blocks
 from openmm_dynmatch.models.potential import load_potential
 from openmm_dynmatch.runs import run_training
 from openmm_dynmatch.train import CollapseMonitor
@@ -59,6 +65,52 @@ def test_force_matching_run_fits_the_prior_and_exports_an_openmm_model(tmp_path,
     torch.testing.assert_close(energy, expected, rtol=1e-6, atol=1e-6)
 
 
+def _stage_rows(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_force_matching_run_logs_the_validation_loss_stops_on_it_and_draws_curves(tmp_path, dimer_file):
+    config = load_config(_config_file(tmp_path, dimer_file, objective="force_matching", iterations=60,
+                                      lr_pretrain=0.02, pretrain_eval_every=10, pretrain_patience=1))
+    run_dir = tmp_path / "run"
+    summary = run_training(config, run_dir, progress=False)
+    log = run_dir / "stage0_force_matching.csv"
+    rows = _stage_rows(log)
+    iterations = [int(r["iteration"]) for r in rows]
+    assert iterations == list(range(0, iterations[-1] + 1, 10)) and iterations[-1] <= 60
+    validation = np.array([float(r["validation_force_loss"]) for r in rows])
+    assert np.all(np.isfinite(validation)) and all(float(r["train_force_loss"]) > 0 for r in rows)
+    # the validation frames are the held-out blocks, their forces as recorded (the dimer's exact ones, stored
+    # in single precision)
+    traj = trajio.load(dimer_file)
+    _, val_ranges = split_blocks(traj.n_frames, config.data.validation_fraction, config.data.n_blocks,
+                                 config.train.seed)
+    frames = np.concatenate([traj.positions[a:b] for a, b in val_ranges])
+    forces = np.concatenate([traj.forces[a:b] for a, b in val_ranges])
+    np.testing.assert_allclose(forces, dimer_forces(frames, K, R0), rtol=1e-5, atol=1e-3)
+    x = torch.as_tensor(frames).requires_grad_(True)
+    (gradient,) = torch.autograd.grad(load_potential(summary["potential"])[0](x).sum(), x)
+    independent = float(((torch.as_tensor(forces) + gradient) ** 2).sum(-1).mean())
+    tol = tolerance(np.float64)
+    np.testing.assert_allclose(summary["validation_force_loss"], independent, **tol)
+    np.testing.assert_allclose(validation.min(), independent, **tol)  # the best parameters were kept
+    stage = summary["stages"][0]
+    assert stage["objective"] == "force_matching" and stage["log"] == log.name and stage["iterations"] == 60
+    assert stage["stopped_at_iteration"] == iterations[-1] and stage["evaluations"] == len(rows)
+    assert stage["best_iteration"] == iterations[int(np.argmin(validation))]
+    np.testing.assert_allclose([stage["best_validation_force_loss"], stage["final_validation_force_loss"]],
+                               [validation.min(), validation[-1]], **tol)
+    # with this seed the validation loss first fails to improve at iteration 30: patience 1 stops there
+    assert stage["stopped_early"] and iterations[-1] < 60
+    assert iterations[-1] - stage["best_iteration"] == 1 * 10 and validation[-1] > validation.min()
+    assert (run_dir / "training_curves.png").read_bytes().startswith(b"\x89PNG")
+    # a resumed run reuses the stage and keeps its log
+    before = log.read_bytes()
+    resumed = run_training(config, run_dir, resume=True, progress=False)
+    assert log.read_bytes() == before and resumed["stages"] == summary["stages"]
+
+
 def test_dynamic_matching_run_through_the_cli_writes_log_checkpoint_and_model(tmp_path, dimer_file, capsys):
     config_path = _config_file(tmp_path, dimer_file)
     run_dir = tmp_path / "run"
@@ -69,6 +121,7 @@ def test_dynamic_matching_run_through_the_cli_writes_log_checkpoint_and_model(tm
     assert np.all(np.isfinite(log["friction_per_ps_type0"]))
     assert load_config(run_dir / "config.yaml") == load_config(config_path)
     assert torch.load(run_dir / "checkpoint.pt", weights_only=False)["iteration"] == 4
+    assert (run_dir / "training_curves.png").read_bytes().startswith(b"\x89PNG")
     out = tmp_path / "exported.pt"
     assert cli_main(["export", "--run", str(run_dir), "--out", str(out)]) == 0
     assert out.is_file()
@@ -116,3 +169,33 @@ def test_collapse_monitor_flags_a_constant_classifier_after_its_patience():
     with pytest.warns(RuntimeWarning, match="constant"):
         assert monitor.update(dead)
     assert not monitor.update(alive)
+
+
+def test_training_data_of_a_file_with_several_runs_never_joins_them(tmp_path):
+    """Windows, training and validation ranges of a file holding three runs stay inside one run each."""
+    from openmm_dynmatch import trajio
+    from openmm_dynmatch.runs import load_training_data
+
+    lengths = [70, 45, 85]
+    frames = np.cumsum(np.random.default_rng(0).normal(scale=0.01, size=(sum(lengths), 2, 3)), axis=0)
+    path = tmp_path / "runs.h5"
+    write_dimer_data(path, frames, 10 * DT, K, R0)
+    with trajio.TrajectoryWriter(path, trajio.load(path).topology, {"trajectory_lengths": lengths}, append=True):
+        pass
+    owner = np.repeat(np.arange(len(lengths)), lengths)  # run of every frame
+    config = load_config(_config_file(tmp_path, path))
+    data = load_training_data(config)
+    # brute force: a frame starts a window when the window's frames are all in one set of the plain block split
+    # (the split without boundaries) and all in one run
+    plain_train = split_blocks(sum(lengths), config.data.validation_fraction, config.data.n_blocks,
+                               config.train.seed)[0]
+    assert any(a < 70 < b or a < 115 < b for a, b in plain_train)  # a run ends inside a training block
+    in_train = np.zeros(sum(lengths), dtype=bool)
+    for a, b in plain_train:
+        in_train[a:b] = True
+    span = config.data.window_frames  # frame_step 1, stride 1
+    for windows, wanted in ((data.windows, True), (data.validation, False)):
+        expected = [s for s in range(sum(lengths) - span + 1) if np.all(in_train[s:s + span] == wanted)
+                    and np.all(owner[s:s + span] == owner[s])]
+        np.testing.assert_array_equal(windows.starts, expected)
+    np.testing.assert_allclose(data.frames, frames[in_train], atol=1e-6)

@@ -2,7 +2,8 @@
 
 Example: ``dynmatch analyze --aa aa_mapped.h5 --cg cg.h5 --cg-baseline fm.h5 --out report/``. Both files must
 hold the same beads at the same frame interval (use ``--stride`` to thin them). Writes ``metrics.json``, PNG
-figures and ``report.md`` into ``--out``.
+figures and ``report.md`` into ``--out``; ``--cg-run`` / ``--baseline-run`` add the training curves of the
+models' run directories.
 """
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--cg-baseline", default=None, metavar="FILE",
                         help="trajectory of a baseline CG model (e.g. force matching) for comparison")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder of the report")
+    parser.add_argument("--cg-run", default=None, metavar="DIR",
+                        help="training run directory of the CG model: the report adds its training curves")
+    parser.add_argument("--baseline-run", default=None, metavar="DIR",
+                        help="training run directory of the baseline model (training curves in the report)")
     parser.add_argument("--lag", type=int, nargs="+", default=None, metavar="FRAMES",
                         help="MSM lag times in frames (default: about 8 lags up to a tenth of the data)")
     parser.add_argument("--ratio-lag-ps", type=float, default=None, metavar="PS",
@@ -32,9 +37,10 @@ def run(args) -> int:
 
     from openmm_dynmatch.report import verdicts, write_report
 
+    run_dirs = {key: value for key, value in (("cg", args.cg_run), ("baseline", args.baseline_run)) if value}
     metrics = write_report(
         args.aa, args.cg, args.out, cg_baseline_path=args.cg_baseline,
-        labels={"cg": args.label_cg, "baseline": args.label_baseline}, stride=args.stride,
+        labels={"cg": args.label_cg, "baseline": args.label_baseline}, stride=args.stride, run_dirs=run_dirs,
         lags=args.lag, lag_ps=args.ratio_lag_ps, n_clusters=args.clusters, n_bootstrap=args.bootstrap,
         n_bins=args.bins, seed=args.seed, progress=not args.no_progress)
     print(f"report: {Path(args.out) / 'report.md'}")

@@ -1,0 +1,171 @@
+"""Force matching and relative entropy loops: evaluation log, validation loss, early stopping and its restore."""
+import csv
+import math
+
+import numpy as np
+import pytest
+
+from conftest import tolerance
+from dimer_toy import HarmonicDimer, boltzmann_dimers, dimer_forces
+from openmm_dynmatch.baselines import (STAGE_LOG_FIELDS, EarlyStopping, stage_summary, train_force_matching,
+                                       train_relative_entropy)
+
+K, R0 = 500.0, 0.3
+
+
+def _force_loss(frames, forces, k, r0):
+    """``mean over frames and beads |F - F_model|^2`` with the dimer's analytic forces, (kJ/mol/nm)^2."""
+    return float(((forces - dimer_forces(frames, k, r0)) ** 2).sum(-1).mean())
+
+
+def _model_k_r0(model):
+    return math.exp(float(model.log_k.detach())), float(model.r0.detach())
+
+
+def _read(path):
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        return reader.fieldnames, list(reader)
+
+
+def _stop_index_by_the_rule(losses, patience):
+    """First evaluation after which training stops: the best (lowest finite, earliest) loss so far lies
+    ``patience`` or more evaluations back. None when it never stops."""
+    if patience == 0:
+        return None
+    for i in range(len(losses)):
+        finite = [j for j in range(i + 1) if math.isfinite(losses[j])]
+        best = min(finite, key=lambda j: (losses[j], j)) if finite else -1
+        if i - best >= patience:
+            return i
+    return None
+
+
+@pytest.mark.parametrize("patience", [0, 1, 2, 3, 5])
+def test_early_stopping_follows_the_rule(patience, rng):
+    sequences = [rng.normal(size=30).cumsum() for _ in range(20)]
+    sequences += [np.array([3.0, 2.0, 2.0, 2.5, 1.0, 1.0, 1.0, 0.5]),            # ties do not improve
+                  np.array([np.nan, np.nan, 2.0, np.inf, 1.0, np.nan, np.nan]),  # non-finite never improves
+                  np.linspace(5.0, 1.0, 12)]                                    # always improving
+    for losses in sequences:
+        stopper = EarlyStopping(patience)
+        stops = [stopper.update(x) for x in losses]
+        expected = _stop_index_by_the_rule(list(losses), patience)
+        assert (stops.index(True) if True in stops else None) == expected, (list(losses), patience)
+
+
+def test_early_stopping_rejects_a_negative_patience():
+    with pytest.raises(ValueError, match="patience must be a non-negative integer"):
+        EarlyStopping(-1)
+
+
+@pytest.fixture
+def dimer_data(rng):
+    """Boltzmann frames of the true dimer with exact forces, split into training and validation."""
+    frames = boltzmann_dimers(K, R0, 500, rng)
+    forces = dimer_forces(frames, K, R0)
+    return frames[:400], forces[:400], frames[400:], forces[400:]
+
+
+def test_force_matching_logs_training_and_validation_loss(tmp_path, dimer_data):
+    frames, forces, val_frames, val_forces = dimer_data
+    model = HarmonicDimer(0.3 * K, 1.1 * R0)
+    k0, r00 = _model_k_r0(model)
+    log = tmp_path / "stage0_force_matching.csv"
+    history = train_force_matching(model, frames, forces, iterations=25, lr=0.02, batch_size=64, seed=3,
+                                   progress=False, validation_frames=val_frames, validation_forces=val_forces,
+                                   eval_every=10, patience=0, eval_frames=1000, log_path=log)
+    fields, rows = _read(log)
+    assert tuple(fields) == STAGE_LOG_FIELDS
+    assert [int(r["iteration"]) for r in rows] == [0, 10, 20, 25]  # before the first step, every 10, after the last
+    assert len(history.evaluations) == 4 and history.iterations_done == 25 and not history.stopped_early
+    # before any step: the losses of the initial parameters on all training and validation frames
+    tol = tolerance(np.float64)
+    np.testing.assert_allclose(float(rows[0]["train_force_loss"]), _force_loss(frames, forces, k0, r00), **tol)
+    np.testing.assert_allclose(float(rows[0]["validation_force_loss"]),
+                               _force_loss(val_frames, val_forces, k0, r00), **tol)
+    assert rows[0]["batch_loss"] == ""
+    # after the last step: the final parameters (patience 0 keeps them)
+    k, r0 = _model_k_r0(model)
+    np.testing.assert_allclose(float(rows[-1]["validation_force_loss"]),
+                               _force_loss(val_frames, val_forces, k, r0), **tol)
+    # batch_loss: the mean minibatch loss of the iterations since the previous evaluation
+    np.testing.assert_allclose([float(r["batch_loss"]) for r in rows[1:]],
+                               [np.mean(history.losses[a:b]) for a, b in ((0, 10), (10, 20), (20, 25))], **tol)
+    wall = [float(r["wall_time_s"]) for r in rows]
+    assert wall == sorted(wall) and wall[0] >= 0
+    assert float(rows[-1]["validation_force_loss"]) < 0.5 * float(rows[0]["validation_force_loss"])
+
+
+def test_force_matching_stops_early_and_restores_the_best_parameters(tmp_path, dimer_data):
+    """Validation forces from a dimer with a longer bond: on the way from r0 = 0.25 to the training data's 0.30
+    the model passes the validation optimum (0.27), so the validation loss falls, then rises."""
+    frames, forces, val_frames, _ = dimer_data
+    val_forces = dimer_forces(val_frames, K, 0.27)
+    log = tmp_path / "fm.csv"
+    model = HarmonicDimer(K, 0.25)
+    history = train_force_matching(model, frames, forces, iterations=400, lr=0.002, batch_size=64, seed=1,
+                                   progress=False, validation_frames=val_frames, validation_forces=val_forces,
+                                   eval_every=5, patience=3, log_path=log)
+    _, rows = _read(log)
+    validation = [float(r["validation_force_loss"]) for r in rows]
+    assert history.stopped_early and history.iterations_done < 400
+    assert len(rows) == len(history.evaluations) == history.iterations_done // 5 + 1
+    best = int(np.argmin(validation))
+    assert history.best_iteration == int(rows[best]["iteration"]) == 5 * best
+    assert history.iterations_done == history.best_iteration + 3 * 5  # three evaluations without improvement
+    # the returned parameters are those after best_iteration steps of the same (seeded) run without validation
+    reference = HarmonicDimer(K, 0.25)
+    train_force_matching(reference, frames, forces, iterations=history.best_iteration, lr=0.002, batch_size=64,
+                         seed=1, progress=False)
+    assert _model_k_r0(model) == _model_k_r0(reference)
+    np.testing.assert_allclose(_force_loss(val_frames, val_forces, *_model_k_r0(model)), min(validation),
+                               **tolerance(np.float64))
+    summary = stage_summary(_read(log)[1], 400)
+    assert summary["stopped_early"] and summary["stopped_at_iteration"] == history.iterations_done
+    assert summary["best_iteration"] == history.best_iteration
+    assert summary["best_validation_force_loss"] == pytest.approx(min(validation), rel=1e-12)
+    assert summary["final_validation_force_loss"] == pytest.approx(validation[-1], rel=1e-12)
+
+
+def test_force_matching_without_validation_never_stops(dimer_data):
+    frames, forces, _, _ = dimer_data
+    history = train_force_matching(HarmonicDimer(K, 0.25), frames, forces, iterations=12, lr=0.01, batch_size=32,
+                                   seed=0, progress=False, eval_every=4, patience=1)
+    assert history.iterations_done == 12 and not history.stopped_early and history.best_iteration is None
+    assert all(math.isnan(r["validation_force_loss"]) for r in history.evaluations)
+    assert all(math.isfinite(r["train_force_loss"]) for r in history.evaluations)
+
+
+class _JitterSampler:
+    """Stand-in for the OpenMM sampler: walkers take small Gaussian steps, whatever the model."""
+
+    n_walkers = 16
+
+    def set_model(self, potential, masses_amu, friction_per_ps):
+        pass
+
+    def advance(self, positions, n_steps, seed):
+        return positions + 0.01 * np.random.default_rng(seed).normal(size=positions.shape)
+
+
+def test_relative_entropy_logs_its_surrogate_and_the_validation_force_loss(tmp_path, dimer_data):
+    frames, forces, val_frames, val_forces = dimer_data
+    model = HarmonicDimer(0.5 * K, R0)
+    log = tmp_path / "stage1_relative_entropy.csv"
+    history = train_relative_entropy(model, frames, _JitterSampler(), [12.0, 12.0], 1.0, 2.494, iterations=6,
+                                     lr=0.01, batch_size=32, steps_per_iteration=5, seed=0, progress=False,
+                                     forces=forces, validation_frames=val_frames, validation_forces=val_forces,
+                                     eval_every=3, log_path=log)
+    fields, rows = _read(log)
+    assert tuple(fields) == STAGE_LOG_FIELDS and [int(r["iteration"]) for r in rows] == [0, 3, 6]
+    np.testing.assert_allclose([float(r["batch_loss"]) for r in rows[1:]],
+                               [np.mean(history.losses[:3]), np.mean(history.losses[3:])], **tolerance(np.float64))
+    np.testing.assert_allclose(float(rows[-1]["validation_force_loss"]),
+                               _force_loss(val_frames, val_forces, *_model_k_r0(model)), **tolerance(np.float64))
+    # without forces only the surrogate is logged
+    history = train_relative_entropy(HarmonicDimer(K, R0), frames, _JitterSampler(), [12.0, 12.0], 1.0, 2.494,
+                                     iterations=2, lr=0.01, batch_size=32, steps_per_iteration=5, seed=0,
+                                     progress=False, eval_every=1, log_path=log)
+    _, rows = _read(log)
+    assert len(rows) == 3 and all(r["train_force_loss"] == r["validation_force_loss"] == "" for r in rows)
