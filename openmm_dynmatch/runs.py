@@ -2,7 +2,8 @@
 
 A run directory holds ``config.yaml`` (the resolved configuration), ``stage<i>_<objective>.pt`` (the
 potential after each force-matching / relative-entropy stage, if any) and ``stage<i>_<objective>.csv`` (that
-stage's evaluations: training and validation force loss vs iteration), ``checkpoint.pt`` (dynamic-matching
+stage's evaluations: training and validation force loss vs iteration), ``friction_calibration.json`` (with
+``train.pretrain_friction``: every friction tried and the choice), ``checkpoint.pt`` (dynamic-matching
 trainer state, written atomically), ``log.csv``, and at the end ``potential.pt``
 (:func:`openmm_dynmatch.models.save_potential`), ``model.pt`` (the TorchScript file OpenMM runs),
 ``summary.json`` and ``training_curves.png`` (:func:`openmm_dynmatch.curves.plot_training_curves`).
@@ -53,6 +54,8 @@ class TrainingData:
     validation_frames : np.ndarray or None, shape (n_validation_frames, N, 3), nm
         Every frame of the held-out blocks.
     validation_forces : np.ndarray or None, shape (n_validation_frames, N, 3), kJ/mol/nm
+    frame_ranges : list of (start, stop) or None
+        Half-open row ranges of ``frames`` that are contiguous in time (one per training block).
     """
 
     frames: np.ndarray
@@ -63,6 +66,7 @@ class TrainingData:
     steps_per_frame: int
     validation_frames: Optional[np.ndarray] = None
     validation_forces: Optional[np.ndarray] = None
+    frame_ranges: Optional[list] = None
 
 
 def load_training_data(config: Config) -> TrainingData:
@@ -92,8 +96,9 @@ def load_training_data(config: Config) -> TrainingData:
     forces = traj.forces[train_index] if has_forces else None
     val_frames = traj.positions[val_index] if val_index is not None else None
     val_forces = traj.forces[val_index] if has_forces and val_index is not None else None
+    ends = np.cumsum([0] + [b - a for a, b in train_ranges]).tolist()
     return TrainingData(traj.positions[train_index], forces, windows, validation, meta, int(round(steps)),
-                        val_frames, val_forces)
+                        val_frames, val_forces, list(zip(ends[:-1], ends[1:])))
 
 
 def build_potential_from_config(config: Config, data: TrainingData) -> CGPotential:
@@ -206,6 +211,8 @@ def run_training(config: Config, run_dir, resume: bool = False, progress: bool =
             continue
         _pretrain(config, data, potential, dynamics, objective, iterations, progress, stage_file.with_suffix(".csv"))
         save_potential(stage_file, potential, model_metadata(data, config, dynamics))
+    calibration = _calibrate_friction(config, data, potential, dynamics, run_dir) if cfg.pretrain_friction != "none" \
+        else None
     probes = {}
     if cfg.objective == "dynamic_matching":
         probes["before"] = _cached_probe(run_dir / "probe_before.json", config, data, potential, dynamics)
@@ -219,9 +226,29 @@ def run_training(config: Config, run_dir, resume: bool = False, progress: bool =
         trainer.run(progress=progress)
         trainer.load_averaged()
     probes["after"] = probe_auc(config, data, potential, dynamics)
-    summary = finish_run(config, data, potential, dynamics, run_dir, probes, stages)
+    summary = finish_run(config, data, potential, dynamics, run_dir, probes, stages, calibration)
     plot_training_curves(run_dir, run_dir / "training_curves.png")
     return summary
+
+
+def _calibrate_friction(config: Config, data: TrainingData, potential, dynamics, run_dir: Path) -> dict:
+    """Set the friction whose CG short-time MSD matches the data (``train.pretrain_friction: msd``, see
+    :mod:`openmm_dynmatch.calibration`); the search is kept in ``friction_calibration.json`` and reused on resume."""
+    from openmm_dynmatch.calibration import FrictionCalibration, calibrate_friction, lag_series, set_friction
+
+    path = run_dir / "friction_calibration.json"
+    if path.exists():
+        result = FrictionCalibration.from_dict(json.loads(path.read_text()))
+    else:
+        cfg = config.train
+        result = calibrate_friction(
+            potential, data.frames, data.frame_ranges, data.metadata["frame_interval_ps"],
+            data.metadata["masses_amu"], dynamics, _sampler(config, data, dynamics, cfg.friction_walkers),
+            lags=[lag * config.data.frame_step for lag in lag_series(cfg.friction_max_lag)],
+            bounds_per_ps=(cfg.friction_min_per_ps, cfg.friction_max_per_ps), seed=cfg.seed)
+        write_json(path, result.to_dict())
+    set_friction(dynamics, result.friction_per_ps)
+    return dict(result.summary(), file=path.name)
 
 
 def _cached_probe(path: Path, config: Config, data: TrainingData, potential, dynamics) -> Optional[dict]:
@@ -234,11 +261,13 @@ def _cached_probe(path: Path, config: Config, data: TrainingData, potential, dyn
 
 
 def finish_run(config: Config, data: TrainingData, potential, dynamics, run_dir: Path,
-               probes: Optional[dict] = None, stages: Optional[list] = None) -> dict:
+               probes: Optional[dict] = None, stages: Optional[list] = None,
+               friction_calibration: Optional[dict] = None) -> dict:
     """Write ``potential.pt``, ``model.pt`` (TorchScript for OpenMM) and ``summary.json``.
 
     ``stages``: the ``(objective, iterations)`` of the force-matching / relative-entropy stages, whose logs
     ``stage<i>_<objective>.csv`` are summarised (:func:`openmm_dynmatch.baselines.stage_summary`).
+    ``friction_calibration``: the summary of the friction calibration, if one ran.
     """
     from openmm_dynmatch.openmm.export import export
 
@@ -253,6 +282,8 @@ def finish_run(config: Config, data: TrainingData, potential, dynamics, run_dir:
                "heldout_auc": {k: v for k, v in (probes or {}).items() if v is not None},
                "stages": _stage_summaries(run_dir, stages or []),
                "validation_force_loss": _validation_force_loss(data, potential)}
+    if friction_calibration is not None:
+        summary["friction_calibration"] = friction_calibration
     if not all(math.isfinite(f) for f in metadata["bead_friction_per_ps"]):
         raise RuntimeError("training produced a non-finite friction")
     write_json(run_dir / "summary.json", summary)
