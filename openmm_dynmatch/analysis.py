@@ -233,7 +233,9 @@ def fes_comparison(aa_cvs, cg_cvs, temperature_k: float, cv_names, periodic, n_b
     -------
     dict
         ``edges`` (list per CV), ``aa_1d``/``cg_1d`` (list of F arrays, kJ/mol), ``js_1d`` (list),
-        and for two or more CVs ``aa_2d``/``cg_2d`` (F, kJ/mol, NaN where empty) and ``js_2d``.
+        and for two or more CVs ``aa_2d``/``cg_2d`` (F, kJ/mol, NaN where empty), ``js_2d`` and
+        ``js_2d_aa_split_half``: the JS divergence between the first and the second half of the AA frames on
+        the same bins, the noise floor of ``js_2d`` at this data length.
     """
     aa_cvs = np.asarray(aa_cvs, dtype=np.float64).reshape(len(aa_cvs), -1)
     cg_cvs = np.asarray(cg_cvs, dtype=np.float64).reshape(len(cg_cvs), -1)
@@ -248,8 +250,11 @@ def fes_comparison(aa_cvs, cg_cvs, temperature_k: float, cv_names, periodic, n_b
     if aa_cvs.shape[1] >= 2:
         aa_counts = histogram(aa_cvs[:, :2], edges[:2])
         cg_counts = histogram(cg_cvs[:, :2], edges[:2])
+        half = len(aa_cvs) // 2
         out.update(aa_2d=free_energy(aa_counts, temperature_k), cg_2d=free_energy(cg_counts, temperature_k),
-                   js_2d=js_divergence(aa_counts, cg_counts))
+                   js_2d=js_divergence(aa_counts, cg_counts),
+                   js_2d_aa_split_half=js_divergence(histogram(aa_cvs[:half, :2], edges[:2]),
+                                                     histogram(aa_cvs[half:, :2], edges[:2])))
     return out
 
 
@@ -312,6 +317,7 @@ def _summary(result: dict) -> dict:
     with np.errstate(all="ignore"):
         summary = {
             "js_fes_2d": fes.get("js_2d"),
+            "js_fes_2d_aa_split_half": fes.get("js_2d_aa_split_half"),
             "js_fes_1d": dict(zip(fes["cv_names"], fes["js_1d"])),
             "timescale_lag_ps": its["lag_ps"],
             "timescale_ratio": np.asarray(its["ratio"]),
