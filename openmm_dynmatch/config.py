@@ -38,10 +38,11 @@ class DataConfig:
 class PotentialConfig:
     """The CG potential: a prior (Boltzmann-inverted from the data) plus a network."""
 
-    kind: str = option("pair_mlp", "network kind (fast invariant: pair_mlp, schnet; MLP of internal coordinates, "
-                       "chirality-aware: internal_mlp; NequIP-style: equivariant)",
+    kind: str = option("internal_mlp", "network kind (MLP of internal coordinates, many-body and chirality-aware, "
+                       "the default for molecules up to ~50 beads: internal_mlp; pair sums: pair_mlp, schnet; "
+                       "NequIP-style: equivariant)",
                        ("pair_mlp", "schnet", "internal_mlp", "equivariant", "none"))
-    prior_dihedrals: str = option("all", "bonded dihedrals the prior inverts: every quadruplet (counts a rotation "
+    prior_dihedrals: str = option("none", "bonded dihedrals the prior inverts: every quadruplet (counts a rotation "
                                   "once per quadruplet about its bond), one per rotatable bond, or none (the net "
                                   "learns them); see docs/models.md", ("all", "one_per_bond", "none"))
     prior_trainable: bool = option(False, "train the prior's parameters together with the network")
@@ -85,6 +86,16 @@ class TrainConfig:
     pretrain: str = option("none", "objective used to pre-train the potential",
                            ("none", "force_matching", "relative_entropy"))
     pretrain_iterations: int = option(200, "iterations of pre-training")
+    pretrain_friction: str = option("none", "after the force-matching / relative-entropy stages, choose the "
+                                    "friction whose CG short-time mean-square displacement matches the data "
+                                    "(msd; see docs/concepts.md) or keep dynamics.friction_per_ps (none)",
+                                    ("none", "msd"))
+    friction_walkers: int = option(512, "CG walkers (AA start frames) per friction evaluated by the calibration")
+    friction_max_lag: int = option(10, "largest lag of the friction calibration in window frame intervals; the "
+                                   "lags are 1, 2, 5, 10, 20, 50, ... up to it")
+    friction_min_per_ps: float = option(0.1, "lower end of the friction calibration's search, 1/ps (Brownian: "
+                                        "of the mean bead friction)")
+    friction_max_per_ps: float = option(100.0, "upper end of the friction calibration's search, 1/ps")
     pretrain_eval_every: int = option(50, "iterations between evaluations of force matching / relative entropy "
                                       "(objective or pre-training): force loss on training and validation frames, "
                                       "written to stage<i>_<objective>.csv (0: none)")
