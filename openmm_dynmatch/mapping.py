@@ -473,7 +473,8 @@ PER_RUN_KEYS = ("seed", "replica", "replica_base_seed", "platform", "openmm_vers
 
 
 def map_trajectory(aa_path, mapping, out_path, topology=None, chunk_frames: int = 1000, metadata=None,
-                   progress: bool = True, force_map: str = "bead") -> Path:
+                   progress: bool = True, force_map: str = "bead", temperature_k=None,
+                   frame_interval_ps=None) -> Path:
     """Map AA trajectory files (trajio format) to one CG trajectory file.
 
     Positions, and velocities (same linear map) and forces (aggregated) where present, are mapped chunk by
@@ -485,7 +486,8 @@ def map_trajectory(aa_path, mapping, out_path, topology=None, chunk_frames: int 
     throughput, ...).
 
     The CG file carries the metadata keys of the team contract: ``temperature_k``, ``timestep_ps``,
-    ``frame_interval_ps`` (copied from the AA file; the interval is inferred from the frame times if absent),
+    ``frame_interval_ps`` (copied from the AA file or given; the interval is inferred from the frame times if
+    neither; without a temperature and a frame interval no CG file is written),
     ``masses_amu`` (per bead, sums of the AA masses recorded in the AA file, else of the topology's),
     ``bead_names``, ``bead_types``, ``type_names``, ``bonds``, ``mapping`` (:meth:`CGMapping.to_dict`),
     ``source`` (the AA file names, comma-separated), ``sources`` (list), ``forces_mapped``,
@@ -506,8 +508,7 @@ def map_trajectory(aa_path, mapping, out_path, topology=None, chunk_frames: int 
     chunk_frames : int
         Frames read and mapped at a time.
     metadata : dict, optional
-        Extra keys, overriding the copied ones (e.g. ``temperature_k`` when the AA file lacks it);
-        ``trajectory_lengths`` is always the one computed here.
+        Extra keys, overriding the copied ones; ``trajectory_lengths`` is always the one computed here.
     progress : bool
         Show a progress bar.
     force_map : str
@@ -518,6 +519,17 @@ def map_trajectory(aa_path, mapping, out_path, topology=None, chunk_frames: int 
         True when every constraint stored in the AA files (``/constraints``) leaves the mapped forces unchanged,
         False when one does not (a warning names it), None when unknown (no forces, or files that record a
         number of constraints but not their atoms; a warning says so).
+    temperature_k : float or openmm.unit.Quantity, optional
+        Temperature of the AA simulation, K, for files that do not record it (a recorded one must agree).
+    frame_interval_ps : float or openmm.unit.Quantity, optional
+        Time between AA frames, ps, for files that do not record it (a recorded one must agree; frame times
+        that disagree are kept, with a warning).
+
+    Raises
+    ------
+    ValueError
+        When the temperature or the frame interval is neither recorded nor given (nor, for the interval,
+        readable from the frame times), or a given value disagrees with a recorded one.
 
     Returns
     -------
@@ -547,10 +559,12 @@ def map_trajectory(aa_path, mapping, out_path, topology=None, chunk_frames: int 
         force_matrix = force_map_matrix(mapping, force_map, first["topology"])
         cancel = _constraint_forces_cancel(inputs, mapping, force_matrix, force_map)
     meta = _cg_metadata(mapping, inputs)
+    meta.update(_run_settings(inputs, temperature_k, frame_interval_ps))
     meta.update(force_map=None if force_matrix is None else force_map, constraint_forces_cancel=cancel,
                 force_map_atoms=None if force_matrix is None else
                 [np.flatnonzero(row).tolist() for row in force_matrix])
     meta.update(metadata or {})
+    _require_run_settings(meta, paths[0])
     meta[trajio.LENGTHS_KEY] = [stop - start for item in inputs
                                 for start, stop in trajio.trajectory_segments(item["metadata"], item["n_frames"])]
     step = int(chunk_frames)
@@ -668,11 +682,45 @@ def _short(value, width: int = 60) -> str:
     return text if len(text) <= width else text[:width - 3] + "..."
 
 
+def _run_settings(inputs: list, temperature_k, frame_interval_ps) -> dict:
+    """``temperature_k``, ``timestep_ps`` and ``frame_interval_ps`` of the CG file: recorded in the AA files,
+    else given, else (the interval) read from the frame times."""
+    from openmm_dynmatch.units import positive_float
+
+    aa_meta, first, path = inputs[0]["metadata"], inputs[0]["sample"], inputs[0]["path"]
+    settings = {key: aa_meta.get(key) for key in ("temperature_k", "timestep_ps", "frame_interval_ps")}
+    for key, value, unit in (("temperature_k", temperature_k, "K"), ("frame_interval_ps", frame_interval_ps, "ps")):
+        if value is None:
+            continue
+        value = positive_float(value, unit, key)
+        recorded = settings[key]
+        if recorded is not None and not np.isclose(recorded, value, rtol=1e-9, atol=0.0):
+            raise ValueError(f"{key} = {value} {unit} was given but {path} records {recorded} {unit}")
+        settings[key] = value
+    stamped = float(first.time_ps[1] - first.time_ps[0]) if first.n_frames > 1 else None
+    if settings["frame_interval_ps"] is None:
+        settings["frame_interval_ps"] = stamped
+    elif aa_meta.get("frame_interval_ps") is None and stamped is not None \
+            and not np.isclose(stamped, settings["frame_interval_ps"], rtol=1e-5, atol=0.0):
+        warnings.warn(f"the frame times of {path} are {stamped:g} ps apart but frame_interval_ps = "
+                      f"{settings['frame_interval_ps']:g} ps was given; the CG file keeps both, and training uses "
+                      f"frame_interval_ps", stacklevel=3)
+    return settings
+
+
+def _require_run_settings(meta: dict, path: Path) -> None:
+    """Refuse CG metadata without a positive temperature and frame interval (training and analysis need both)."""
+    options = {"temperature_k": "--temperature-k K", "frame_interval_ps": "--frame-interval-ps PS"}
+    missing = [key for key in options if not (isinstance(meta.get(key), (int, float)) and meta[key] > 0)]
+    if missing:
+        found = ", ".join(f"{key} = {meta.get(key)!r}" for key in missing)
+        raise ValueError(f"{path} does not record the AA run's {' and '.join(missing)} (found {found}); pass "
+                         f"{' and '.join(missing)} (dynmatch map {' '.join(options[key] for key in missing)}): "
+                         f"a CG file needs both")
+
+
 def _cg_metadata(mapping: CGMapping, inputs: list) -> dict:
     aa_meta, first = inputs[0]["metadata"], inputs[0]["sample"]
-    meta = {key: aa_meta.get(key) for key in ("temperature_k", "timestep_ps", "frame_interval_ps")}
-    if meta["frame_interval_ps"] is None and first.n_frames > 1:
-        meta["frame_interval_ps"] = float(first.time_ps[1] - first.time_ps[0])
     masses = mapping.masses_amu
     aa_masses = aa_meta.get("masses_amu")
     if aa_masses is not None and len(aa_masses) == mapping.n_atoms:
@@ -681,7 +729,7 @@ def _cg_metadata(mapping: CGMapping, inputs: list) -> dict:
     names = [item["path"].name for item in inputs]
     shared = {key: value for key, value in aa_meta.items() if key not in ("masses_amu", "trajectory_lengths")
               and all(key in item["metadata"] and item["metadata"][key] == value for item in inputs)}
-    meta.update(masses_amu=[float(m) for m in masses], bead_names=list(mapping.bead_names),
+    meta = dict(masses_amu=[float(m) for m in masses], bead_names=list(mapping.bead_names),
                 bead_types=mapping.bead_types.tolist(), type_names=list(mapping.type_names),
                 bonds=mapping.bonds.tolist(), mapping=mapping.to_dict(), source=", ".join(names), sources=names,
                 forces_mapped=first.forces is not None, n_aa_atoms=mapping.n_atoms, aa_metadata=shared)

@@ -131,6 +131,27 @@ def test_system_topology_and_integrator_come_from_metadata(chain_model):
     assert brownian.metadata["temperature_k"] == 310.0
 
 
+def test_create_dynamics_gives_the_trained_integrator_and_masses(chain_model, tmp_path):
+    from openmm_dynmatch.openmm.system import create_dynamics
+
+    integrator, masses = create_dynamics(chain_model, seed=6)
+    assert isinstance(integrator, openmm.LangevinMiddleIntegrator) and masses == [12.0, 13.0, 14.0, 15.0]
+    assert integrator.getFriction().value_in_unit(openmm.unit.picosecond**-1) == pytest.approx(1.0)
+    assert integrator.getRandomNumberSeed() == 7  # dynmatch simulate's OpenMM seed for run seed 6
+    frictions = [2.0, 8.0, 8.0, 2.0]
+    meta = chain_metadata(4, integrator="brownian", friction_per_ps=5.0, bead_friction_per_ps=frictions,
+                          temperature_k=310.0, timestep_ps=0.004)
+    integrator, masses = create_dynamics(meta)
+    assert isinstance(integrator, openmm.BrownianIntegrator)
+    assert integrator.getFriction().value_in_unit(openmm.unit.picosecond**-1) == pytest.approx(5.0)
+    assert integrator.getTemperature().value_in_unit(openmm.unit.kelvin) == pytest.approx(310.0)
+    assert integrator.getStepSize().value_in_unit(openmm.unit.picosecond) == pytest.approx(0.004)
+    # every bead keeps its trained mobility: gamma * mass_i = gamma_i * m_i
+    np.testing.assert_allclose(5.0 * np.array(masses), np.array(frictions) * [12.0, 13.0, 14.0, 15.0], rtol=1e-12)
+    with pytest.raises(ValueError, match="seed must be a non-negative integer or None, got -1"):
+        create_dynamics(meta, seed=-1)
+
+
 def test_create_force_in_a_user_system(chain_model, rng):
     system = openmm.System()
     for mass in chain_metadata(4)["masses_amu"]:

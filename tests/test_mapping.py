@@ -332,3 +332,60 @@ def test_cli_map_verb_with_several_files(ala2_top, tmp_path, rng, capsys):
     assert code == 0
     assert "10 beads, 11 frames in 2 trajectories (5, 6), with forces" in capsys.readouterr().out
     assert trajio.read_metadata(tmp_path / "cg.h5")["trajectory_lengths"] == [5, 6]
+
+
+# ------------------------------------------------------------------ AA files that lack the run settings
+
+def _write_outside_aa(path, top, times_ps, rng):
+    """An AA file from elsewhere: frames and times, no temperature_k and no frame_interval_ps."""
+    with trajio.TrajectoryWriter(path, top, {"system": "outside"}) as writer:
+        writer.write(rng.normal(scale=0.5, size=(len(times_ps), top.n_atoms, 3)), np.asarray(times_ps, float))
+
+
+def test_map_takes_temperature_and_frame_interval_for_outside_files(toy_top, tmp_path, rng):
+    import openmm.unit as unit
+
+    spec = {"beads": [{"name": "A", "indices": [0, 1, 2]}, {"name": "B", "indices": [3, 4, 5]}]}
+    _write_outside_aa(tmp_path / "one.h5", toy_top, [0.0], rng)
+    out = tmp_path / "cg.h5"
+    with pytest.raises(ValueError, match=r"one\.h5 does not record the AA run's temperature_k and frame_interval_ps "
+                                         r"\(found temperature_k = None, frame_interval_ps = None\); pass "
+                                         r"temperature_k and frame_interval_ps \(dynmatch map --temperature-k K "
+                                         r"--frame-interval-ps PS\)"):
+        map_trajectory(tmp_path / "one.h5", spec, out, progress=False)
+    with pytest.raises(ValueError, match=r"frame_interval_ps \(found frame_interval_ps = None\)"):
+        map_trajectory(tmp_path / "one.h5", spec, out, progress=False, temperature_k=300.0)
+    assert not out.exists()
+    map_trajectory(tmp_path / "one.h5", spec, out, progress=False, temperature_k=310.0 * unit.kelvin,
+                   frame_interval_ps=0.5)
+    meta = trajio.read_metadata(out)
+    assert (meta["temperature_k"], meta["frame_interval_ps"]) == (310.0, 0.5)
+    # Frame times that disagree with the given interval: the given one is kept, with a warning.
+    _write_outside_aa(tmp_path / "stamped.h5", toy_top, [0.0, 1.0, 2.0], rng)
+    with pytest.warns(UserWarning, match="frame times of .*stamped.h5 are 1 ps apart but frame_interval_ps = 0.2"):
+        map_trajectory(tmp_path / "stamped.h5", spec, out, progress=False, temperature_k=300.0,
+                       frame_interval_ps=0.2)
+    assert trajio.read_metadata(out)["frame_interval_ps"] == 0.2
+    # A value the AA file records cannot be changed; a non-positive one is refused.
+    _write_aa(tmp_path / "recorded.h5", toy_top, 3, rng, forces=False)
+    with pytest.raises(ValueError, match=r"temperature_k = 350.0 K was given but .*recorded\.h5 records 300.0 K"):
+        map_trajectory(tmp_path / "recorded.h5", spec, out, progress=False, temperature_k=350.0)
+    with pytest.raises(ValueError, match="frame_interval_ps must be a finite positive number in ps, got -0.1"):
+        map_trajectory(tmp_path / "stamped.h5", spec, out, progress=False, temperature_k=300.0,
+                       frame_interval_ps=-0.1)
+
+
+def test_cli_map_temperature_and_frame_interval_options(toy_top, tmp_path, rng, capsys):
+    from openmm_dynmatch.cli import main
+
+    _write_outside_aa(tmp_path / "aa.h5", toy_top, [0.0], rng)
+    spec = tmp_path / "map.yaml"
+    spec.write_text("beads:\n  - {name: A, indices: [0, 1, 2]}\n  - {name: B, indices: [3, 4, 5]}\n")
+    command = ["map", "--aa", str(tmp_path / "aa.h5"), "--mapping", str(spec), "--out", str(tmp_path / "cg.h5"),
+               "--no-progress", "--threads", "1"]
+    assert main(command) == 2
+    assert "pass temperature_k and frame_interval_ps (dynmatch map --temperature-k K" in capsys.readouterr().err
+    assert not (tmp_path / "cg.h5").exists()
+    assert main(command + ["--temperature-k", "298.15", "--frame-interval-ps", "0.25"]) == 0
+    meta = trajio.read_metadata(tmp_path / "cg.h5")
+    assert (meta["temperature_k"], meta["frame_interval_ps"]) == (298.15, 0.25)

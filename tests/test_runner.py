@@ -199,3 +199,69 @@ def test_example_script_runs(tmp_path):
     assert traj.n_frames == 50
     r = np.linalg.norm(traj.xyz[:, 1] - traj.xyz[:, 0], axis=-1)
     assert np.all(np.abs(r - 0.3) < 10.0 * np.sqrt(KT_300 / 500.0))
+
+
+def test_start_frame_indices_spaced_random_and_cyclic():
+    from openmm_dynmatch.openmm.runner import start_frame_indices
+
+    # spaced: floor(w * n_frames / n_walkers), written out
+    assert start_frame_indices(10, 4).tolist() == [0, 2, 5, 7]
+    assert start_frame_indices(1000, 3, "spaced").tolist() == [0, 333, 666]
+    assert start_frame_indices(3, 7).tolist() == [0, 1, 2, 0, 1, 2, 0]  # fewer frames than walkers: cyclic
+    assert start_frame_indices(3, 5, "spaced").tolist() == [0, 0, 1, 1, 2]
+    drawn = start_frame_indices(50, 20, "random", seed=3)
+    assert len(set(drawn.tolist())) == 20 and drawn.min() >= 0 and drawn.max() < 50  # no repeats
+    np.testing.assert_array_equal(drawn, start_frame_indices(50, 20, "random", seed=3))
+    assert not np.array_equal(drawn, start_frame_indices(50, 20, "random", seed=4))
+    assert not np.array_equal(np.sort(drawn), np.arange(20))  # not simply the first frames
+    many = start_frame_indices(4, 10, "random", seed=1)  # more walkers than frames: every frame once per round
+    assert sorted(many[:4].tolist()) == sorted(many[4:8].tolist()) == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match=r"unknown start selection 'first'; available: \['cyclic', 'random', "):
+        start_frame_indices(4, 2, "first")
+    with pytest.raises(ValueError, match="n_frames must be a positive integer, got 0"):
+        start_frame_indices(0, 2)
+
+
+def test_cli_simulate_start_frames_are_chosen_printed_and_recorded(tmp_path, capsys):
+    """Walkers start from the frames named: start frame k of the file is the dimer shifted by k nm along x, and
+    after 10 steps each walker is still within 0.1 nm of its start."""
+    from openmm_dynmatch.cli import main
+
+    model = export(Dimer(500.0, 0.3), tmp_path / "dimer.pt", dimer_metadata(integrator="brownian",
+                                                                            friction_per_ps=50.0))
+    top = mdtraj.Topology()
+    residue = top.add_residue("CG", top.add_chain())
+    top.add_atom("A", None, residue), top.add_atom("B", None, residue)
+    frames = np.concatenate([dimer_start(0.3) + [k, 0.0, 0.0] for k in range(10)])
+    with trajio.TrajectoryWriter(tmp_path / "start.h5", top, {}) as writer:
+        writer.write(frames, np.arange(10.0))
+
+    def run(name, *options):
+        out = tmp_path / f"{name}.h5"
+        assert main(["simulate", "--model", str(model), "--walkers", "4", "--steps", "10", "--out", str(out),
+                     "--start", str(tmp_path / "start.h5"), "--platform", "Reference", "--frame-interval-ps",
+                     "0.02", "--no-progress", "--threads", "1", *options]) == 0
+        started = np.rint(load_walkers(out)[:, 0].mean(axis=1)[:, 0] - 0.15).astype(int).tolist()
+        return started, trajio.read_metadata(out), capsys.readouterr().out
+
+    started, meta, printed = run("spaced")
+    assert started == meta["start_frames"] == [0, 2, 5, 7] and meta["start_selection"] == "spaced"
+    assert f"start frames (spaced over 10 frames of {tmp_path / 'start.h5'}): 0, 2, 5, 7" in printed
+    started, meta, printed = run("random", "--start-frames", "random", "--seed", "5")
+    assert started == meta["start_frames"] and len(set(started)) == 4 and started != [0, 2, 5, 7]
+    assert f"(random over 10 frames of {tmp_path / 'start.h5'}): {', '.join(map(str, started))}" in printed
+    again, _, _ = run("again", "--start-frames", "random", "--seed", "5")
+    other, _, _ = run("other", "--start-frames", "random", "--seed", "6")
+    assert again == started and other != started
+    started, meta, _ = run("cyclic", "--start-frames", "cyclic")
+    assert started == meta["start_frames"] == [0, 1, 2, 3]
+
+
+def test_start_frame_description_of_many_walkers_and_multi_walker_files():
+    from openmm_dynmatch.cli.simulate import _describe_starts
+
+    line = _describe_starts(list(range(0, 200, 10)), "spaced", 200, 1, "aa.h5")
+    assert line == "start frames (spaced over 200 frames of aa.h5): 0, 10, 20, 30, 40, 50, 60, 70, 80, 90, " \
+                   "... (8 more), 180, 190"
+    line = _describe_starts([0, 5, 7], "cyclic", 8, 4, "cg.h5")
+    assert line == "start frame:walker (cyclic over 2 frames x 4 walkers of cg.h5): 0:0, 1:1, 1:3"

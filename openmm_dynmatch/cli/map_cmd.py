@@ -5,6 +5,8 @@ AA file stores no topology). MAP is a built-in mapping name or a YAML mapping fi
 Several AA files (independent runs of one system with the same settings, e.g. ``--aa aa.r*.h5``, the replicas
 that ``dynmatch reference`` writes) go into one CG file that records where each run ends, so training windows,
 train/validation blocks and analyses never join two runs.
+AA files from elsewhere that do not record the temperature or the time between frames need
+``--temperature-k`` and ``--frame-interval-ps``; without them no CG file is written.
 """
 from __future__ import annotations
 
@@ -23,6 +25,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--force-map", choices=sorted(FORCE_MAPS), default="bead",
                         help="bead: sum the forces of each bead's atoms (default); aggregated: also add those of the "
                              "hydrogens bonded to them, exact when bonds to hydrogen were constrained")
+    parser.add_argument("--temperature-k", type=float, default=None, metavar="K",
+                        help="temperature of the AA run, for files that do not record it")
+    parser.add_argument("--frame-interval-ps", type=float, default=None, metavar="PS",
+                        help="time between AA frames, for files that do not record it (default: from the frame "
+                             "times)")
     parser.add_argument("--chunk-frames", type=int, default=1000, help="frames mapped at a time (default 1000)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -32,7 +39,8 @@ def run(args) -> int:
     from openmm_dynmatch.mapping import map_trajectory
 
     out = map_trajectory(args.aa, args.mapping, args.out, topology=args.top, chunk_frames=args.chunk_frames,
-                         progress=not args.no_progress, force_map=args.force_map)
+                         progress=not args.no_progress, force_map=args.force_map, temperature_k=args.temperature_k,
+                         frame_interval_ps=args.frame_interval_ps)
     metadata = trajio.read_metadata(out)
     forces = f"with forces ({metadata['force_map']} map)" if metadata.get("forces_mapped") else "no forces"
     lengths = metadata[trajio.LENGTHS_KEY]

@@ -1,6 +1,7 @@
 """Run CG simulations of many walkers in OpenMM and write them as one multi-chain trajectory.
 
-:func:`simulate` runs ``n_walkers`` copies of an exported model from given start frames (cycled), writes one
+:func:`simulate` runs ``n_walkers`` copies of an exported model from given start frames (evenly spaced over
+them, drawn at random, or cycled: :func:`start_frame_indices`), writes one
 mdtraj HDF5 trajectory through :class:`openmm_dynmatch.trajio.TrajectoryWriter` (walker ``w`` is chain
 ``w``; frames are written after every ``frame_interval_ps``, the start frame is not written), the per-walker
 potential energies of every frame to a side file ``<out>.energies.h5`` (dataset ``/energies``,
@@ -38,9 +39,13 @@ _NM = openmm.unit.nanometer
 _NM_PER_PS = openmm.unit.nanometer / openmm.unit.picosecond
 
 
+START_SELECTIONS = ("spaced", "random", "cyclic")
+_START_STREAM = 17  # the random draw of start frames uses the stream [seed, 17], apart from the velocities'
+
+
 @dataclass
 class SimulationResult:
-    """What :func:`simulate` wrote: paths, frame count and blow-up report."""
+    """What :func:`simulate` wrote: paths, frame count, start frames and blow-up report."""
 
     trajectory_path: Path
     energies_path: Path
@@ -49,6 +54,48 @@ class SimulationResult:
     n_steps: int
     blowups: int = 0
     blowup_events: list = field(default_factory=list)  # [frame, walker] pairs
+    start_frames: Optional[list] = None  # per walker, the index of its start frame in start_positions
+    start_selection: Optional[str] = None
+
+
+def start_frame_indices(n_frames: int, n_walkers: int, selection: Optional[str] = None, seed: int = 0) -> np.ndarray:
+    """Which of ``n_frames`` start frames each of ``n_walkers`` walkers starts from.
+
+    Parameters
+    ----------
+    n_frames : int
+        Start frames available (e.g. the frames of a long mapped AA trajectory).
+    n_walkers : int
+    selection : str, optional
+        ``spaced``: walker ``w`` takes frame ``floor(w * n_frames / n_walkers)``, evenly spread over all frames;
+        ``random``: a random draw seeded by ``seed``, without repeats while frames last (more walkers than
+        frames: every frame once, then again in a new order); ``cyclic``: walker ``w`` takes frame
+        ``w % n_frames``. Default: ``spaced`` when there are more frames than walkers, else ``cyclic``.
+    seed : int
+        Seeds the ``random`` draw (the same seed gives the same frames).
+
+    Returns
+    -------
+    np.ndarray of int, shape (n_walkers,)
+    """
+    for name, value in (("n_frames", n_frames), ("n_walkers", n_walkers)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    selection = selection or _default_selection(n_frames, n_walkers)
+    walkers = np.arange(n_walkers)
+    if selection == "spaced":
+        return walkers * n_frames // n_walkers
+    if selection == "cyclic":
+        return walkers % n_frames
+    if selection == "random":
+        rng = np.random.default_rng([int(seed), _START_STREAM])
+        rounds = -(-n_walkers // n_frames)
+        return np.concatenate([rng.permutation(n_frames) for _ in range(rounds)])[:n_walkers]
+    raise ValueError(f"unknown start selection '{selection}'; available: {sorted(START_SELECTIONS)}")
+
+
+def _default_selection(n_frames: int, n_walkers: int) -> str:
+    return "spaced" if n_frames > n_walkers else "cyclic"
 
 
 def energies_path_for(out_path) -> Path:
@@ -91,7 +138,7 @@ def simulate(model_path, start_positions, n_walkers: int, out_path, *, ns=None, 
              frame_interval_ps=1.0, integrator=None, platform=None, precision=None, seed: int = 0,
              chunk_frames: int = 100, resume: bool = False, progress: bool = True,
              max_energy_kt_per_bead: float = 100.0, max_extent_nm: float = 10.0,
-             max_restarts: int = 20) -> SimulationResult:
+             max_restarts: int = 20, start_selection: Optional[str] = None) -> SimulationResult:
     """Simulate ``n_walkers`` walkers of an exported model and write their trajectory.
 
     Parameters
@@ -99,8 +146,7 @@ def simulate(model_path, start_positions, n_walkers: int, out_path, *, ns=None, 
     model_path : str or Path
         Exported model file.
     start_positions : array, shape (n_start, n_beads, 3), nm, or None
-        Start frames, assigned to walkers cyclically (walker ``w`` starts from frame ``w % n_start``);
-        None: :func:`initial_positions`.
+        Start frames, assigned to walkers as ``start_selection`` says; None: :func:`initial_positions`.
     n_walkers : int
     out_path : str or Path
         Trajectory file (mdtraj HDF5).
@@ -121,17 +167,24 @@ def simulate(model_path, start_positions, n_walkers: int, out_path, *, ns=None, 
         Show a progress bar.
     max_energy_kt_per_bead, max_extent_nm, max_restarts : float, float, int
         Blow-up thresholds (see the module docstring).
+    start_selection : str, optional
+        ``spaced``, ``random`` (seeded by ``seed``) or ``cyclic`` (see :func:`start_frame_indices`; default:
+        ``spaced`` when there are more start frames than walkers, else ``cyclic``). The frames used are in
+        ``result.start_frames`` and in the trajectory's metadata ``start_frames``.
     """
     cg = create_system(model_path, n_walkers, platform=platform, precision=precision, integrator=integrator,
                        seed=openmm_seed(seed))
     plan = _plan(cg, ns, n_steps, frame_interval_ps, chunk_frames)
-    if start_positions is None:
+    given = start_positions is not None
+    if not given:
         start_positions = initial_positions(model_path)
-    start = _walker_starts(start_positions, n_walkers, cg.n_beads)
+    start, indices, selection = _walker_starts(start_positions, n_walkers, cg.n_beads, start_selection, seed)
     guard = _BlowupGuard(load_exported(model_path), cg, start, max_energy_kt_per_bead, max_extent_nm, max_restarts)
     out_path = Path(out_path)
     result = SimulationResult(out_path, energies_path_for(out_path), Path(str(out_path) + ".chk"),
-                              plan["n_frames"], plan["n_frames"] * plan["steps_per_frame"])
+                              plan["n_frames"], plan["n_frames"] * plan["steps_per_frame"],
+                              start_frames=indices.tolist() if given else None,
+                              start_selection=selection if given else None)
     rng = np.random.default_rng(seed)
     if resume and result.checkpoint_path.exists():
         done = _resume(cg, result, guard, rng, plan)
@@ -143,7 +196,8 @@ def simulate(model_path, start_positions, n_walkers: int, out_path, *, ns=None, 
         done = 0
     metadata = dict(cg.metadata, n_walkers=n_walkers, frame_interval_ps=plan["frame_interval_ps"],
                     steps_per_frame=plan["steps_per_frame"], seed=seed, platform=cg.platform.getName(),
-                    source=Path(model_path).name)
+                    source=Path(model_path).name, start_frames=result.start_frames,
+                    start_selection=result.start_selection)
     writer = trajio.TrajectoryWriter(out_path, cg.mdtraj_topology(), metadata, append=done > 0)
     energy_log = _EnergyLog(result.energies_path, n_walkers, append=done > 0)
     try:
@@ -283,7 +337,8 @@ def _plan(cg: CGSystem, ns, n_steps, frame_interval_ps, chunk_frames) -> dict:
             "frame_interval_ps": steps_per_frame * timestep, "chunk_frames": chunk_frames}
 
 
-def _walker_starts(start_positions, n_walkers: int, n_beads: int) -> np.ndarray:
+def _walker_starts(start_positions, n_walkers: int, n_beads: int, selection, seed: int):
+    """Start positions ``(n_walkers, n_beads, 3)``, the frame index of every walker, the selection used."""
     start = np.asarray(start_positions, dtype=np.float64)
     if start.ndim == 2:
         start = start[None]
@@ -291,7 +346,9 @@ def _walker_starts(start_positions, n_walkers: int, n_beads: int) -> np.ndarray:
         raise ValueError(f"start_positions must have shape (n_start, {n_beads}, 3), got {start.shape}")
     if not np.isfinite(start).all():
         raise ValueError("start_positions contain non-finite values")
-    return start[np.arange(n_walkers) % start.shape[0]]
+    selection = selection or _default_selection(start.shape[0], n_walkers)
+    indices = start_frame_indices(start.shape[0], n_walkers, selection, seed)
+    return start[indices], indices, selection
 
 
 def _save_checkpoint(cg, result, guard, rng, plan, frames_written: int) -> None:

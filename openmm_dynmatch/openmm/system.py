@@ -21,8 +21,9 @@ import openmm
 import openmm.app
 import openmmtorch
 
-from openmm_dynmatch.openmm.export import INTEGRATORS, load_exported, load_metadata
+from openmm_dynmatch.openmm.export import INTEGRATORS, load_exported, load_metadata, validate_metadata
 from openmm_dynmatch.openmm.reference import available_platforms  # noqa: F401  (public here too)
+from openmm_dynmatch.openmm.reference import openmm_seed
 from openmm_dynmatch.units import positive_float
 
 
@@ -190,9 +191,47 @@ def create_force(model_path, use_cuda_graphs: bool = False) -> openmm.Force:
     """The OpenMM force of an exported model, for users adding it to their own System.
 
     The force expects ``k * n_beads`` particles (``k`` walkers, walker-major order) and no others, with the
-    masses in ``load_metadata(model_path)["masses_amu"]``. ``use_cuda_graphs`` only matters on CUDA.
+    particle masses that :func:`create_dynamics` returns. ``use_cuda_graphs`` only matters on CUDA.
     """
     return _torch_force(load_exported(model_path), use_cuda_graphs)
+
+
+def create_dynamics(model, seed: Optional[int] = None):
+    """The integrator and particle masses an exported model was trained with, for a user's own System.
+
+    The integrator kind, temperature, friction and time step come from the model's metadata; the masses are
+    those of :func:`particle_masses`: the bead masses, or for a Brownian model with per-bead frictions
+    ``masses_amu[i] * bead_friction_per_ps[i] / friction_per_ps``. A System built with these masses and this
+    integrator runs the dynamics the model was trained with (and that :func:`create_system` and
+    ``dynmatch simulate`` run).
+
+    Parameters
+    ----------
+    model : str, Path or dict
+        Exported model file, or its metadata (:func:`~openmm_dynmatch.openmm.export.load_metadata`).
+    seed : int, optional
+        Run seed, as ``dynmatch simulate --seed``: the integrator gets the random stream of that run
+        (:func:`~openmm_dynmatch.openmm.reference.openmm_seed`). None: OpenMM picks one.
+
+    Returns
+    -------
+    integrator : openmm.LangevinMiddleIntegrator or openmm.BrownianIntegrator
+    masses_amu : list of float, length n_beads, amu
+        Mass of every particle of one walker; repeat it for each walker (walker-major order).
+
+    Examples
+    --------
+    >>> integrator, masses_amu = create_dynamics("model.pt", seed=1)   # doctest: +SKIP
+    >>> for mass in masses_amu:
+    ...     system.addParticle(mass)
+    >>> system.addForce(create_force("model.pt"))
+    """
+    meta = validate_metadata(model) if isinstance(model, dict) else load_metadata(model)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+    integrator = create_integrator(meta["integrator"], meta["temperature_k"], meta["friction_per_ps"],
+                                   meta["timestep_ps"], None if seed is None else openmm_seed(seed))
+    return integrator, particle_masses(meta)
 
 
 def create_system(model_path, n_walkers: int, *, platform=None, precision=None, integrator=None,
