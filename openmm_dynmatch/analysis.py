@@ -367,7 +367,8 @@ def _prepare(aa, cg):
     reference = intervals["aa"][0]
     for side, values in intervals.items():
         if not np.allclose(values, reference, rtol=1e-4):
-            raise ValueError(f"frame intervals differ: AA {reference} ps, {side} {values} ps; "
+            shown = ", ".join(f"{v:.6g}" for v in values)
+            raise ValueError(f"frame intervals differ: AA {reference:.6g} ps, {side} {shown} ps; "
                              f"load the files with strides that give the same interval")
     temperature = metadata.get("temperature_k") or cg_list[0].metadata.get("temperature_k")
     if temperature is None:
@@ -391,7 +392,8 @@ def _frame_interval(data) -> float:
     runs = [np.asarray(data.time_ps[a:b]) for a, b in trajio.trajectory_segments(data.metadata, data.n_frames)]
     longest = max(runs, key=len)
     if len(longest) >= 2 and all(np.all(np.diff(t) > 0) for t in runs):
-        return float((longest[-1] - longest[0]) / (len(longest) - 1))
+        # 9 significant digits: drops the round-off of summed float32 stamps (0.0999999999970138 -> 0.1)
+        return float(f"{(longest[-1] - longest[0]) / (len(longest) - 1):.9g}")
     if data.metadata.get("frame_interval_ps"):
         return float(data.metadata["frame_interval_ps"])
     raise ValueError("cannot tell the frame interval: time_ps is not increasing and frame_interval_ps is missing")

@@ -45,6 +45,8 @@ from typing import List, Sequence, Tuple
 import numpy as np
 import torch
 
+from openmm_dynmatch.errors import UnstableSimulationError
+
 DEFAULT_LAGS = (1, 2, 5, 10)
 _UNSTABLE_PENALTY = 1e6  # mismatch handed to the optimiser for a friction whose CG walkers exploded
 
@@ -273,8 +275,8 @@ def _result(table, aa_msd, lags, frame_interval_ps, base, integrator, best_grid,
             remove_com) -> FrictionCalibration:
     scored = [row for row in table if row["mismatch"] is not None]
     if not scored:
-        raise RuntimeError("the CG walkers exploded at every friction tried: the potential is unstable at the AA "
-                           "start frames (try a smaller dynamics.timestep_ps or a stiffer prior)")
+        raise UnstableSimulationError("the CG walkers exploded at every friction tried: the potential is unstable at "
+                                      "the AA start frames (try a smaller dynamics.timestep_ps or a stiffer prior)")
     choice = min(scored, key=lambda row: row["mismatch"])
     at_bound = best_grid in (0, grid_points - 1)
     if at_bound:

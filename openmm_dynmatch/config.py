@@ -7,6 +7,8 @@ override YAML keys through dotted paths (``train.iterations=200``).
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +19,59 @@ import yaml
 from openmm_dynmatch.fileio import write_text
 
 
-def option(default, help_text: str, choices: tuple = ()):
-    """A config field with its help text (and allowed values) kept for validation and the docs."""
-    return field(default=default, metadata={"help": help_text, "choices": tuple(choices)})
+def option(default, help_text: str, choices: tuple = (), valid: str = "", resumable: bool = False):
+    """A config field with its help text, allowed values and range, kept for validation and the docs.
+
+    Parameters
+    ----------
+    default
+        Default value.
+    help_text : str
+        Meaning (and unit) shown in the configuration reference.
+    choices : tuple of str
+        Allowed values of a string key (empty: any).
+    valid : str
+        Allowed range of a numeric key in interval notation, e.g. ``"[1, inf)"`` (at least 1), ``"(0, inf)"``
+        (positive), ``"[0, 1)"`` (a fraction below 1); empty: any number. ``None`` always passes for optional keys.
+    resumable : bool
+        The key may change when a run is resumed (``train --resume``); every other key must match the run's
+        ``config.yaml``.
+    """
+    if valid:
+        parse_interval(valid)  # a malformed range fails at import, not when a user's value is checked
+    return field(default=default, metadata={"help": help_text, "choices": tuple(choices), "valid": valid,
+                                            "resumable": resumable})
+
+
+def parse_interval(spec: str) -> tuple:
+    """``"[1, inf)"`` -> ``(1.0, True, inf, False)``: lower bound, lower closed, upper bound, upper closed."""
+    match = re.fullmatch(r"\s*([\[(])\s*([^,\s]+)\s*,\s*([^,\s]+)\s*([\])])\s*", spec)
+    if match is None:
+        raise ValueError(f"range must look like '[0, 1)' or '(0, inf)', got {spec!r}")
+    low, high = float(match.group(2)), float(match.group(3))
+    return low, match.group(1) == "[", high, match.group(4) == "]"
+
+
+def check_range(value, spec: str, where: str) -> None:
+    """Raise ``ValueError`` naming ``where`` when the number ``value`` lies outside the interval ``spec``."""
+    if not spec or value is None:
+        return
+    low, low_closed, high, high_closed = parse_interval(spec)
+    inside_low = value >= low if low_closed else value > low
+    inside_high = value <= high if high_closed else value < high
+    if not (inside_low and inside_high and math.isfinite(value)):
+        raise ValueError(f"{where}: expected a value in {spec} ({describe_interval(spec)}), got {value!r}")
+
+
+def describe_interval(spec: str) -> str:
+    """Words for an interval: ``"[1, inf)"`` -> ``">= 1"``, ``"[0, 1)"`` -> ``">= 0 and < 1"``."""
+    low, low_closed, high, high_closed = parse_interval(spec)
+    parts = []
+    if math.isfinite(low):
+        parts.append(f"{'>=' if low_closed else '>'} {low:g}")
+    if math.isfinite(high):
+        parts.append(f"{'<=' if high_closed else '<'} {high:g}")
+    return " and ".join(parts) or "any number"
 
 
 @dataclass
@@ -27,11 +79,11 @@ class DataConfig:
     """Mapped AA (CG-resolution) reference data and how windows are cut from it."""
 
     cg_path: str = option("", "mapped AA trajectory (HDF5 written by `dynmatch map`)")
-    window_frames: int = option(6, "frames per window, T + 1")
-    frame_step: int = option(1, "saved frames between consecutive frames of a window")
-    window_stride: int = option(1, "saved frames between the starts of consecutive windows")
-    validation_fraction: float = option(0.2, "fraction of the time blocks held out for validation")
-    n_blocks: int = option(5, "contiguous time blocks of the train/validation split")
+    window_frames: int = option(6, "frames per window, T + 1", valid="[1, inf)")
+    frame_step: int = option(1, "saved frames between consecutive frames of a window", valid="[1, inf)")
+    window_stride: int = option(1, "saved frames between the starts of consecutive windows", valid="[1, inf)")
+    validation_fraction: float = option(0.2, "fraction of the time blocks held out for validation", valid="[0, 1)")
+    n_blocks: int = option(5, "contiguous time blocks of the train/validation split", valid="[1, inf)")
 
 
 @dataclass
@@ -57,12 +109,13 @@ class ClassifierConfig:
     kind: str = option("equivariant", "equivariant (e3nn encoder + temporal convolution) or invariant "
                        "(MLP on distances and displacement lengths; fast, small molecules)",
                        ("equivariant", "invariant"))
-    mlp_hidden: int = option(64, "hidden width of the invariant classifier's MLP")
-    cutoff_nm: Optional[float] = option(None, "smooth cutoff of the encoder's edges, nm (null: all pairs)")
-    hidden_scalars: int = option(16, "0e channels of the per-frame encoder")
-    hidden_vectors: int = option(8, "1o channels of the per-frame encoder")
-    n_layers: int = option(2, "interaction layers of the per-frame equivariant encoder")
-    temporal_channels: int = option(32, "channels of the temporal convolution over frames")
+    mlp_hidden: int = option(64, "hidden width of the invariant classifier's MLP", valid="[1, inf)")
+    cutoff_nm: Optional[float] = option(None, "smooth cutoff of the encoder's edges, nm (null: all pairs)",
+                                        valid="(0, inf)")
+    hidden_scalars: int = option(16, "0e channels of the per-frame encoder", valid="[1, inf)")
+    hidden_vectors: int = option(8, "1o channels of the per-frame encoder", valid="[1, inf)")
+    n_layers: int = option(2, "interaction layers of the per-frame equivariant encoder", valid="[1, inf)")
+    temporal_channels: int = option(32, "channels of the temporal convolution over frames", valid="[1, inf)")
     spectral_norm: bool = option(False, "spectral normalisation of the temporal model and head")
     dtype: str = option("float32", "dtype of the classifier's parameters", ("float32", "float64"))
 
@@ -72,8 +125,8 @@ class DynamicsConfig:
     """The CG integrator and its (learnable) dynamics parameters."""
 
     integrator: str = option("langevin", "OpenMM integrator of the CG model", ("langevin", "brownian"))
-    timestep_ps: float = option(0.002, "CG integration time step, ps")
-    friction_per_ps: float = option(10.0, "initial friction coefficient, 1/ps")
+    timestep_ps: float = option(0.002, "CG integration time step, ps", valid="(0, inf)")
+    friction_per_ps: float = option(10.0, "initial friction coefficient, 1/ps", valid="(0, inf)")
     learn_friction: bool = option(True, "learn the friction (Langevin) or bead diffusion (Brownian)")
 
 
@@ -85,57 +138,63 @@ class TrainConfig:
                             ("force_matching", "relative_entropy", "dynamic_matching"))
     pretrain: str = option("none", "objective used to pre-train the potential",
                            ("none", "force_matching", "relative_entropy"))
-    pretrain_iterations: int = option(200, "iterations of pre-training")
+    pretrain_iterations: int = option(200, "iterations of pre-training", valid="[0, inf)")
     pretrain_friction: str = option("none", "after the force-matching / relative-entropy stages, choose the "
                                     "friction whose CG short-time mean-square displacement matches the data "
                                     "(msd; see docs/concepts.md) or keep dynamics.friction_per_ps (none)",
                                     ("none", "msd"))
-    friction_walkers: int = option(512, "CG walkers (AA start frames) per friction evaluated by the calibration")
+    friction_walkers: int = option(512, "CG walkers (AA start frames) per friction evaluated by the calibration",
+                                   valid="[1, inf)")
     friction_max_lag: int = option(10, "largest lag of the friction calibration in window frame intervals; the "
-                                   "lags are 1, 2, 5, 10, 20, 50, ... up to it")
+                                   "lags are 1, 2, 5, 10, 20, 50, ... up to it", valid="[1, inf)")
     friction_min_per_ps: float = option(0.1, "lower end of the friction calibration's search, 1/ps (Brownian: "
-                                        "of the mean bead friction)")
-    friction_max_per_ps: float = option(100.0, "upper end of the friction calibration's search, 1/ps")
+                                        "of the mean bead friction)", valid="(0, inf)")
+    friction_max_per_ps: float = option(100.0, "upper end of the friction calibration's search, 1/ps", valid="(0, inf)")
     pretrain_eval_every: int = option(50, "iterations between evaluations of force matching / relative entropy "
                                       "(objective or pre-training): force loss on training and validation frames, "
-                                      "written to stage<i>_<objective>.csv (0: none)")
+                                      "written to stage<i>_<objective>.csv (0: none)", valid="[0, inf)")
     pretrain_patience: int = option(10, "force matching stops when the validation force loss has not improved for "
-                                    "this many evaluations and keeps its best parameters (0: never stop)")
+                                    "this many evaluations and keeps its best parameters (0: never stop)",
+                                    valid="[0, inf)")
     pretrain_eval_frames: int = option(2048, "at most this many training and validation frames per evaluation "
-                                       "(a fixed random subset of each)")
+                                       "(a fixed random subset of each)", valid="[1, inf)")
     mode: str = option("conditional", "where CG windows start: at mapped AA frames or in CG equilibrium runs",
                        ("conditional", "free", "conditional_then_free"))
-    switch_to_free_at: int = option(-1, "iteration at which conditional_then_free switches (-1: halfway)")
-    iterations: int = option(300, "generator (potential) iterations")
-    walkers: int = option(256, "CG walkers (windows) simulated per iteration")
-    batch_size: int = option(256, "frames per force-matching / relative-entropy step")
-    snr_every: int = option(10, "iterations between gradient signal-to-noise estimates (0: never)")
-    classifier_steps: int = option(3, "classifier updates per generator update")
-    classifier_warmup: int = option(50, "classifier-only iterations before the generator moves")
+    switch_to_free_at: int = option(-1, "iteration at which conditional_then_free switches (-1: halfway)",
+                                    valid="[-1, inf)")
+    iterations: int = option(300, "generator (potential) iterations", valid="[1, inf)", resumable=True)
+    walkers: int = option(256, "CG walkers (windows) simulated per iteration", valid="[1, inf)")
+    batch_size: int = option(256, "frames per force-matching / relative-entropy step", valid="[1, inf)")
+    snr_every: int = option(10, "iterations between gradient signal-to-noise estimates (0: never)", valid="[0, inf)")
+    classifier_steps: int = option(3, "classifier updates per generator update", valid="[1, inf)")
+    classifier_warmup: int = option(50, "classifier-only iterations before the generator moves", valid="[0, inf)")
     lr_pretrain: float = option(1e-3, "Adam learning rate of force matching / relative entropy (objective or "
-                                "pre-training)")
-    lr_potential: float = option(1e-3, "Adam learning rate of the potential in dynamic matching")
-    lr_friction: float = option(3e-3, "Adam learning rate of log friction / log diffusion")
-    lr_classifier: float = option(1e-3, "Adam learning rate of the classifier")
-    beta1: float = option(0.5, "Adam beta1 of the generator")
-    decay_last_fraction: float = option(0.33, "fraction of iterations over which learning rates decay to 0")
-    average_last_fraction: float = option(0.2, "fraction of final iterations whose parameters are averaged")
+                                "pre-training)", valid="(0, inf)")
+    lr_potential: float = option(1e-3, "Adam learning rate of the potential in dynamic matching", valid="(0, inf)")
+    lr_friction: float = option(3e-3, "Adam learning rate of log friction / log diffusion", valid="(0, inf)")
+    lr_classifier: float = option(1e-3, "Adam learning rate of the classifier", valid="(0, inf)")
+    beta1: float = option(0.5, "Adam beta1 of the generator", valid="[0, 1)")
+    decay_last_fraction: float = option(0.33, "fraction of iterations over which learning rates decay to 0",
+                                        valid="[0, 1]")
+    average_last_fraction: float = option(0.2, "fraction of final iterations whose parameters are averaged",
+                                          valid="[0, 1]")
     reward: str = option("neg_logit", "reward per window", ("neg_logit", "softplus"))
     baseline: str = option("mean", "baseline of the score-function estimator", ("mean", "loo", "none"))
     normalize_advantages: bool = option(False, "divide advantages by their standard deviation")
-    label_smoothing: float = option(0.0, "label smoothing of the classifier loss")
-    r1_weight: float = option(0.0, "weight of the R1 gradient penalty on AA windows")
-    grad_clip: float = option(10.0, "gradient-norm clip of the generator update")
-    ess_threshold: float = option(0.5, "resimulate when the effective sample size fraction falls below")
-    max_reuse: int = option(1, "generator updates per simulated batch (reweighted after the first)")
+    label_smoothing: float = option(0.0, "label smoothing of the classifier loss", valid="[0, 0.5)")
+    r1_weight: float = option(0.0, "weight of the R1 gradient penalty on AA windows", valid="[0, inf)")
+    grad_clip: float = option(10.0, "gradient-norm clip of the generator update", valid="(0, inf)")
+    ess_threshold: float = option(0.5, "resimulate when the effective sample size fraction falls below", valid="[0, 1]")
+    max_reuse: int = option(1, "generator updates per simulated batch (reweighted after the first)", valid="[1, inf)")
     estimator_chunk: int = option(0, "walkers per backward pass of the path likelihood (0: all at once); bounds "
-                                     "the estimator's memory, same gradient")
-    probe_windows: int = option(256, "windows per set of the held-out AUC probe before/after training (0: off)")
-    probe_steps: int = option(300, "Adam steps of the held-out AUC probe classifier")
-    platform: str = option("Reference", "OpenMM platform of CG sampling")
-    seed: int = option(0, "seed of every stochastic component")
-    checkpoint_every: int = option(25, "iterations between checkpoints")
-    tensorboard: bool = option(False, "also log to TensorBoard (needs the tensorboard package)")
+                                     "the estimator's memory, same gradient", valid="[0, inf)")
+    probe_windows: int = option(256, "windows per set of the held-out AUC probe before/after training (0: off)",
+                                valid="[0, inf)")
+    probe_steps: int = option(300, "Adam steps of the held-out AUC probe classifier", valid="[1, inf)")
+    platform: str = option("Reference", "OpenMM platform of CG sampling", resumable=True)
+    seed: int = option(0, "seed of every stochastic component", valid="[0, inf)")
+    checkpoint_every: int = option(25, "iterations between checkpoints", valid="[1, inf)", resumable=True)
+    tensorboard: bool = option(False, "also log to TensorBoard (needs the tensorboard package)", resumable=True)
 
 
 @dataclass
@@ -166,7 +225,12 @@ def from_dict(cls, data: Optional[Dict[str, Any]], where: str = "config"):
         choices = fields[name].metadata.get("choices", ())
         if choices and values[name] not in choices:
             raise ValueError(f"{where}.{name}: expected one of {list(choices)}, got {value!r}")
-    return cls(**values)
+        check_range(values[name], fields[name].metadata.get("valid", ""), f"{where}.{name}")
+    result = cls(**values)
+    if isinstance(result, TrainConfig) and result.friction_min_per_ps >= result.friction_max_per_ps:
+        raise ValueError(f"{where}: friction_min_per_ps ({result.friction_min_per_ps}) must be below "
+                         f"friction_max_per_ps ({result.friction_max_per_ps})")
+    return result
 
 
 def _coerce(hint, value, where: str):
@@ -196,6 +260,11 @@ def _coerce(hint, value, where: str):
             raise ValueError(f"{where}: expected an integer, got {value!r}")
         return value
     if hint is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string; take it as the number meant
+            try:
+                return float(value)
+            except ValueError:
+                raise ValueError(f"{where}: expected a number, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{where}: expected a number, got {value!r}")
         return float(value)
@@ -239,6 +308,34 @@ def load_config(path=None, overrides: Optional[List[str]] = None) -> Config:
     return from_dict(Config, data)
 
 
+def resumable_keys() -> List[str]:
+    """Dotted keys (``train.iterations``) that may differ from a run's ``config.yaml`` when it is resumed."""
+    return [f"{section.name}.{item.name}" for section in dataclasses.fields(Config)
+            for item in dataclasses.fields(typing.get_type_hints(Config)[section.name])
+            if item.metadata.get("resumable")]
+
+
+def config_differences(stored: Config, requested: Config) -> List[str]:
+    """Dotted keys whose values differ between two configurations, resumable keys excluded.
+
+    Parameters
+    ----------
+    stored : Config
+        The configuration a run was started with (its ``config.yaml``).
+    requested : Config
+        The configuration asked for now.
+
+    Returns
+    -------
+    list of str
+        Sorted ``section.key`` names that differ and may not change on resume (empty: the run can resume).
+    """
+    allowed = set(resumable_keys())
+    old, new = to_dict(stored), to_dict(requested)
+    return sorted(f"{section}.{key}" for section in old for key in old[section]
+                  if old[section][key] != new[section][key] and f"{section}.{key}" not in allowed)
+
+
 def write_config(config: Config, path) -> None:
     """Write the resolved configuration as YAML (atomically)."""
     write_text(path, yaml.safe_dump(to_dict(config), sort_keys=False))
@@ -247,7 +344,10 @@ def write_config(config: Config, path) -> None:
 def config_reference() -> str:
     """Markdown reference of every configuration key: type, default and meaning."""
     lines = ["# Configuration reference", "",
-             "Generated from `openmm_dynmatch.config`; `tests/test_config.py` checks it matches the code.", ""]
+             "Generated from `openmm_dynmatch.config`; `tests/test_config.py` checks it matches the code.", "",
+             "Values outside a key's allowed range are refused when the configuration is loaded. "
+             "`dynmatch train --resume` refuses a configuration that differs from the run's `config.yaml` "
+             "except in the keys marked \"may change on `train --resume`\".", ""]
     for section in dataclasses.fields(Config):
         cls = typing.get_type_hints(Config)[section.name]
         lines += [f"## `{section.name}`", "", (cls.__doc__ or "").strip(), "",
@@ -260,6 +360,10 @@ def config_reference() -> str:
             meaning = item.metadata.get("help", "")
             if item.metadata.get("choices"):
                 meaning += "; one of " + ", ".join(f"`{c}`" for c in item.metadata["choices"])
+            if item.metadata.get("valid"):
+                meaning += f"; allowed: {describe_interval(item.metadata['valid'])}"
+            if item.metadata.get("resumable"):
+                meaning += "; may change on `train --resume`"
             lines.append(f"| `{item.name}` | {type_name} | `{default!r}` | {meaning} |")
         lines.append("")
     return "\n".join(lines)

@@ -11,6 +11,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from openmm_dynmatch.errors import FileFormatError, short_reason
+
 
 @contextlib.contextmanager
 def atomic_path(path):
@@ -61,3 +63,47 @@ def torch_save(obj, path) -> None:
 
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+
+
+def torch_load(path, what: str, fix: str, required=(), weights_only: bool = True):
+    """``torch.load`` of a file this package wrote, with one clear error when it cannot be read.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    what : str
+        What the file should hold, for the message (e.g. "training checkpoint").
+    fix : str
+        What the user can do, for the message (e.g. "delete it to restart training from the last stage").
+    required : sequence of str
+        Keys the loaded dict must have.
+    weights_only : bool
+        Passed to ``torch.load``.
+
+    Returns
+    -------
+    dict
+        The loaded object.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    FileFormatError
+        If the file is truncated, not a PyTorch file, or lacks ``required`` keys.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=weights_only)
+    except Exception as err:  # truncated zip, foreign pickle, garbage bytes: all mean "unreadable"
+        raise FileFormatError(f"{path}: cannot read the {what} ({short_reason(err)}); the file is truncated "
+                              f"or was not written by this package; {fix}") from err
+    missing = sorted(set(required) - set(payload)) if isinstance(payload, dict) else list(required)
+    if missing:
+        raise FileFormatError(f"{path}: not a {what} (missing {missing}); {fix}")
+    return payload

@@ -82,26 +82,106 @@ def write_report(aa_path, cg_path, out_dir, cg_baseline_path=None, labels: Optio
 # ----------------------------------------------------------------------------------------------- verdicts
 
 def verdicts(metrics: dict) -> list:
-    """Headline rows ``(name, value, verdict)`` of one comparison (``metrics`` from ``compare``)."""
+    """Headline rows ``(name, value, verdict)`` of one comparison (``metrics`` from ``compare``).
+
+    Kinetic verdicts are cross-checked: an MSM timescale below the lag time, or one of a CG model that never
+    crossed between the psi cores (its MSM then describes motion within one basin), is not reported as a real
+    timescale; the MSM is never allowed to call the CG faster than AA when it crossed between the cores less
+    often (nor slower when it crossed more often); and when a side made no core crossings the relaxation row
+    shows the lower bound its simulated time allows.
+    """
     summary = metrics["summary"]
     rows = []
     js = summary.get("js_fes_2d")
     if js is None:
         js = max(v for v in summary["js_fes_1d"].values() if v is not None)
     rows.append(("JS divergence of the FES", js, _js_verdict(js)))
-    ratio = summary["timescale_ratio"][0] if summary["timescale_ratio"] else None
-    rows.append((f"slowest timescale CG/AA at {summary['timescale_lag_ps']:g} ps", ratio, _ratio_verdict(ratio)))
+    rates = _crossing_rates(summary, metrics.get("info", {}))
+    rows.append(_timescale_row(summary, rates))
     if "core_relaxation_ratio" in summary:
-        value = summary["core_relaxation_ratio"]
-        rows.append(("extended <-> helical relaxation time CG/AA (psi cores)", value, _ratio_verdict(value)))
+        rows.append(_core_row(summary))
     rows.append(("COM diffusion coefficient CG/AA", summary["diffusion_com_ratio"],
                  _ratio_verdict(summary["diffusion_com_ratio"], above="too fast")))
     for name, value in summary["acf_time_ratio"].items():
-        rows.append((f"ACF integrated time of {name} CG/AA", value, _ratio_verdict(value)))
+        rows.append(_checked_against_crossings(f"ACF integrated time of {name} CG/AA", value, rates))
     if summary.get("bond_js_max") is not None:
         rows.append(("largest bond-length JS divergence", summary["bond_js_max"],
                      _js_verdict(summary["bond_js_max"])))
     return rows
+
+
+def _crossing_rates(summary: dict, info: dict) -> Optional[dict]:
+    """Committed psi-core crossings per ns of simulated time, ``{"aa", "cg"}``, or None without core data.
+
+    Without frame counts in ``info`` the raw counts stand in (equal lengths assumed).
+    """
+    counts = {side: summary.get(f"core_transitions_{side}") for side in ("aa", "cg")}
+    if any(n is None for n in counts.values()):
+        return None
+    dt = info.get("frame_interval_ps")
+    times = {side: info.get(f"n_frames_{side}", 0) * dt * 1e-3 if dt else 0.0 for side in counts}
+    if all(t > 0 for t in times.values()):
+        return {side: counts[side] / times[side] for side in counts}
+    return {side: float(counts[side]) for side in counts}
+
+
+def _first(values):
+    """First entry of a list of timescales (None when empty or missing)."""
+    return values[0] if isinstance(values, (list, tuple, np.ndarray)) and len(values) else None
+
+
+def _timescale_row(summary: dict, rates: Optional[dict]) -> tuple:
+    """The slowest MSM timescale's row, checked against the lag time and against the core crossings."""
+    lag = summary["timescale_lag_ps"]
+    name = f"slowest timescale CG/AA at {lag:g} ps"
+    ratio = _first(summary["timescale_ratio"])
+    times = {"AA": _first(summary.get("timescales_aa_ps")), "CG": _first(summary.get("timescales_cg_ps"))}
+    if rates is not None and rates["cg"] == 0 and rates["aa"] > 0:
+        return name, None, ("not comparable: the CG never crossed between the psi cores, so its MSM timescale "
+                            "describes motion within one basin (see the core relaxation row)")
+    short = [f"{side} {value:.3g} ps" for side, value in times.items() if value is not None and value < lag]
+    if short:
+        return name, None, f"not resolved: timescale below the {lag:g} ps lag ({', '.join(short)})"
+    return _checked_against_crossings(name, ratio, rates)
+
+
+def _checked_against_crossings(name: str, ratio, rates: Optional[dict]) -> tuple:
+    """Row of a CG/AA time ratio whose verdict must agree in direction with the psi-core crossing rates.
+
+    A CG model that never crossed has only intra-basin times; one that crossed less often (per ns) is not
+    called faster than AA, nor one that crossed more often slower.
+    """
+    if rates is None or ratio is None or not np.isfinite(ratio):
+        return name, ratio, _ratio_verdict(ratio)
+    if rates["cg"] == 0 and rates["aa"] > 0:
+        return name, None, (f"not comparable ({ratio:.2g}x): the CG never crossed between the psi cores, so this "
+                            f"time describes motion within one basin")
+    claims_faster, claims_slower = ratio < 1.0 - RATIO_TOLERANCE, ratio > 1.0 + RATIO_TOLERANCE
+    if (claims_faster and rates["cg"] < rates["aa"]) or (claims_slower and rates["cg"] > rates["aa"]):
+        return name, None, (f"inconsistent: the ratio ({ratio:.2g}x) contradicts the psi-core crossings "
+                            f"(CG {rates['cg']:.3g}, AA {rates['aa']:.3g} per ns); trust the core relaxation row")
+    return name, ratio, _ratio_verdict(ratio)
+
+
+def _core_row(summary: dict) -> tuple:
+    """Extended <-> helical relaxation row; with no CG crossings, the lower bound of the CG/AA ratio."""
+    name = "extended <-> helical relaxation time CG/AA (psi cores)"
+    value = summary["core_relaxation_ratio"]
+    n_aa, n_cg = summary.get("core_transitions_aa"), summary.get("core_transitions_cg")
+    crossings = f"{n_cg} CG / {n_aa} AA crossings"
+    if value is not None and np.isfinite(value):
+        return name, value, f"{_ratio_verdict(value)}; {crossings}"
+    aa_tau, bound = summary.get("core_relaxation_aa_ps"), summary.get("core_relaxation_cg_bound_ps")
+    if aa_tau is None or not np.isfinite(aa_tau) or aa_tau <= 0:
+        return name, None, f"undefined: too few AA crossings ({crossings})"
+    if bound is None or not np.isfinite(bound):
+        return name, None, f"undefined ({crossings}; the CG did not stay in both cores: simulate it longer)"
+    lower = bound / aa_tau
+    if lower > 1.0 + RATIO_TOLERANCE:
+        return name, lower, (f"too slow (at least {lower:.2g}x: {crossings}; CG relaxation >= {bound:.4g} ps, "
+                             f"AA {aa_tau:.4g} ps)")
+    return name, None, (f"undefined: {crossings}, and the CG run is too short to bound its relaxation "
+                        f"(>= {bound:.4g} ps, AA {aa_tau:.4g} ps); simulate the CG model longer")
 
 
 def _js_verdict(value) -> str:

@@ -7,7 +7,8 @@ stage's evaluations: training and validation force loss vs iteration), ``frictio
 trainer state, written atomically), ``log.csv``, and at the end ``potential.pt``
 (:func:`openmm_dynmatch.models.save_potential`), ``model.pt`` (the TorchScript file OpenMM runs),
 ``summary.json`` and ``training_curves.png`` (:func:`openmm_dynmatch.curves.plot_training_curves`).
-``resume=True`` continues from whatever the directory holds.
+``resume=True`` continues from whatever the directory holds, with the same configuration (only the keys of
+:func:`openmm_dynmatch.config.resumable_keys`, such as ``train.iterations``, may change).
 """
 from __future__ import annotations
 
@@ -22,17 +23,18 @@ import torch
 
 from openmm_dynmatch import trajio
 from openmm_dynmatch.baselines import mean_force_loss, stage_summary, train_force_matching, train_relative_entropy
-from openmm_dynmatch.config import Config, write_config
+from openmm_dynmatch.config import Config, config_differences, load_config, resumable_keys, to_dict, write_config
 from openmm_dynmatch.curves import plot_training_curves, read_log
 from openmm_dynmatch.data import WindowDataset, split_blocks
 from openmm_dynmatch.dynamics import DynamicsParameters
-from openmm_dynmatch.fileio import write_json
+from openmm_dynmatch.errors import FileFormatError, short_reason
+from openmm_dynmatch.fileio import torch_load, write_json
 from openmm_dynmatch.indistinguishability import heldout_auc
 from openmm_dynmatch.models.prior import fit_prior
 from openmm_dynmatch.models.classifier import build_classifier, displacement_rms
 from openmm_dynmatch.models.invariant_classifier import InvariantWindowClassifier
 from openmm_dynmatch.models.potential import CGPotential, build_net, load_potential, save_potential
-from openmm_dynmatch.train import DynamicMatchingTrainer
+from openmm_dynmatch.train import CHECKPOINT_KEYS, DynamicMatchingTrainer
 from openmm_dynmatch.units import kt_kj_per_mol
 
 
@@ -76,8 +78,10 @@ def load_training_data(config: Config) -> TrainingData:
     traj = trajio.load(config.data.cg_path)
     meta = traj.metadata
     for key in ("bead_types", "bonds", "masses_amu", "temperature_k", "frame_interval_ps"):
-        if key not in meta:
-            raise ValueError(f"{config.data.cg_path} lacks metadata '{key}': map it with `dynmatch map`")
+        if meta.get(key) is None:  # absent, or None in files mapped before map required the run settings
+            raise ValueError(f"{config.data.cg_path} lacks metadata '{key}' (found {meta.get(key)!r}): map it with "
+                             f"`dynmatch map` (AA files that do not record the temperature or the frame interval "
+                             f"need --temperature-k K and --frame-interval-ps PS)")
     window_interval_ps = meta["frame_interval_ps"] * config.data.frame_step
     steps = window_interval_ps / config.dynamics.timestep_ps
     if abs(steps - round(steps)) > 1e-6 or round(steps) < 1:
@@ -189,17 +193,28 @@ def _pretrain(config, data, potential, dynamics, objective: str, iterations: int
 
 
 def run_training(config: Config, run_dir, resume: bool = False, progress: bool = True) -> dict:
-    """Train a CG model as ``config`` says and export it; returns a summary (paths and final parameters)."""
+    """Train a CG model as ``config`` says and export it; returns a summary (paths and final parameters).
+
+    Nothing is written before the data have been read and the models built, so a run that fails on its input
+    (a wrong ``data.cg_path``, a file without the mapping metadata) leaves no folder that blocks the rerun.
+    With ``resume=True`` the configuration must equal the run's ``config.yaml`` except in the keys of
+    :func:`openmm_dynmatch.config.resumable_keys`.
+
+    Raises
+    ------
+    ValueError
+        If ``run_dir`` already holds a run and ``resume`` is False, or ``resume`` is True and the configuration
+        differs from the run's in a key that may not change.
+    """
     run_dir = Path(run_dir)
-    if run_dir.exists() and any(run_dir.iterdir()) and not resume:
-        raise ValueError(f"run directory {run_dir} is not empty: pass resume=True (--resume) or another folder")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_config(config, run_dir / "config.yaml")
+    check_run_dir(config, run_dir, resume)
     torch.manual_seed(config.train.seed)
     data = load_training_data(config)
     potential = build_potential_from_config(config, data)
     dynamics = DynamicsParameters(config.dynamics.integrator, config.dynamics.friction_per_ps,
                                   data.metadata["bead_types"], learnable=config.dynamics.learn_friction)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_config(config, run_dir / "config.yaml")
     cfg = config.train
     stages = [(cfg.pretrain, cfg.pretrain_iterations)] if cfg.pretrain != "none" else []
     if cfg.objective != "dynamic_matching":
@@ -222,13 +237,68 @@ def run_training(config: Config, run_dir, resume: bool = False, progress: bool =
             data.metadata["masses_amu"], data.metadata["temperature_k"], data.steps_per_frame, run_dir)
         checkpoint = run_dir / "checkpoint.pt"
         if resume and checkpoint.exists():
-            trainer.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False))
+            _resume_trainer(trainer, checkpoint)
         trainer.run(progress=progress)
         trainer.load_averaged()
     probes["after"] = probe_auc(config, data, potential, dynamics)
     summary = finish_run(config, data, potential, dynamics, run_dir, probes, stages, calibration)
     plot_training_curves(run_dir, run_dir / "training_curves.png")
     return summary
+
+
+def _resume_trainer(trainer: DynamicMatchingTrainer, checkpoint: Path) -> None:
+    """Load ``checkpoint.pt`` into the trainer; an unreadable or mismatched file is one error naming it."""
+    fix = "delete it to restart dynamic matching from the pre-trained potential, or start a new run directory"
+    state = torch_load(checkpoint, "training checkpoint", fix, required=CHECKPOINT_KEYS, weights_only=False)
+    try:
+        trainer.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError, ValueError) as err:
+        raise FileFormatError(f"{checkpoint}: the training checkpoint does not fit this run's models "
+                              f"({short_reason(err)}); {fix}") from err
+
+
+def check_run_dir(config: Config, run_dir: Path, resume: bool) -> None:
+    """Refuse to start a new run over an existing one, or to resume a run with a configuration it did not have.
+
+    Parameters
+    ----------
+    config : Config
+        The configuration asked for.
+    run_dir : Path
+        The run directory.
+    resume : bool
+        Continue the run in ``run_dir``.
+
+    Raises
+    ------
+    ValueError
+        Naming the folder, or the keys that differ from the run's ``config.yaml`` with both values.
+    """
+    if not resume:
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise ValueError(f"run directory {run_dir} is not empty: resume that run (resume=True, `--resume "
+                             f"{run_dir}`) or choose another folder")
+        return
+    stored_path = run_dir / "config.yaml"
+    if not stored_path.is_file():
+        return
+    try:
+        stored = load_config(stored_path)
+    except ValueError as err:
+        raise ValueError(f"{stored_path}: cannot read the run's configuration: {err}") from err
+    differing = config_differences(stored, config)
+    if differing:
+        old, new = to_dict(stored), to_dict(config)
+        changes = ", ".join(f"{key} ({_dotted(old, key)!r} in the run, {_dotted(new, key)!r} now)"
+                            for key in differing)
+        raise ValueError(f"cannot resume {run_dir} with a different configuration: {changes}; only "
+                         f"{', '.join(resumable_keys())} may change on resume; start a new run directory to "
+                         f"train with other settings")
+
+
+def _dotted(data: dict, key: str):
+    section, name = key.split(".", 1)
+    return data[section][name]
 
 
 def _calibrate_friction(config: Config, data: TrainingData, potential, dynamics, run_dir: Path) -> dict:

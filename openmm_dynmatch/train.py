@@ -42,6 +42,9 @@ LOG_FIELDS = (
     "reward_std", "gradient_snr", "ess_fraction", "updates", "blowups", "time_sampling_s", "time_classifier_s",
     "time_estimator_s", "classifier_logit_std", "classifier_collapsed",
 )
+#: Keys of a dynamic-matching checkpoint (``checkpoint.pt``, :meth:`DynamicMatchingTrainer.state_dict`).
+CHECKPOINT_KEYS = ("iteration", "potential", "dynamics", "classifier", "generator_optimizer",
+                   "classifier_optimizer", "scheduler", "average", "average_count", "free_positions")
 
 
 @dataclass
@@ -381,6 +384,7 @@ class DynamicMatchingTrainer:
         }
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore the trainer from :meth:`state_dict` (the keys :data:`CHECKPOINT_KEYS`)."""
         self.iteration = int(state["iteration"])
         self.potential.load_state_dict(state["potential"])
         self.dynamics.load_state_dict(state["dynamics"])

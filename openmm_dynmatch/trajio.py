@@ -25,6 +25,8 @@ from typing import Optional
 
 import numpy as np
 
+from openmm_dynmatch.errors import FileFormatError, short_reason
+
 METADATA_ATTR = "dynmatch_metadata"
 #: Metadata key: frame counts of the independent trajectories stored one after the other in a file.
 LENGTHS_KEY = "trajectory_lengths"
@@ -206,9 +208,12 @@ def read_metadata(path) -> dict:
     import tables
 
     _check_exists(path)
-    with tables.open_file(str(path), "r") as handle:
-        attrs = handle.root._v_attrs
-        return json.loads(attrs[METADATA_ATTR]) if METADATA_ATTR in attrs else {}
+    try:
+        with tables.open_file(str(path), "r") as handle:
+            attrs = handle.root._v_attrs
+            return json.loads(attrs[METADATA_ATTR]) if METADATA_ATTR in attrs else {}
+    except READ_ERRORS as err:
+        raise unreadable(path, err) from err
 
 
 def read_array(path, name: str):
@@ -216,8 +221,11 @@ def read_array(path, name: str):
     import tables
 
     _check_exists(path)
-    with tables.open_file(str(path), "r") as handle:
-        return np.asarray(handle.root[name].read()) if name in handle.root else None
+    try:
+        with tables.open_file(str(path), "r") as handle:
+            return np.asarray(handle.root[name].read()) if name in handle.root else None
+    except READ_ERRORS as err:
+        raise unreadable(path, err) from err
 
 
 def trajectory_segments(metadata: dict, n_frames: int) -> list:
@@ -272,8 +280,11 @@ def count_frames(path) -> int:
     import tables
 
     _check_exists(path)
-    with tables.open_file(str(path), "r") as handle:
-        return handle.root.coordinates.shape[0] if "coordinates" in handle.root else 0
+    try:
+        with tables.open_file(str(path), "r") as handle:
+            return handle.root.coordinates.shape[0] if "coordinates" in handle.root else 0
+    except READ_ERRORS as err:
+        raise unreadable(path, err) from err
 
 
 def truncate_frames(path, n_frames: int) -> None:
@@ -281,12 +292,15 @@ def truncate_frames(path, n_frames: int) -> None:
     import tables
 
     _check_exists(path)
-    with tables.open_file(str(path), "a") as handle:
-        for name in _EXTENDABLE:
-            if name in handle.root:
-                node = handle.root[name]
-                if node.shape[0] > n_frames:
-                    node.truncate(n_frames)
+    try:
+        with tables.open_file(str(path), "a") as handle:
+            for name in _EXTENDABLE:
+                if name in handle.root:
+                    node = handle.root[name]
+                    if node.shape[0] > n_frames:
+                        node.truncate(n_frames)
+    except READ_ERRORS as err:
+        raise unreadable(path, err) from err
 
 
 def load(path, stride: int = 1, start: int = 0, stop: Optional[int] = None) -> TrajectoryData:
@@ -299,14 +313,31 @@ def load(path, stride: int = 1, start: int = 0, stop: Optional[int] = None) -> T
         Frame selection ``[start:stop:stride]``. For a file of several trajectories the returned metadata's
         ``trajectory_lengths`` counts the selected frames of each (trajectories with none are dropped), so
         :attr:`TrajectoryData.segments` describes the loaded arrays.
-    """
-    import tables
-    from mdtraj.formats import HDF5TrajectoryFile
 
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    openmm_dynmatch.fileio.FileFormatError
+        If the file is truncated, not HDF5, or lacks the trajectory arrays (one line naming the file).
+    """
     _check_exists(path)
     if stride < 1:
         raise ValueError(f"stride must be a positive integer, got {stride}")
-    selection = slice(start, stop, stride)
+    try:
+        topology, arrays = _read(path, slice(start, stop, stride))
+    except READ_ERRORS as err:
+        raise unreadable(path, err) from err
+    if topology is None:
+        raise ValueError(f"{path} has no topology; it is not a trajectory this package can read")
+    return TrajectoryData(topology=topology, **arrays)
+
+
+def _read(path, selection: slice) -> tuple:
+    """The topology and the arrays of :class:`TrajectoryData` of the frames ``selection`` of a file."""
+    import tables
+    from mdtraj.formats import HDF5TrajectoryFile
+
     with HDF5TrajectoryFile(str(path), mode="r") as traj_file:
         topology = traj_file.topology
     with tables.open_file(str(path), "r") as handle:
@@ -327,9 +358,20 @@ def load(path, stride: int = 1, start: int = 0, stop: Optional[int] = None) -> T
         metadata = json.loads(root._v_attrs[METADATA_ATTR]) if METADATA_ATTR in root._v_attrs else {}
         if metadata.get(LENGTHS_KEY) and selection != slice(0, None, 1):
             metadata[LENGTHS_KEY] = _selected_lengths(metadata[LENGTHS_KEY], root.coordinates.shape[0], selection)
-    if topology is None:
-        raise ValueError(f"{path} has no topology; it is not a trajectory this package can read")
-    return TrajectoryData(positions, time_ps, topology, metadata, velocities, forces, box)
+    return topology, dict(positions=positions, time_ps=time_ps, metadata=metadata, velocities=velocities,
+                          forces=forces, box_vectors=box)
+
+
+#: What reading a damaged file raises, from HDF5 (``tables.HDF5ExtError`` is a RuntimeError), mdtraj, PyTables
+#: (missing nodes are LookupErrors) and the metadata's JSON.
+READ_ERRORS = (OSError, RuntimeError, LookupError, AttributeError, TypeError, ValueError)
+
+
+def unreadable(path, err: BaseException) -> FileFormatError:
+    """The one-line error for a trajectory file that exists but cannot be read."""
+    return FileFormatError(f"{path}: cannot read it as an HDF5 trajectory ({short_reason(err)}); the file is "
+                           f"truncated (an interrupted write or copy) or not an HDF5 trajectory; write it again "
+                           f"with the command that made it")
 
 
 def _check_exists(path) -> None:

@@ -61,3 +61,60 @@ def test_docs_config_reference_matches_the_code():
         "docs/config.md is out of date: regenerate it with "
         "`python -c 'from openmm_dynmatch.config import config_reference; print(config_reference())' "
         "> docs/config.md`")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.walkers=-4", "config.train.walkers: expected a value in [1, inf) (>= 1), got -4"),
+    ("dynamics.timestep_ps=0", "config.dynamics.timestep_ps: expected a value in (0, inf) (> 0), got 0.0"),
+    ("data.validation_fraction=1.0", "config.data.validation_fraction: expected a value in [0, 1)"),
+    ("train.lr_potential=-1e-3", "config.train.lr_potential: expected a value in (0, inf)"),
+    ("train.seed=-1", "config.train.seed: expected a value in [0, inf)"),
+    ("classifier.cutoff_nm=0", "config.classifier.cutoff_nm: expected a value in (0, inf)"),
+    ("dynamics.friction_per_ps=.nan", "config.dynamics.friction_per_ps: expected a value in (0, inf)"),
+    ("train.friction_min_per_ps=200", "friction_min_per_ps (200.0) must be below friction_max_per_ps (100.0)"),
+])
+def test_out_of_range_values_are_refused_at_load(override, message):
+    with pytest.raises(ValueError) as err:
+        config.load_config(overrides=[override])
+    assert message in str(err.value)
+
+
+def test_range_edges_and_optional_none_are_accepted():
+    cfg = config.load_config(overrides=["train.walkers=1", "data.validation_fraction=0", "classifier.cutoff_nm=null",
+                                        "train.switch_to_free_at=-1", "train.probe_windows=0"])
+    assert cfg.train.walkers == 1 and cfg.classifier.cutoff_nm is None
+
+
+def test_every_numeric_key_has_a_range_and_the_reference_shows_it():
+    import dataclasses
+    import typing
+
+    for section in dataclasses.fields(config.Config):
+        cls = typing.get_type_hints(config.Config)[section.name]
+        hints = typing.get_type_hints(cls)
+        for item in dataclasses.fields(cls):
+            if hints[item.name] in (int, float, typing.Optional[float], typing.Optional[int]):
+                assert item.metadata.get("valid"), f"{section.name}.{item.name} has no range"
+    assert "| `walkers` | int | `256` | CG walkers (windows) simulated per iteration; allowed: >= 1 |" \
+        in config.config_reference()
+
+
+def test_config_differences_ignore_resumable_keys():
+    base = config.load_config()
+    assert "train.iterations" in config.resumable_keys()
+    more = config.load_config(overrides=["train.iterations=900", "train.checkpoint_every=5"])
+    assert config.config_differences(base, more) == []
+    changed = config.load_config(overrides=["train.seed=3", "dynamics.friction_per_ps=2"])
+    assert config.config_differences(base, changed) == ["dynamics.friction_per_ps", "train.seed"]
+
+
+def test_malformed_range_spec_fails_early():
+    with pytest.raises(ValueError, match="range must look like"):
+        config.option(1, "help", valid="1..inf")
+
+
+def test_exponent_without_dot_is_read_as_a_number():
+    # YAML 1.1 reads 1e-4 as a string; a float key takes the number meant, a word is still refused
+    assert config.load_config(overrides=["train.lr_potential=1e-4"]).train.lr_potential == 1e-4
+    with pytest.raises(ValueError, match="config.train.lr_potential: expected a number, got 'fast'"):
+        config.load_config(overrides=["train.lr_potential=fast"])

@@ -281,3 +281,38 @@ def test_cli_replicas(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert f"to {tmp_path / 'aa.r0.h5'} (seed 4)" in printed and str(tmp_path / "aa.r1.h5") in printed
     assert [trajio.count_frames(tmp_path / f"aa.r{i}.h5") for i in range(2)] == [10, 10]
+
+
+@pytest.mark.parametrize("damage", ["garbage", "foreign", "truncated", "bad_state"])
+def test_damaged_checkpoint_is_one_error_naming_the_file_and_the_fix(tmp_path, damage, capsys):
+    from openmm_dynmatch.errors import FileFormatError
+
+    out = tmp_path / "run.h5"
+    checkpoint = tmp_path / "run.h5.chk"
+
+    def stop(frames_on_disk, context):
+        raise Interrupted
+
+    with pytest.raises(Interrupted):
+        _ala2_run(out, ns=0.003, on_chunk=stop)
+    text = checkpoint.read_text()
+    stored = json.loads(text)
+    damaged = {"garbage": "\x00\x01 not json", "foreign": json.dumps({"frames": "twenty"}),
+               "truncated": text[:len(text) // 2],
+               "bad_state": json.dumps({**stored, "openmm_checkpoint": "bm90IGEgc3RhdGU="})}[damage]
+    checkpoint.write_text(damaged)
+    with pytest.raises(FileFormatError) as err:
+        _ala2_run(out, ns=0.003)
+    message = str(err.value)
+    assert message.startswith(f"{checkpoint}: ") and "\n" not in message
+    assert "resume=False" in message and "--no-resume" in message
+    # the fix works: starting over ignores the damaged checkpoint
+    _ala2_run(out, ns=0.003, resume=False)
+    assert trajio.count_frames(out) == 30
+
+
+def test_resume_messages_give_the_library_and_the_command_line_spelling(tmp_path):
+    out = tmp_path / "run.h5"
+    _ala2_run(out, ns=0.002)
+    with pytest.raises(ValueError, match=r"resume=False \(`dynmatch reference --no-resume`\)"):
+        _ala2_run(out, ns=0.003)

@@ -151,3 +151,72 @@ def test_cli_verb_on_tica_coordinates(files, capsys):
     assert metrics["baseline"] is None
     np.testing.assert_allclose(metrics["cg"]["its"]["aa"]["lags_ps"], [0.5, 1.0, 2.5])
     assert all((out_dir / name).stat().st_size > 0 for name in report.FIGURES)
+
+
+def _metrics(timescale_ratio, timescales_aa, timescales_cg, lag_ps=5.0, crossings=(40, 0), core_ratio=None,
+             aa_tau=65.0, cg_bound=1214.0, n_frames=(10000, 10000)):
+    """A synthetic ``compare`` result holding what :func:`report.verdicts` reads."""
+    summary = {"js_fes_2d": 0.02, "js_fes_1d": {"phi": 0.01, "psi": 0.02}, "timescale_lag_ps": lag_ps,
+               "timescale_ratio": timescale_ratio, "timescales_aa_ps": timescales_aa,
+               "timescales_cg_ps": timescales_cg, "diffusion_com_ratio": 1.0, "acf_time_ratio": {"psi": 1.0},
+               "bond_js_max": 0.01, "core_relaxation_ratio": core_ratio, "core_relaxation_aa_ps": aa_tau,
+               "core_relaxation_cg_ps": None if core_ratio is None else core_ratio * aa_tau,
+               "core_relaxation_cg_bound_ps": cg_bound, "core_transitions_aa": crossings[0],
+               "core_transitions_cg": crossings[1]}
+    info = {"frame_interval_ps": 0.1, "n_frames_aa": n_frames[0], "n_frames_cg": n_frames[1]}
+    return {"summary": summary, "info": info}
+
+
+def _kinetic_rows(metrics):
+    return {name: (value, verdict) for name, value, verdict in report.verdicts(metrics)
+            if "timescale" in name or "relaxation" in name}
+
+
+def test_a_model_that_never_crossed_is_not_called_fast_and_its_bound_is_shown():
+    # the defect found: 0 CG crossings, CG MSM timescale 3 ps at a 5 ps lag, AA 65 ps
+    rows = _kinetic_rows(_metrics([0.046], [65.0], [3.0]))
+    (ts_value, ts_verdict), (core_value, core_verdict) = rows.values()
+    assert ts_value is None and ts_verdict.startswith("not comparable") and "fast" not in ts_verdict
+    assert core_value == pytest.approx(1214.0 / 65.0)
+    assert core_verdict.startswith("too slow (at least 19x") and "0 CG / 40 AA crossings" in core_verdict
+    assert "1214 ps" in core_verdict and "65 ps" in core_verdict
+
+
+def test_timescale_below_the_lag_is_not_resolved():
+    rows = _kinetic_rows(_metrics([0.5], [65.0], [3.0], crossings=(40, 40), core_ratio=1.0))
+    value, verdict = rows["slowest timescale CG/AA at 5 ps"]
+    assert value is None and verdict == "not resolved: timescale below the 5 ps lag (CG 3 ps)"
+
+
+def test_msm_ratio_that_contradicts_the_crossings_is_flagged():
+    # fewer CG crossings per ns but a "faster" MSM timescale: never reported as too fast
+    value, verdict = _kinetic_rows(_metrics([0.5], [65.0], [32.5], crossings=(40, 10), core_ratio=3.0))[
+        "slowest timescale CG/AA at 5 ps"]
+    assert value is None and verdict.startswith("inconsistent: the ratio (0.5x)") and "CG 10, AA 40 per ns" in verdict
+    # crossings per ns, not raw counts: 20 crossings in a quarter of the AA time is a higher rate
+    value, verdict = _kinetic_rows(_metrics([0.5], [65.0], [32.5], crossings=(40, 20), core_ratio=0.5,
+                                            n_frames=(10000, 2500)))["slowest timescale CG/AA at 5 ps"]
+    assert value == 0.5 and verdict == "too fast (0.5x)"
+
+
+def test_core_bound_of_a_short_cg_run_is_not_a_verdict():
+    value, verdict = _kinetic_rows(_metrics([1.0], [65.0], [65.0], cg_bound=40.0))[
+        "extended <-> helical relaxation time CG/AA (psi cores)"]
+    assert value is None and verdict.startswith("undefined") and "simulate the CG model longer" in verdict
+
+
+def test_markdown_shows_the_bound_and_no_false_speed_verdict(files):
+    folder, paths = files
+    rng = np.random.default_rng(1)
+    stuck = _write(folder / "stuck.h5", _chain(1200, rng, 0.02), BACKBONE_NAMES)  # stays in the extended core
+    metrics = report.write_report(paths["aa"], stuck, folder / "stuck_out", n_clusters=8, n_bootstrap=3,
+                                  n_bins=30)
+    summary = metrics["cg"]["summary"]
+    assert summary["core_transitions_cg"] < summary["core_transitions_aa"]
+    rows = {name: verdict for name, _, verdict in report.verdicts(metrics["cg"])}
+    for name, verdict in rows.items():
+        if "timescale" in name or "relaxation" in name or "ACF" in name:  # its within-basin times are short
+            assert "too fast" not in verdict and "matches" not in verdict, (name, verdict)
+    assert rows[f"slowest timescale CG/AA at {summary['timescale_lag_ps']:g} ps"].startswith("not comparable")
+    text = (folder / "stuck_out" / "report.md").read_text()
+    assert "extended <-> helical relaxation time" in text and "crossings" in text

@@ -199,3 +199,89 @@ def test_training_data_of_a_file_with_several_runs_never_joins_them(tmp_path):
                     and np.all(owner[s:s + span] == owner[s])]
         np.testing.assert_array_equal(windows.starts, expected)
     np.testing.assert_allclose(data.frames, frames[in_train], atol=1e-6)
+
+
+def test_resume_refuses_a_changed_config_naming_the_keys_and_accepts_more_iterations(tmp_path, dimer_file, capsys):
+    config_path = _config_file(tmp_path, dimer_file)
+    run_dir = tmp_path / "run"
+    run_training(load_config(config_path), run_dir, progress=False)
+    stored = (run_dir / "config.yaml").read_text()
+    changed = load_config(config_path, ["train.seed=3", "dynamics.friction_per_ps=20"])
+    with pytest.raises(ValueError) as err:
+        run_training(changed, run_dir, resume=True, progress=False)
+    message = str(err.value)
+    assert "train.seed (0 in the run, 3 now)" in message and "dynamics.friction_per_ps (50.0 in the run" in message
+    assert "train.iterations" in message  # what may change
+    assert (run_dir / "config.yaml").read_text() == stored  # the run directory still says what ran
+    # the same through the command line: one line, the key named
+    assert cli_main(["train", "--resume", str(run_dir), "--set", "train.seed=3", "--no-progress"]) == 2
+    printed = capsys.readouterr().err.strip()
+    assert "\n" not in printed and "train.seed (0 in the run, 3 now)" in printed
+    # more iterations is a documented resumable change: training continues where it stopped
+    summary = run_training(load_config(config_path, ["train.iterations=6"]), run_dir, resume=True, progress=False)
+    log = np.genfromtxt(run_dir / "log.csv", delimiter=",", names=True, dtype=None, encoding=None)
+    assert list(log["iteration"]) == list(range(6)) and summary["model"].endswith("model.pt")
+    assert load_config(run_dir / "config.yaml").train.iterations == 6
+
+
+def test_a_new_run_that_fails_on_its_data_leaves_nothing_that_blocks_the_rerun(tmp_path, dimer_file):
+    run_dir = tmp_path / "run"
+    missing = load_config(_config_file(tmp_path, tmp_path / "no_such.h5", objective="force_matching",
+                                       iterations=5))
+    with pytest.raises(FileNotFoundError, match="no_such.h5"):
+        run_training(missing, run_dir, progress=False)
+    assert not run_dir.exists()
+    # a trajectory without the mapping's metadata
+    traj = trajio.load(dimer_file)
+    bare = tmp_path / "bare.h5"
+    with trajio.TrajectoryWriter(bare, traj.topology, {"temperature_k": TEMPERATURE_K}) as writer:
+        writer.write(traj.positions, traj.time_ps)
+    with pytest.raises(ValueError, match="lacks metadata 'bead_types'"):
+        run_training(load_config(_config_file(tmp_path, bare, objective="force_matching", iterations=5)), run_dir,
+                     progress=False)
+    assert not run_dir.exists()
+    run_dir.mkdir()  # an empty folder is fine too
+    fixed = load_config(_config_file(tmp_path, dimer_file, objective="force_matching", iterations=5))
+    assert run_training(fixed, run_dir, progress=False)["model"].endswith("model.pt")
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "foreign"])
+def test_damaged_checkpoint_is_one_error_naming_the_file(tmp_path, dimer_file, capsys, damage):
+    config_path = _config_file(tmp_path, dimer_file)
+    run_dir = tmp_path / "run"
+    run_training(load_config(config_path), run_dir, progress=False)
+    checkpoint = run_dir / "checkpoint.pt"
+    if damage == "garbage":
+        checkpoint.write_bytes(b"not a checkpoint at all" * 10)
+    elif damage == "truncated":
+        checkpoint.write_bytes(checkpoint.read_bytes()[:500])
+    else:
+        torch.save({"weights": torch.zeros(3)}, checkpoint)
+    with pytest.raises(ValueError, match=f"{checkpoint}: .*training checkpoint.*delete it"):
+        run_training(load_config(config_path), run_dir, resume=True, progress=False)
+    assert cli_main(["train", "--resume", str(run_dir), "--no-progress"]) == 2
+    printed = capsys.readouterr().err.strip()
+    assert "\n" not in printed and str(checkpoint) in printed and "Traceback" not in printed
+
+
+def test_damaged_potential_file_is_one_error_naming_the_file(tmp_path):
+    from openmm_dynmatch.errors import FileFormatError
+
+    path = tmp_path / "potential.pt"
+    path.write_bytes(b"\x00garbage")
+    with pytest.raises(FileFormatError, match=f"{path}: cannot read the potential file"):
+        load_potential(path)
+    torch.save({"spec": {}, "state_dict": {}}, path)
+    with pytest.raises(FileFormatError, match=r"not a potential file \(missing \['metadata'\]\)"):
+        load_potential(path)
+
+
+@pytest.mark.parametrize("override, key", [("train.walkers=-4", "config.train.walkers"),
+                                           ("dynamics.timestep_ps=0", "config.dynamics.timestep_ps")])
+def test_out_of_range_values_are_refused_before_any_work(tmp_path, dimer_file, capsys, override, key):
+    run_dir = tmp_path / "run"
+    code = cli_main(["train", "--config", str(_config_file(tmp_path, dimer_file)), "--run-dir", str(run_dir),
+                     "--set", override, "--no-progress"])
+    printed = capsys.readouterr().err.strip()
+    assert code == 2 and printed.startswith(f"dynmatch train: error: {key}: expected a value in")
+    assert not run_dir.exists()

@@ -9,7 +9,10 @@ from openmm_dynmatch.config import load_config
 def add_arguments(parser) -> None:
     parser.add_argument("--config", help="YAML configuration (defaults when omitted)")
     parser.add_argument("--run-dir", help="output folder of the run (required unless --resume)")
-    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
+    parser.add_argument("--resume", metavar="RUN_DIR",
+                        help="continue the run in RUN_DIR from its checkpoint; the configuration must match the "
+                             "run's config.yaml except in keys that may change on resume (train.iterations, "
+                             "train.checkpoint_every, train.platform, train.tensorboard)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set train.iterations=100 (repeatable)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")

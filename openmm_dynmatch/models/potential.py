@@ -29,7 +29,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..fileio import torch_save
+from ..errors import FileFormatError, short_reason
+from ..fileio import torch_load, torch_save
 from .graph import bead_type_array, pair_index, validate_bonds
 from .prior import PriorPotential, resolve_dtype
 from .radial import build_radial_basis, cosine_cutoff, safe_norm
@@ -306,13 +307,23 @@ def save_potential(path, potential: CGPotential, metadata=None) -> None:
 
 
 def load_potential(path) -> tuple:
-    """Read a file written by :func:`save_potential` -> ``(potential, metadata)``."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    missing = {"spec", "state_dict", "metadata"} - set(payload)
-    if missing:
-        raise ValueError(f"{path}: not a potential file, missing keys {sorted(missing)}")
-    potential = build_potential(payload["spec"])
-    potential.load_state_dict(payload["state_dict"])
+    """Read a file written by :func:`save_potential` -> ``(potential, metadata)``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    openmm_dynmatch.fileio.FileFormatError
+        If the file is truncated, foreign, or its parameters do not fit its network description.
+    """
+    payload = torch_load(path, "potential file", "write it again (training writes potential.pt and one file per "
+                         "pre-training stage) or delete it", required=("spec", "state_dict", "metadata"))
+    try:
+        potential = build_potential(payload["spec"])
+        potential.load_state_dict(payload["state_dict"])
+    except (RuntimeError, KeyError, TypeError) as err:
+        raise FileFormatError(f"{path}: the stored parameters do not fit the stored network description "
+                              f"({short_reason(err)}); write the file again") from err
     return potential, payload["metadata"]
 
 

@@ -24,6 +24,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from openmm_dynmatch import trajio
+from openmm_dynmatch.errors import FileFormatError, short_reason
 from openmm_dynmatch.fileio import write_json
 from openmm_dynmatch.openmm.systems import AASystem, load_system
 from openmm_dynmatch.units import positive_float, strip_unit
@@ -31,6 +32,8 @@ from openmm_dynmatch.units import positive_float, strip_unit
 PART_SUFFIX = ".part"
 CHECKPOINT_SUFFIX = ".chk"
 GPU_PLATFORMS = ("CUDA", "HIP", "OpenCL")
+#: How to discard an interrupted or finished run, in the words of the library and of the command line.
+START_OVER = "run again with resume=False (`dynmatch reference --no-resume`)"
 # Settings that must agree between an interrupted run and its resumption (``ns`` may change).
 _RESUME_KEYS = ("system", "n_atoms", "timestep_ps", "frame_interval_ps", "temperature_k", "friction_per_ps",
                 "seed", "equilibration_ps", "save_forces", "save_velocities")
@@ -177,16 +180,28 @@ def _write_checkpoint(path: Path, context, frames_on_disk: int, platform_name: s
 
 
 def _read_checkpoint(path: Path) -> Optional[dict]:
+    """The resume checkpoint ``OUT.chk`` (None when absent); a damaged or foreign file is one clear error."""
     if not path.is_file():
         return None
-    return json.loads(path.read_text())
+    fix = f"delete it and the partial trajectory beside it, or {START_OVER}"
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise FileFormatError(f"{path}: cannot read the reference-MD checkpoint ({short_reason(err)}); the file "
+                              f"is truncated or not one this package wrote; {fix}") from err
+    fields = {"frames_on_disk": int, "platform": str, "settings": dict, "openmm_checkpoint": str}
+    wrong = [key for key, kind in fields.items() if not isinstance(stored, dict) or not isinstance(
+        stored.get(key), kind) or isinstance(stored.get(key), bool)]
+    if wrong:
+        raise FileFormatError(f"{path}: not a reference-MD checkpoint (missing or malformed {wrong}); {fix}")
+    return stored
 
 
 def _check_resumable(stored: dict, settings: dict, where: Path, what: str = "the interrupted run") -> None:
     changed = {key: (stored.get(key), settings[key]) for key in _RESUME_KEYS if stored.get(key) != settings[key]}
     if changed:
         raise ValueError(f"cannot resume {where}: settings differ from {what} "
-                         f"(stored, requested) {changed}; pass resume=False to start over")
+                         f"(stored, requested) {changed}; {START_OVER} to start over")
 
 
 def _metadata(aa: AASystem, settings: dict, platform_name: str) -> dict:
@@ -350,7 +365,7 @@ def _run_one(system_or_name, out_path, ns, frame_interval_ps, *, timestep_ps, te
     context, integrator = _make_context(aa, settings, platform)
     topology, metadata = aa.mdtraj_topology(), {**_metadata(aa, settings, platform), **(replica or {})}
     if stored is not None:
-        context.loadCheckpoint(base64.b64decode(stored["openmm_checkpoint"]))
+        _load_openmm_checkpoint(context, stored["openmm_checkpoint"], paths["checkpoint"])
         frames_done = min(int(stored["frames_on_disk"]), settings["n_frames"])  # ns may have shrunk
         trajio.truncate_frames(paths["part"], frames_done)
         writer = _open_writer(paths["part"], topology, metadata, append=True)
@@ -382,12 +397,22 @@ def _open_writer(path: Path, topology, metadata: dict, append: bool):
         return trajio.TrajectoryWriter(path, topology, metadata, append=append)
 
 
+def _load_openmm_checkpoint(context, encoded: str, path: Path) -> None:
+    """Restore the OpenMM state stored (base64) in ``path``; a damaged one is an error naming the file."""
+    try:
+        context.loadCheckpoint(base64.b64decode(encoded, validate=True))
+    except Exception as err:  # binascii.Error or OpenMMException: the stored state is unusable either way
+        raise FileFormatError(f"{path}: the OpenMM state stored in the checkpoint cannot be loaded "
+                              f"({short_reason(err)}); delete it and the partial trajectory beside it, or "
+                              f"{START_OVER}") from err
+
+
 def _check_finished(out: Path, settings: dict) -> None:
     stored = trajio.read_metadata(out)
     _check_resumable(stored, settings, out, what="the finished run in that file")
     if trajio.count_frames(out) != settings["n_frames"]:
         raise ValueError(f"{out} exists with {trajio.count_frames(out)} frames, {settings['n_frames']} requested; "
-                         "pass resume=False to overwrite it")
+                         f"{START_OVER} to overwrite it")
 
 
 def _finish(out: Path, paths: dict, topology, settings: dict, frames_written: int, seconds: float) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 import openmm
 import torch
 
+from openmm_dynmatch.errors import UnstableSimulationError
 from openmm_dynmatch.openmm.export import export
 from openmm_dynmatch.openmm.recorder import record_paths
 from openmm_dynmatch.openmm.reference import openmm_seed
@@ -109,9 +110,9 @@ class OpenMMSampler:
                 velocities[bad] = again.velocities[bad]
             bad = _exploded(positions)
         if bad.any():
-            raise RuntimeError(f"{int(bad.sum())} of {len(bad)} CG walkers exploded in every one of "
-                               f"{_MAX_REDRAWS + 1} attempts: the model is unstable at these start frames "
-                               "(try a smaller timestep_ps or a stiffer prior)")
+            raise UnstableSimulationError(f"{int(bad.sum())} of {len(bad)} CG walkers exploded in every one of "
+                                          f"{_MAX_REDRAWS + 1} attempts: the model is unstable at these start "
+                                          "frames (try a smaller dynamics.timestep_ps or a stiffer prior)")
         return Paths(torch.as_tensor(positions), torch.as_tensor(velocities), blowups)
 
     def advance(self, positions, n_steps: int, seed: int) -> np.ndarray:
