@@ -25,6 +25,15 @@ def _seed_everything():
 
 
 @pytest.fixture
+def one_thread():
+    """One torch thread for the test (small tensors: one thread beats two contending ones)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(20261125)
 

@@ -10,7 +10,8 @@ from dimer_toy import boltzmann_dimers
 from openmm_dynmatch.calibration import (FrictionCalibration, calibrate_friction, displacement_msd, lag_steps,
                                          set_friction, valid_starts)
 from openmm_dynmatch.dynamics import DynamicsParameters
-from test_engine import HarmonicChain, chain_metadata
+from test_engine import chain_metadata
+from toys import HarmonicChain
 
 K_CHAIN, R0_CHAIN, N_BEADS = 800.0, 0.3, 4
 BEAD_TYPES = [0, 1, 1, 0]
@@ -22,12 +23,7 @@ CASES = {  # name: (integrator, true per-type frictions 1/ps, timestep ps, steps
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def boltzmann_chains(n: int, rng) -> np.ndarray:

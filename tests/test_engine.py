@@ -5,26 +5,13 @@ import torch
 
 import openmm
 from conftest import available_platforms, tolerance
+from toys import HarmonicChain
 from openmm_dynmatch.openmm.export import export
 from openmm_dynmatch.openmm.recorder import record_paths
 from openmm_dynmatch.openmm.system import choose_platform, create_force, create_system
 
 PLATFORMS = [p for p in ("Reference", "CPU", "CUDA") if p in available_platforms()]
 KT_300 = 0.00831446261815324 * 300.0
-
-
-class HarmonicChain(torch.nn.Module):
-    """U = sum_bonds k/2 (r - r0)^2 along a linear chain."""
-
-    def __init__(self, k: float, r0: float = 0.3):
-        super().__init__()
-        self.register_buffer("k", torch.tensor(k, dtype=torch.float64))
-        self.r0 = r0
-
-    def forward(self, positions: torch.Tensor) -> torch.Tensor:
-        x = positions.to(self.k.dtype)
-        r = torch.linalg.norm(x[:, 1:] - x[:, :-1], dim=-1)
-        return 0.5 * (self.k * (r - self.r0) ** 2).sum(-1)
 
 
 def chain_metadata(n_beads: int, **changes) -> dict:

@@ -12,6 +12,7 @@ import torch
 from scipy import stats
 
 from conftest import tolerance
+from toys import HarmonicChain as _Chain
 from openmm_dynmatch import estimators as est
 
 KT = 2.494339  # kJ/mol, ~300 K
@@ -19,27 +20,13 @@ MASSES = np.array([12.0, 14.0, 16.0])  # amu, three beads of a chain
 F64 = tolerance(torch.float64)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one thread is faster than two contending ones."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-class HarmonicChain(torch.nn.Module):
-    """Harmonic bonds (i, i+1) with a learnable force constant ``k`` (kJ/mol/nm^2) and length ``r0`` (nm)."""
 
-    def __init__(self, k: float, r0: float):
-        super().__init__()
-        self.k = torch.nn.Parameter(torch.tensor(k, dtype=torch.float64))
-        self.r0 = torch.nn.Parameter(torch.tensor(r0, dtype=torch.float64))
-
-    def forward(self, positions: torch.Tensor) -> torch.Tensor:
-        x = positions.to(torch.float64)
-        r = (x[:, 1:] - x[:, :-1]).norm(dim=-1)
-        return 0.5 * (self.k * (r - self.r0) ** 2).sum(dim=-1)
+def HarmonicChain(k: float, r0: float) -> _Chain:
+    """The shared harmonic chain with learnable ``k`` and ``r0`` (the estimators differentiate them)."""
+    return _Chain(k, r0, learnable=True)
 
 
 class HarmonicTrap(torch.nn.Module):

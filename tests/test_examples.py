@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from toys import HarmonicChain
 from openmm_dynmatch.cli import build_parser
 from openmm_dynmatch.config import load_config
 
@@ -35,20 +36,6 @@ def test_readme_commands_parse():
 
 # ------------------------------------------------------------------ the plain-OpenMM example script
 
-class _HarmonicChain(torch.nn.Module):
-    """U = sum over bonds k/2 (r - r0)^2, per walker."""
-
-    def __init__(self, k: float, r0: float):
-        super().__init__()
-        self.register_buffer("k", torch.tensor(k, dtype=torch.float64))
-        self.r0 = r0
-
-    def forward(self, positions: torch.Tensor) -> torch.Tensor:
-        x = positions.to(self.k.dtype)
-        r = torch.linalg.norm(x[:, 1:] - x[:, :-1], dim=-1)
-        return 0.5 * (self.k * (r - self.r0) ** 2).sum(-1)
-
-
 def _load_example_script():
     import importlib.util
 
@@ -73,7 +60,7 @@ def test_openmm_script_runs_the_dynamics_of_dynmatch_simulate(integrator, fricti
             "masses_amu": [12.0, 30.0, 16.0], "temperature_k": 300.0, "integrator": integrator,
             "friction_per_ps": float(np.mean(frictions)), "bead_friction_per_ps": frictions,
             "timestep_ps": 0.002, "cutoff_nm": None, "periodic": False, "bonds": [[0, 1], [1, 2]]}
-    model = export(_HarmonicChain(1000.0, 0.3), tmp_path / "model.pt", meta)
+    model = export(HarmonicChain(1000.0, 0.3), tmp_path / "model.pt", meta)
     start = tmp_path / "start.h5"
     top = mdtraj.Topology()
     residue = top.add_residue("CG", top.add_chain())

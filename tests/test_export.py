@@ -7,21 +7,8 @@ import pytest
 import torch
 
 from conftest import tolerance
+from toys import HarmonicChain
 from openmm_dynmatch.openmm.export import REQUIRED_KEYS, export, load_exported, load_metadata
-
-
-class HarmonicChain(torch.nn.Module):
-    """U = sum_bonds k/2 (r - r0)^2 along a linear chain; computes in the dtype of its buffer."""
-
-    def __init__(self, k: float = 800.0, r0: float = 0.3, dtype: torch.dtype = torch.float64):
-        super().__init__()
-        self.register_buffer("k", torch.tensor(k, dtype=dtype))
-        self.r0 = r0
-
-    def forward(self, positions: torch.Tensor) -> torch.Tensor:
-        x = positions.to(self.k.dtype)
-        r = torch.linalg.norm(x[:, 1:] - x[:, :-1], dim=-1)
-        return 0.5 * (self.k * (r - self.r0) ** 2).sum(-1)
 
 
 class WrongShape(torch.nn.Module):

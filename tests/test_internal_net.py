@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from conftest import available_platforms, tolerance
+from toys import central_difference_forces
 from openmm_dynmatch.models import build_potential, forces, load_potential, save_potential
 from openmm_dynmatch.models.internal import InternalMLP
 
@@ -72,14 +73,7 @@ def test_forces_equal_central_finite_differences(rng):
     net.fit_scales(_positions(rng, n_walkers=50))
     x = _positions(rng, n_walkers=2)
     _, f = forces(net, x)
-    h = 1e-6
-    numeric = torch.zeros_like(x)
-    with torch.no_grad():
-        for idx in np.ndindex(*x.shape):
-            xp, xm = x.clone(), x.clone()
-            xp[idx] += h
-            xm[idx] -= h
-            numeric[idx] = -(net(xp).sum() - net(xm).sum()) / (2 * h)
+    numeric = central_difference_forces(net, x)
     assert f.abs().max() > 1.0  # the forces are not trivially zero
     torch.testing.assert_close(f, numeric, rtol=1e-6, atol=1e-5)
 

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from conftest import tolerance
+from toys import central_difference_forces
 from openmm_dynmatch.models import build_potential, fit_prior, forces, load_potential, save_potential
 
 N_BEADS = 5
@@ -67,14 +68,7 @@ def test_forces_equal_central_finite_differences(kind, rng):
     potential = _potential(kind)
     x = _positions(rng, n_walkers=2)
     _, f = forces(potential, x)
-    h = 1e-6
-    numeric = torch.zeros_like(x)
-    with torch.no_grad():
-        for idx in np.ndindex(*x.shape):
-            xp, xm = x.clone(), x.clone()
-            xp[idx] += h
-            xm[idx] -= h
-            numeric[idx] = -(potential(xp).sum() - potential(xm).sum()) / (2 * h)
+    numeric = central_difference_forces(potential, x)
     torch.testing.assert_close(f, numeric, rtol=1e-6, atol=1e-5)
 
 

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from conftest import tolerance
+from toys import central_difference_forces
 from openmm_dynmatch.models import PriorPotential, fit_prior, forces
 from openmm_dynmatch.models.graph import angle_triplets, dihedral_quadruplets, graph_distances, pair_index
 from openmm_dynmatch.units import kt_kj_per_mol
@@ -85,13 +86,7 @@ def test_forces_equal_finite_differences(prior_and_params, rng, trainable):
     prior = PriorPotential(6, BONDS, trainable=trainable, **p)
     x = torch.as_tensor(rng.normal(scale=0.4, size=(2, 6, 3)))
     _, f = forces(prior, x)
-    h = 1e-6
-    numeric = torch.zeros_like(x)
-    for idx in np.ndindex(*x.shape):
-        xp, xm = x.clone(), x.clone()
-        xp[idx] += h
-        xm[idx] -= h
-        numeric[idx] = -(prior(xp).sum() - prior(xm).sum()) / (2 * h)
+    numeric = central_difference_forces(prior, x)
     torch.testing.assert_close(f, numeric, rtol=1e-6, atol=1e-5)
     assert len(list(prior.parameters())) == (6 if trainable else 0)
 
