@@ -504,7 +504,8 @@ def map_trajectory(aa_path, mapping, out_path, topology=None, chunk_frames: int 
     out_path : str or Path
     topology : mdtraj.Topology, openmm.app.Topology, str or Path, optional
         AA topology (a PDB/prmtop path or a topology object): required when a file stores none; when given,
-        it resolves the mapping instead of the stored one.
+        it resolves the mapping instead of the stored one, and must then have the stored topology's atoms
+        (names, residue names and elements, in the same order).
     chunk_frames : int
         Frames read and mapped at a time.
     metadata : dict, optional
@@ -529,7 +530,8 @@ def map_trajectory(aa_path, mapping, out_path, topology=None, chunk_frames: int 
     ------
     ValueError
         When the temperature or the frame interval is neither recorded nor given (nor, for the interval,
-        readable from the frame times), or a given value disagrees with a recorded one.
+        readable from the frame times), or a given value disagrees with a recorded one; when a given topology
+        has other atoms than the one a file stores (the message names the first atom that differs, both ways).
 
     Returns
     -------
@@ -633,18 +635,40 @@ def _open_input(path: Path, given_topology) -> dict:
     from openmm_dynmatch import trajio
 
     aa_top, n_file_atoms = _file_topology(path)
-    stored = aa_top is not None
+    file_top, stored = aa_top, aa_top is not None
     if given_topology is not None:  # a given topology is used to resolve the mapping; its atom count is checked
         aa_top = given_topology
     elif not stored:
         raise ValueError(f"{path} stores no topology: pass topology (a PDB/prmtop path or a topology)")
     if aa_top.n_atoms != n_file_atoms:
         raise ValueError(f"topology has {aa_top.n_atoms} atoms but {path} stores {n_file_atoms} per frame")
+    if stored and given_topology is not None:
+        _check_given_topology(path, file_top, given_topology)
     n_frames = trajio.count_frames(path)
     if n_frames == 0:
         raise ValueError(f"{path} stores no frames")
     return {"path": path, "topology": aa_top, "stored": stored, "n_frames": n_frames,
             "metadata": trajio.read_metadata(path), "sample": _read_chunk(path, 0, min(n_frames, 2), aa_top, stored)}
+
+
+def _check_given_topology(path: Path, stored, given) -> None:
+    """Refuse a given topology whose atoms differ from those the file stores (same count, other names or order):
+    the mapping would be resolved on the wrong atoms."""
+    for atom_stored, atom_given in zip(stored.atoms, given.atoms):
+        if _atom_identity(atom_stored) != _atom_identity(atom_given):
+            raise ValueError(f"topology: atom {atom_given.index} is {_atom_text(atom_given)} in the given topology "
+                             f"but {_atom_text(atom_stored)} in the topology {path} stores (same atom count, other "
+                             f"atom names, residues, elements or order); leave the topology out (dynmatch map "
+                             f"without --top) to use the stored one, or give the topology this file was written with")
+
+
+def _atom_identity(atom) -> tuple:
+    return atom.residue.name, atom.name, getattr(atom.element, "symbol", None)
+
+
+def _atom_text(atom) -> str:
+    residue, name, symbol = _atom_identity(atom)
+    return f"'{name}' ({symbol or 'no element'}) of residue {residue}{atom.residue.resSeq}"
 
 
 def _check_same_run_settings(inputs: list) -> None:

@@ -130,6 +130,29 @@ def test_bad_models_and_files_are_rejected(tmp_path):
         load_metadata(tmp_path / "text.pt")
 
 
+
+def test_a_flipped_byte_in_a_model_file_is_refused_not_loaded(tmp_path, walkers):
+    """torch.jit.load does not check the zip checksums: a flipped byte in a stored tensor used to load as other
+    weights without an error (and a damaged debug table aborted the process inside openmm-torch)."""
+    import zipfile
+
+    path = export(HarmonicChain(), tmp_path / "model.pt", chain_metadata(4))
+    with zipfile.ZipFile(path) as archive:
+        tensor = next(info for info in archive.infolist() if "/data/" in info.filename and info.file_size >= 8)
+    data = bytearray(path.read_bytes())
+    header = tensor.header_offset  # local header: 30 bytes, then the name and the extra field, then the data
+    start = header + 30 + sum(int.from_bytes(data[header + k:header + k + 2], "little") for k in (26, 28))
+    data[start + 6] ^= 0x40  # the exponent byte of the first float64 parameter
+    damaged = tmp_path / "damaged.pt"
+    damaged.write_bytes(bytes(data))
+    for load in (load_metadata, load_exported):
+        with pytest.raises(ValueError, match=rf"damaged\.pt is damaged: its member .*{tensor.filename.split('/')[-1]} "
+                                             rf"fails its checksum .*export the model again"):
+            load(damaged)
+    (tmp_path / "cut.pt").write_bytes(bytes(data[: len(data) // 2]))
+    with pytest.raises(ValueError, match=r"cut\.pt is not a TorchScript file \(not a readable zip archive"):
+        load_metadata(tmp_path / "cut.pt")
+
 def test_cli_export_reads_a_run_directory(tmp_path, walkers, monkeypatch):
     """``dynmatch export --run RUN --out model.pt`` goes through ``models.load_potential`` (contract 5)."""
     import openmm_dynmatch.models as models

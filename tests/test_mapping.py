@@ -244,6 +244,25 @@ def test_atom_count_mismatch_between_mapping_and_file(toy_top, ala2_top, tmp_pat
         mapping.map_positions(np.zeros((2, 6, 3)))
 
 
+
+def test_given_topology_with_other_atom_names_or_order_is_refused(ala2_top, tmp_path, rng):
+    """Same atom count, CA and CB swapped: the old code compared only counts and mapped the wrong atoms."""
+    _write_aa(tmp_path / "aa.h5", ala2_top, 3, rng)
+    swapped = ala2_top.copy()
+    ca, cb = (swapped.select(f"resname ALA and name {name}")[0] for name in ("CA", "CB"))
+    swapped.atom(int(ca)).name, swapped.atom(int(cb)).name = "CB", "CA"
+    out = tmp_path / "cg.h5"
+    with pytest.raises(ValueError, match=rf"atom {ca} is 'CB' \(C\) of residue ALA1 in the given topology but "
+                                         rf"'CA' \(C\) of residue ALA1 in the topology .*aa\.h5 stores .*without --top"):
+        map_trajectory(tmp_path / "aa.h5", "ala2-heavy10", out, topology=swapped, progress=False)
+    renamed = ala2_top.copy()
+    renamed.residue(1).name = "GLY"
+    with pytest.raises(ValueError, match="of residue GLY1 in the given topology but .* of residue ALA1"):
+        map_trajectory(tmp_path / "aa.h5", "ala2-heavy10", out, topology=renamed, progress=False)
+    assert not out.exists()
+    map_trajectory(tmp_path / "aa.h5", "ala2-heavy10", out, topology=ala2_top.copy(), progress=False)  # the same one
+    assert trajio.count_frames(out) == 3
+
 def test_cli_map_verb(ala2_top, tmp_path, rng, capsys):
     from openmm_dynmatch.cli import map_cmd
 
@@ -389,3 +408,24 @@ def test_cli_map_temperature_and_frame_interval_options(toy_top, tmp_path, rng, 
     assert main(command + ["--temperature-k", "298.15", "--frame-interval-ps", "0.25"]) == 0
     meta = trajio.read_metadata(tmp_path / "cg.h5")
     assert (meta["temperature_k"], meta["frame_interval_ps"]) == (298.15, 0.25)
+
+
+@pytest.mark.parametrize("key", ["temperature_k", "frame_interval_ps"])
+def test_training_refuses_a_mapped_file_without_run_settings_at_load(toy_top, tmp_path, rng, key):
+    """Files mapped before `dynmatch map` required the run settings carry them as None: training used to fail
+    later with a bare TypeError."""
+    import yaml
+
+    from openmm_dynmatch.config import load_config
+    from openmm_dynmatch.runs import load_training_data
+
+    _write_aa(tmp_path / "aa.h5", toy_top, 40, rng, forces=False)
+    spec = {"bonds": "sequence", "beads": [{"name": "A", "indices": [0, 1, 2]}, {"name": "B", "indices": [3, 4, 5]}]}
+    out = map_trajectory(tmp_path / "aa.h5", spec, tmp_path / "cg.h5", progress=False)
+    trajio.TrajectoryWriter(out, trajio.load(out).topology, {key: None}, append=True).close()
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"data": {"cg_path": str(out), "window_frames": 4, "n_blocks": 2},
+                                      "dynamics": {"timestep_ps": 0.002}}))
+    with pytest.raises(ValueError, match=rf"cg\.h5 lacks metadata '{key}' \(found None\): map it with `dynmatch "
+                                         rf"map` .*--temperature-k K and --frame-interval-ps PS"):
+        load_training_data(load_config(config))

@@ -181,10 +181,128 @@ def test_cli_simulate_and_ns_length(tmp_path):
     top.add_atom("C", None, residue)
     with trajio.TrajectoryWriter(three, top, {}) as writer:
         writer.write(np.zeros((1, 3, 3)), [0.0])
-    args = parser.parse_args(["--model", str(model), "--steps", "20", "--out", str(again), "--start", str(three)])
+    args = parser.parse_args(["--model", str(model), "--steps", "20", "--out", str(tmp_path / "new.h5"), "--start",
+                              str(three)])
     with pytest.raises(ValueError, match="3 atoms per frame, not a multiple of the model's 2 beads"):
         simulate_cli.run(args)
 
+
+
+def _cg_file(path, names, frames) -> Path:
+    top = mdtraj.Topology()
+    residue = top.add_residue("CG", top.add_chain())
+    for name in names:
+        top.add_atom(name, None, residue)
+    with trajio.TrajectoryWriter(path, top, {}) as writer:
+        writer.write(frames, np.arange(len(frames), dtype=float))
+    return path
+
+
+def test_start_file_of_another_mapping_is_refused_naming_both_sides(tmp_path):
+    """A 4-bead file and a 2-bead model: the old code checked only that 2 divides 4 and cut every frame into two
+    fake molecules; the atom names must repeat the model's bead names."""
+    from openmm_dynmatch.openmm.runner import load_start_frames
+
+    model = export(Dimer(500.0, 0.3), tmp_path / "dimer.pt", dimer_metadata())
+    frames = np.concatenate([dimer_start(0.3), dimer_start(0.3) + 1.0], axis=1)  # (1, 4, 3)
+    other = _cg_file(tmp_path / "other.h5", ["CA", "CB", "C", "N"], frames)
+    with pytest.raises(ValueError, match=r"start file .*other\.h5: atom 0 is 'CA' but bead 0 of the model dimer\.pt is "
+                                         r"'A'; the file's atoms \[CA, CB, C, N\] are not the model's beads \[A, B\]"):
+        load_start_frames(other, model)
+    swapped = _cg_file(tmp_path / "swapped.h5", ["B", "A"], dimer_start(0.3))
+    with pytest.raises(ValueError, match="atom 0 is 'B' but bead 0 of the model dimer.pt is 'A'"):
+        load_start_frames(swapped, model)
+    two = _cg_file(tmp_path / "two.h5", ["A", "B", "A", "B"], frames)  # two molecules per frame: fine
+    positions, per_frame = load_start_frames(two, model)
+    assert per_frame == 2 and positions.shape == (2, 2, 3)
+    np.testing.assert_allclose(positions[1], dimer_start(0.3)[0] + 1.0)
+    from openmm_dynmatch.cli import main
+
+    assert main(["simulate", "--model", str(model), "--steps", "20", "--out", str(tmp_path / "x.h5"), "--start",
+                 str(other), "--platform", "Reference", "--frame-interval-ps", "0.02", "--threads", "1"]) == 2
+    assert not (tmp_path / "x.h5").exists()
+
+
+def _fail_at_frame(monkeypatch, failing_frame: int):
+    from openmm_dynmatch.openmm import runner
+
+    check = runner._BlowupGuard.check
+
+    def failing(self, frame, rng, result):
+        if frame >= failing_frame:
+            raise RuntimeError(f"injected failure at frame {frame}")
+        return check(self, frame, rng, result)
+
+    monkeypatch.setattr(runner._BlowupGuard, "check", failing)
+
+
+def test_run_aborted_before_its_first_chunk_leaves_no_file_and_keeps_the_earlier_run(tmp_path, monkeypatch):
+    """The old code wrote 0-frame .h5 and .energies.h5 files it could not read itself and deleted the earlier
+    checkpoint first; the output folder is created."""
+    model = export(Dimer(500.0, 0.3), tmp_path / "dimer.pt", dimer_metadata())
+    kwargs = dict(frame_interval_ps=0.02, platform="Reference", seed=5, progress=False, chunk_frames=4)
+    out = tmp_path / "new" / "folder" / "cg.h5"
+    with monkeypatch.context() as patch:
+        _fail_at_frame(patch, 0)
+        with pytest.raises(RuntimeError, match="injected failure at frame 0"):
+            simulate(model, dimer_start(0.3), 3, out, n_steps=200, **kwargs)
+    assert out.parent.is_dir() and sorted(out.parent.iterdir()) == []
+    # A finished run, then a new run over it that fails before its first chunk: the finished one is intact,
+    # with its checkpoint, and can still be extended.
+    simulate(model, dimer_start(0.3), 3, out, n_steps=80, **kwargs)
+    before = {path.name: path.read_bytes() for path in out.parent.iterdir()}
+    assert sorted(before) == ["cg.energies.h5", "cg.h5", "cg.h5.chk"]
+    with monkeypatch.context() as patch:
+        _fail_at_frame(patch, 0)
+        with pytest.raises(RuntimeError, match="injected failure"):
+            simulate(model, dimer_start(0.3), 3, out, n_steps=200, **{**kwargs, "seed": 6})
+    assert {path.name: path.read_bytes() for path in out.parent.iterdir()} == before
+    simulate(model, dimer_start(0.3), 3, tmp_path / "full.h5", n_steps=200, **kwargs)
+    simulate(model, dimer_start(0.3), 3, out, n_steps=200, resume=True, **kwargs)
+    np.testing.assert_allclose(load_walkers(out), load_walkers(tmp_path / "full.h5"), rtol=1e-6, atol=1e-6)
+
+
+def test_run_interrupted_after_a_chunk_resumes_from_its_partial_files(tmp_path, monkeypatch):
+    model = export(Dimer(500.0, 0.3), tmp_path / "dimer.pt", dimer_metadata())
+    kwargs = dict(frame_interval_ps=0.02, platform="Reference", seed=5, progress=False, chunk_frames=4)
+    out = tmp_path / "cg.h5"
+    with monkeypatch.context() as patch:
+        _fail_at_frame(patch, 9)
+        with pytest.raises(RuntimeError, match="injected failure at frame 9"):
+            simulate(model, dimer_start(0.3), 3, out, n_steps=200, **kwargs)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("cg")) == \
+        ["cg.energies.h5.part", "cg.h5.chk", "cg.h5.part"]  # no output until the run has finished
+    assert trajio.count_frames(tmp_path / "cg.h5.part") >= 8
+    simulate(model, dimer_start(0.3), 3, tmp_path / "full.h5", n_steps=200, **kwargs)
+    simulate(model, dimer_start(0.3), 3, out, n_steps=200, resume=True, **kwargs)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("cg")) == \
+        ["cg.energies.h5", "cg.h5", "cg.h5.chk"]
+    np.testing.assert_allclose(load_walkers(out), load_walkers(tmp_path / "full.h5"), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(load_energies(out), load_energies(tmp_path / "full.h5"), rtol=1e-6)
+
+
+def test_cli_simulate_refuses_to_replace_an_earlier_run_unless_overwrite(tmp_path, capsys):
+    from openmm_dynmatch.cli import main
+
+    model = export(Dimer(500.0, 0.3), tmp_path / "dimer.pt", dimer_metadata())
+    out = tmp_path / "cg.h5"
+    command = ["simulate", "--model", str(model), "--walkers", "2", "--out", str(out), "--platform", "Reference",
+               "--frame-interval-ps", "0.02", "--no-progress", "--threads", "1"]
+    assert main(command + ["--steps", "40"]) == 0
+    first = load_walkers(out)
+    assert main(command + ["--steps", "40", "--seed", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"--out: {out}, {tmp_path / 'cg.energies.h5'}, {out}.chk already exist; pass --overwrite" in err
+    assert "--resume to continue or extend that run" in err
+    np.testing.assert_array_equal(load_walkers(out), first)
+    assert main(command + ["--steps", "80", "--resume"]) == 0  # extends the run
+    np.testing.assert_array_equal(load_walkers(out)[:, :4], first)
+    assert main(command + ["--steps", "40", "--seed", "1", "--overwrite"]) == 0
+    assert load_walkers(out).shape[1] == 4 and np.abs(load_walkers(out) - first).max() > 1e-6
+    # --resume without a checkpoint would start a new run over the outputs: refused as well
+    Path(str(out) + ".chk").unlink()
+    assert main(command + ["--steps", "40", "--resume"]) == 2
+    assert "already exist; pass --overwrite" in capsys.readouterr().err
 
 def test_example_script_runs(tmp_path):
     model = export(Dimer(500.0, 0.3), tmp_path / "dimer.pt", dimer_metadata())

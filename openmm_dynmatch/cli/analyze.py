@@ -3,12 +3,14 @@
 Example: ``dynmatch analyze --aa aa_mapped.h5 --cg cg.h5 --cg-baseline fm.h5 --out report/``. Both files must
 hold the same beads at the same frame interval (use ``--stride`` to thin them). Writes ``metrics.json``, PNG
 figures and ``report.md`` into ``--out``; ``--cg-run`` / ``--baseline-run`` add the training curves of the
-models' run directories.
+models' run directories. A ``--out`` folder that is not empty is written into only with ``--overwrite``.
 """
 from __future__ import annotations
 
 
 def add_arguments(parser) -> None:
+    from openmm_dynmatch.cli.outputs import add_overwrite_argument
+
     parser.add_argument("--aa", required=True, metavar="FILE", help="mapped AA trajectory (HDF5)")
     parser.add_argument("--cg", required=True, metavar="FILE", help="CG model trajectory (HDF5)")
     parser.add_argument("--cg-baseline", default=None, metavar="FILE",
@@ -30,13 +32,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("--label-cg", default="CG", help="legend name of the CG model")
     parser.add_argument("--label-baseline", default="baseline", help="legend name of the baseline")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    add_overwrite_argument(parser, "the report in --out")
 
 
 def run(args) -> int:
     from pathlib import Path
 
+    from openmm_dynmatch.cli.outputs import refuse_existing
     from openmm_dynmatch.report import verdicts, write_report
 
+    refuse_existing([args.out], args.overwrite)
     run_dirs = {key: value for key, value in (("cg", args.cg_run), ("baseline", args.baseline_run)) if value}
     metrics = write_report(
         args.aa, args.cg, args.out, cg_baseline_path=args.cg_baseline,

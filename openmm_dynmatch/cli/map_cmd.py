@@ -6,12 +6,15 @@ Several AA files (independent runs of one system with the same settings, e.g. ``
 that ``dynmatch reference`` writes) go into one CG file that records where each run ends, so training windows,
 train/validation blocks and analyses never join two runs.
 AA files from elsewhere that do not record the temperature or the time between frames need
-``--temperature-k`` and ``--frame-interval-ps``; without them no CG file is written.
+``--temperature-k`` and ``--frame-interval-ps``; without them no CG file is written. When ``--top`` is given
+and the file stores a topology too, their atoms must agree. An existing ``--out`` is replaced only with
+``--overwrite``.
 """
 from __future__ import annotations
 
 
 def add_arguments(parser) -> None:
+    from openmm_dynmatch.cli.outputs import add_overwrite_argument
     from openmm_dynmatch.mapping import FORCE_MAPS, builtin_mappings
 
     parser.add_argument("--aa", required=True, nargs="+", metavar="FILE",
@@ -32,12 +35,15 @@ def add_arguments(parser) -> None:
                              "times)")
     parser.add_argument("--chunk-frames", type=int, default=1000, help="frames mapped at a time (default 1000)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_overwrite_argument(parser, "the CG trajectory --out")
 
 
 def run(args) -> int:
     from openmm_dynmatch import trajio
+    from openmm_dynmatch.cli.outputs import refuse_existing
     from openmm_dynmatch.mapping import map_trajectory
 
+    refuse_existing([args.out], args.overwrite)
     out = map_trajectory(args.aa, args.mapping, args.out, topology=args.top, chunk_frames=args.chunk_frames,
                          progress=not args.no_progress, force_map=args.force_map, temperature_k=args.temperature_k,
                          frame_interval_ps=args.frame_interval_ps)

@@ -1,9 +1,12 @@
 """Simulate many walkers of an exported CG model in OpenMM and write one multi-chain trajectory.
 
 Walker ``w`` is chain ``w`` of the output (mdtraj HDF5); per-walker energies go to ``<out>.energies.h5`` and a
-checkpoint to ``<out>.chk`` (``--resume`` continues from it). Start frames come from ``--start`` (a trajectory
-file of the CG molecule) or, without it, from a minimised zig-zag chain. ``--start-frames`` says which frames of
-the file the walkers start from: evenly spaced over the file (the default for files with more frames than
+checkpoint to ``<out>.chk`` after every chunk (``--resume`` continues an interrupted run from it, or extends a
+finished one). The trajectory and energies are written as ``.part`` files and renamed when the run has finished,
+so an interrupted run leaves no half-written output; the outputs of an earlier run are replaced only with
+``--overwrite``. Start frames come from ``--start`` (a trajectory file of the CG molecule, whose atom names must
+be the model's bead names) or, without it, from a minimised zig-zag chain. ``--start-frames`` says which frames
+of the file the walkers start from: evenly spaced over the file (the default for files with more frames than
 walkers), a random draw seeded by ``--seed``, or cyclic (frame ``w % n_frames`` for walker ``w``, the default
 otherwise); the frames used are printed and stored in the output's metadata (``start_frames``).
 """
@@ -13,6 +16,8 @@ import logging
 
 
 def add_arguments(parser) -> None:
+    from openmm_dynmatch.cli.outputs import add_overwrite_argument
+
     parser.add_argument("--model", required=True, help="exported TorchScript model file")
     parser.add_argument("--walkers", type=int, default=1, help="number of walkers (default 1)")
     length = parser.add_mutually_exclusive_group(required=True)
@@ -29,16 +34,18 @@ def add_arguments(parser) -> None:
     parser.add_argument("--integrator", choices=["langevin", "brownian"], help="default: the model's")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--frame-interval-ps", type=float, default=1.0, help="time between frames (default 1)")
-    parser.add_argument("--resume", action="store_true", help="continue from <out>.chk if present")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run from <out>.chk, or extend a finished one to a longer --ns/--steps")
+    add_overwrite_argument(parser, "the outputs of an earlier run (--out, its energies and checkpoint)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args) -> int:
-    from openmm_dynmatch import trajio
-    from openmm_dynmatch.openmm.runner import simulate
+    from openmm_dynmatch.openmm.runner import load_start_frames, simulate
 
+    _check_outputs(args)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    start, per_frame = _start_frames(args.start, args.model) if args.start else (None, 1)
+    start, per_frame = load_start_frames(args.start, args.model) if args.start else (None, 1)
     result = simulate(args.model, start, args.walkers, args.out, ns=args.ns, n_steps=args.steps,
                       frame_interval_ps=args.frame_interval_ps, integrator=args.integrator, platform=args.platform,
                       precision=args.precision, seed=args.seed, resume=args.resume, progress=not args.no_progress,
@@ -50,18 +57,19 @@ def run(args) -> int:
     return 0
 
 
-def _start_frames(path, model_path):
-    """Frames ``(n, n_beads, 3)`` of a trajectory of one molecule, or of a multi-walker file (split by walker),
-    and the molecules per file frame."""
-    from openmm_dynmatch import trajio
-    from openmm_dynmatch.openmm.export import load_metadata
+def _check_outputs(args) -> None:
+    """Refuse to replace an earlier run's outputs unless --overwrite; --resume needs that run's checkpoint."""
+    from pathlib import Path
 
-    n_beads = load_metadata(model_path)["n_beads"]
-    positions = trajio.load(path).positions
-    if positions.shape[1] % n_beads != 0:
-        raise ValueError(f"--start {path} has {positions.shape[1]} atoms per frame, not a multiple of the "
-                         f"model's {n_beads} beads")
-    return positions.reshape(-1, n_beads, 3), positions.shape[1] // n_beads
+    from openmm_dynmatch.cli.outputs import refuse_existing
+    from openmm_dynmatch.openmm.runner import energies_path_for
+
+    out = Path(args.out)
+    checkpoint = Path(str(out) + ".chk")
+    if args.resume and checkpoint.exists():
+        return
+    hint = "" if args.resume else " (or --resume to continue or extend that run)"
+    refuse_existing([out, energies_path_for(out), checkpoint], args.overwrite, hint=hint)
 
 
 def _describe_starts(indices, selection: str, n_available: int, per_frame: int, path, shown: int = 12) -> str:

@@ -170,10 +170,31 @@ def _load(path, extra_files: dict) -> torch.jit.ScriptModule:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"exported model not found: {path}")
+    _check_archive(path)
     try:
         return torch.jit.load(str(path), map_location="cpu", _extra_files=extra_files)
     except RuntimeError as err:
         raise ValueError(f"{path} is not a TorchScript file: {err}") from err
+
+
+def _check_archive(path: Path) -> None:
+    """Refuse a damaged model file before torch or openmm-torch reads it.
+
+    A TorchScript file is a zip archive with a CRC-32 per member. ``torch.jit.load`` does not read every member
+    (debug tables are read later, by openmm-torch, which aborts the process on a bad one) and does not check the
+    checksums of the tensors it reads, so a flipped byte could otherwise give other weights without an error.
+    """
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except Exception as err:  # BadZipFile, zlib.error, EOFError, ...: all mean the archive cannot be read
+        raise ValueError(f"{path} is not a TorchScript file (not a readable zip archive: {type(err).__name__}: "
+                         f"{err}); export the model again") from err
+    if damaged is not None:
+        raise ValueError(f"{path} is damaged: its member {damaged} fails its checksum (a changed or truncated "
+                         f"file); export the model again")
 
 
 def _smoke_test(wrapped: torch.jit.ScriptModule, n_beads: int) -> None:

@@ -7,6 +7,12 @@ mdtraj HDF5 trajectory through :class:`openmm_dynmatch.trajio.TrajectoryWriter` 
 potential energies of every frame to a side file ``<out>.energies.h5`` (dataset ``/energies``,
 ``(n_frames, n_walkers)`` kJ/mol), and a checkpoint ``<out>.chk`` after every chunk, from which a run resumes.
 
+Writes are atomic: a run writes ``<out>.part`` and ``<out stem>.energies.h5.part`` and renames them to the outputs
+only when it has finished, so an interrupted or failed run never leaves a half-written output nor touches the
+outputs of an earlier run; the checkpoint is replaced (atomically) only by a newer one, after the first chunk.
+Every run has a random ``run_id`` (trajectory metadata, energies attribute, checkpoint): a resume continues the
+files of the checkpoint's run, the partial ones or, to extend a finished run, copies of the outputs.
+
 Blow-ups: at every frame each walker is checked (finite positions and velocities, extent below
 ``max_extent_nm``, finite energy at most ``max_energy_kt_per_bead * kT * n_beads`` above the highest start
 energy; energies are evaluated per walker in PyTorch with the exported module). A walker that fails is
@@ -17,6 +23,10 @@ NaN is ever written. A walker that fails ``max_restarts`` times in a row stops t
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import uuid
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -40,6 +50,7 @@ _NM_PER_PS = openmm.unit.nanometer / openmm.unit.picosecond
 
 
 START_SELECTIONS = ("spaced", "random", "cyclic")
+PART_SUFFIX = ".part"  # the files a run writes before they are renamed to its outputs
 _START_STREAM = 17  # the random draw of start frames uses the stream [seed, 17], apart from the velocities'
 
 
@@ -123,6 +134,64 @@ def load_walkers(out_path) -> np.ndarray:
     return data.positions.reshape(n_frames, n_walkers, n_atoms // n_walkers, 3).transpose(1, 0, 2, 3)
 
 
+def load_start_frames(path, model_path):
+    """Start frames of a trajectory file of the model's molecule, or of a multi-walker file of this model.
+
+    Every file frame holds one or more copies of the molecule, one after the other (walker-major, as
+    :func:`simulate` writes them); they are split into molecules of the model's ``n_beads`` beads. The file's atom
+    names must repeat the model's bead names in order, so that a file of another mapping (another bead count
+    that happens to divide, or the same count in another order) is refused instead of being cut into wrong
+    molecules.
+
+    Parameters
+    ----------
+    path : str or Path
+        Trajectory file (this package's HDF5 format).
+    model_path : str or Path
+        Exported model file.
+
+    Returns
+    -------
+    frames : np.ndarray, shape (n_frames * per_frame, n_beads, 3), nm
+    per_frame : int
+        Molecules per file frame (walkers of a multi-walker file, else 1).
+
+    Raises
+    ------
+    ValueError
+        If the atoms per frame are not a multiple of the model's beads, the file records another walker count,
+        or its atom names are not the model's bead names.
+    """
+    from openmm_dynmatch.openmm.export import load_metadata
+
+    meta = load_metadata(model_path)
+    n_beads, bead_names = int(meta["n_beads"]), [str(name) for name in meta.get("bead_names") or []]
+    data = trajio.load(path)
+    n_atoms = data.positions.shape[1]
+    if n_atoms % n_beads != 0:
+        raise ValueError(f"start file {path} has {n_atoms} atoms per frame, not a multiple of the model's {n_beads} "
+                         f"beads ({Path(model_path).name})")
+    per_frame = n_atoms // n_beads
+    recorded = data.metadata.get("n_walkers")
+    if recorded is not None and int(recorded) != per_frame:
+        raise ValueError(f"start file {path} holds {recorded} walkers of {n_atoms // int(recorded)} beads per frame "
+                         f"but the model {Path(model_path).name} has {n_beads} beads")
+    names = [atom.name for atom in data.topology.atoms]
+    if bead_names and len(bead_names) == n_beads:
+        for index, name in enumerate(names):
+            if name != bead_names[index % n_beads]:
+                raise ValueError(f"start file {path}: atom {index} is '{name}' but bead {index % n_beads} of the "
+                                 f"model {Path(model_path).name} is '{bead_names[index % n_beads]}'; the file's "
+                                 f"atoms {_name_list(names)} are not the model's beads {_name_list(bead_names)} "
+                                 f"(a trajectory of another mapping?)")
+    return data.positions.reshape(-1, n_beads, 3), per_frame
+
+
+def _name_list(names, shown: int = 12) -> str:
+    names = [str(name) for name in names]
+    return "[" + ", ".join(names if len(names) <= shown else names[:shown] + [f"... {len(names)} in all"]) + "]"
+
+
 def initial_positions(model_path, bond_length_nm: float = 0.38, platform: Optional[str] = "Reference") -> np.ndarray:
     """A start frame ``(1, n_beads, 3)`` nm: a zig-zag chain relaxed by OpenMM's energy minimiser."""
     cg = create_system(model_path, 1, platform=platform)
@@ -162,7 +231,9 @@ def simulate(model_path, start_positions, n_walkers: int, out_path, *, ns=None, 
     chunk_frames : int
         Frames buffered between writes (and checkpoints).
     resume : bool
-        Continue from ``<out>.chk`` if it exists.
+        Continue from ``<out>.chk`` if it exists: an interrupted run from its partial files, a finished one
+        (extended to a longer ``ns``/``n_steps``) from copies of its outputs. False starts a new run, which
+        replaces the outputs (and the checkpoint, after its first chunk) of an earlier one.
     progress : bool
         Show a progress bar.
     max_energy_kt_per_bead, max_extent_nm, max_restarts : float, float, int
@@ -186,10 +257,14 @@ def simulate(model_path, start_positions, n_walkers: int, out_path, *, ns=None, 
                               start_frames=indices.tolist() if given else None,
                               start_selection=selection if given else None)
     rng = np.random.default_rng(seed)
+    parts = partial_paths(out_path)
     if resume and result.checkpoint_path.exists():
-        done = _resume(cg, result, guard, rng, plan)
-    else:
-        result.checkpoint_path.unlink(missing_ok=True)  # a stale checkpoint must not continue this new run
+        done, run_id, sources = _resume(cg, result, guard, rng, plan)
+        if done >= plan["n_frames"] and all(source == "output" for source in sources.values()):
+            return result  # a finished run, not extended: nothing to write
+        _materialise_parts(result, parts, sources, done)
+    else:  # the old checkpoint stays until this run has written its first chunk
+        run_id = uuid.uuid4().hex
         cg.context.setPositions(start.reshape(-1, 3))
         cg.context.setVelocities(maxwell_boltzmann(cg.metadata["masses_amu"], n_walkers,
                                                    cg.metadata["temperature_k"], rng).reshape(-1, 3))
@@ -197,21 +272,44 @@ def simulate(model_path, start_positions, n_walkers: int, out_path, *, ns=None, 
     metadata = dict(cg.metadata, n_walkers=n_walkers, frame_interval_ps=plan["frame_interval_ps"],
                     steps_per_frame=plan["steps_per_frame"], seed=seed, platform=cg.platform.getName(),
                     source=Path(model_path).name, start_frames=result.start_frames,
-                    start_selection=result.start_selection)
-    writer = trajio.TrajectoryWriter(out_path, cg.mdtraj_topology(), metadata, append=done > 0)
-    energy_log = _EnergyLog(result.energies_path, n_walkers, append=done > 0)
+                    start_selection=result.start_selection, run_id=run_id)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    writer = _open_writer(parts["trajectory"], cg.mdtraj_topology(), metadata, append=done > 0)
+    energy_log = _EnergyLog(parts["energies"], n_walkers, append=done > 0, run_id=run_id)
+    finished = False
     try:
-        _run_frames(cg, guard, plan, done, writer, energy_log, result, rng, progress)
+        _run_frames(cg, guard, plan, done, writer, energy_log, result, rng, progress, run_id)
+        finished = True
     finally:
+        empty = writer.n_frames == 0
         writer.close()
         energy_log.close()
-    trajio.TrajectoryWriter(out_path, cg.mdtraj_topology(), {"blowups": result.blowups,
-                                                             "blowup_events": result.blowup_events},
-                            append=True).close()
+        if not finished and empty:  # no checkpoint refers to these files: leave no empty file behind
+            for path in parts.values():
+                path.unlink(missing_ok=True)
+    _open_writer(parts["trajectory"], cg.mdtraj_topology(), {"blowups": result.blowups,
+                                                            "blowup_events": result.blowup_events},
+                 append=True).close()
+    os.replace(parts["energies"], result.energies_path)
+    os.replace(parts["trajectory"], result.trajectory_path)
     return result
 
 
-def _run_frames(cg, guard, plan, done, writer, energy_log, result, rng, progress) -> None:
+def partial_paths(out_path) -> dict:
+    """The files a run of :func:`simulate` writes before renaming them: ``trajectory`` and ``energies``."""
+    out_path = Path(out_path)
+    energies = energies_path_for(out_path)
+    return {"trajectory": out_path.with_name(out_path.name + PART_SUFFIX),
+            "energies": energies.with_name(energies.name + PART_SUFFIX)}
+
+
+def _open_writer(path: Path, topology, metadata: dict, append: bool):
+    with warnings.catch_warnings():  # mdtraj asks for a .h5 suffix, which the partial file lacks
+        warnings.filterwarnings("ignore", message="The .h5 extension is recommended")
+        return trajio.TrajectoryWriter(path, topology, metadata, append=append)
+
+
+def _run_frames(cg, guard, plan, done, writer, energy_log, result, rng, progress, run_id: str) -> None:
     """Integrate frame by frame from frame ``done``, checking walkers and writing chunk by chunk."""
     frame_time = plan["frame_interval_ps"]
     buffer_positions, buffer_energies = [], []
@@ -232,7 +330,7 @@ def _run_frames(cg, guard, plan, done, writer, energy_log, result, rng, progress
             writer.flush()
             energy_log.append(np.stack(buffer_energies))
             buffer_positions, buffer_energies = [], []
-            _save_checkpoint(cg, result, guard, rng, plan, frame + 1)
+            _save_checkpoint(cg, result, guard, rng, plan, frame + 1, run_id)
     bar.close()
 
 
@@ -297,7 +395,7 @@ class _BlowupGuard:
 class _EnergyLog:
     """An appendable HDF5 array ``/energies`` of shape ``(n_frames, n_walkers)`` kJ/mol."""
 
-    def __init__(self, path: Path, n_walkers: int, append: bool):
+    def __init__(self, path: Path, n_walkers: int, append: bool, run_id: Optional[str] = None):
         import tables
 
         if append and path.is_file():
@@ -305,14 +403,12 @@ class _EnergyLog:
         else:
             self._handle = tables.open_file(str(path), "w")
             self._handle.create_earray(self._handle.root, "energies", tables.Float64Atom(), shape=(0, n_walkers))
+            if run_id is not None:
+                self._handle.root._v_attrs.run_id = run_id
 
     def append(self, energies: np.ndarray) -> None:
         self._handle.root.energies.append(energies)
         self._handle.flush()
-
-    def truncate(self, n_frames: int) -> None:
-        if self._handle.root.energies.shape[0] > n_frames:
-            self._handle.root.energies.truncate(n_frames)
 
     def close(self) -> None:
         self._handle.close()
@@ -351,8 +447,8 @@ def _walker_starts(start_positions, n_walkers: int, n_beads: int, selection, see
     return start[indices], indices, selection
 
 
-def _save_checkpoint(cg, result, guard, rng, plan, frames_written: int) -> None:
-    torch_save({"format_version": 1, "openmm_checkpoint": cg.context.createCheckpoint(),
+def _save_checkpoint(cg, result, guard, rng, plan, frames_written: int, run_id: str) -> None:
+    torch_save({"format_version": 2, "run_id": run_id, "openmm_checkpoint": cg.context.createCheckpoint(),
                 "frames_written": frames_written, "n_walkers": cg.n_walkers, "n_beads": cg.n_beads,
                 "steps_per_frame": plan["steps_per_frame"], "integrator": cg.metadata["integrator"],
                 "last_good": torch.from_numpy(guard.last_good), "consecutive": guard.consecutive.tolist(),
@@ -360,25 +456,78 @@ def _save_checkpoint(cg, result, guard, rng, plan, frames_written: int) -> None:
                result.checkpoint_path)
 
 
-def _resume(cg, result, guard, rng, plan) -> int:
-    """Restore the state of ``result.checkpoint_path``; returns the frames already written."""
+def _resume(cg, result, guard, rng, plan):
+    """Restore the state of ``result.checkpoint_path``.
+
+    Returns the frames already written, the run's id and, for ``trajectory`` and ``energies``, where its frames
+    are: ``"part"`` (an interrupted run) or ``"output"`` (a finished one).
+    """
     state = torch.load(result.checkpoint_path, weights_only=False)
     expected = {"n_walkers": cg.n_walkers, "n_beads": cg.n_beads, "steps_per_frame": plan["steps_per_frame"],
                 "integrator": cg.metadata["integrator"]}
     found = {key: state[key] for key in expected}
     if found != expected:
         raise ValueError(f"checkpoint {result.checkpoint_path} is of a different run: {found}, expected {expected}")
-    if not result.trajectory_path.is_file() or trajio.count_frames(result.trajectory_path) < state["frames_written"]:
-        raise ValueError(f"cannot resume: {result.trajectory_path} has fewer frames than its checkpoint")
+    run_id, frames = state.get("run_id"), state["frames_written"]
+    parts = partial_paths(result.trajectory_path)
+    sources = {}
+    for key, output, reader in (("trajectory", result.trajectory_path, _trajectory_run),
+                                ("energies", result.energies_path, _energies_run)):
+        for source, path in (("part", parts[key]), ("output", output)):
+            if path.is_file() and reader(path) == (run_id, True) and _frames_in(path, key) >= frames:
+                sources[key] = source
+                break
+        else:
+            raise ValueError(f"cannot resume from {result.checkpoint_path}: neither {parts[key]} nor {output} holds "
+                             f"the {frames} frames of its run (run_id {run_id}); start a new run (without resume, "
+                             f"`dynmatch simulate --overwrite`)")
     cg.context.loadCheckpoint(state["openmm_checkpoint"])
-    trajio.truncate_frames(result.trajectory_path, state["frames_written"])
-    energy_log = _EnergyLog(result.energies_path, cg.n_walkers, append=True)
-    energy_log.truncate(state["frames_written"])
-    energy_log.close()
     guard.last_good = state["last_good"].numpy()
     guard.consecutive = np.asarray(state["consecutive"], dtype=np.int64)
     result.blowup_events = [list(event) for event in state["blowup_events"]]
     result.blowups = len(result.blowup_events)
     rng.bit_generator.state = state["rng_state"]
-    LOGGER.info("resuming %s at frame %d", result.trajectory_path, state["frames_written"])
-    return state["frames_written"]
+    LOGGER.info("resuming %s at frame %d", result.trajectory_path, frames)
+    return frames, run_id, sources
+
+
+def _trajectory_run(path: Path):
+    """(run_id, readable) of a trajectory file."""
+    try:
+        return trajio.read_metadata(path).get("run_id"), True
+    except (OSError, ValueError):
+        return None, False
+
+
+def _energies_run(path: Path):
+    """(run_id, readable) of an energies file."""
+    import tables
+
+    try:
+        with tables.open_file(str(path), "r") as handle:
+            return getattr(handle.root._v_attrs, "run_id", None), "energies" in handle.root
+    except (OSError, ValueError, tables.HDF5ExtError):
+        return None, False
+
+
+def _frames_in(path: Path, key: str) -> int:
+    import tables
+
+    if key == "trajectory":
+        return trajio.count_frames(path)
+    with tables.open_file(str(path), "r") as handle:
+        return int(handle.root.energies.shape[0])
+
+
+def _materialise_parts(result: SimulationResult, parts: dict, sources: dict, frames: int) -> None:
+    """Partial files holding exactly the checkpoint's ``frames``: copies of the outputs where the run had
+    finished (the outputs stay as they are until the extended run succeeds)."""
+    for key, output in (("trajectory", result.trajectory_path), ("energies", result.energies_path)):
+        if sources[key] == "output":
+            shutil.copyfile(output, parts[key])
+    trajio.truncate_frames(parts["trajectory"], frames)
+    import tables
+
+    with tables.open_file(str(parts["energies"]), "a") as handle:
+        if handle.root.energies.shape[0] > frames:
+            handle.root.energies.truncate(frames)
