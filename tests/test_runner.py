@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from openmm_dynmatch import trajio
+from openmm_dynmatch.errors import UnstableSimulationError
 from openmm_dynmatch.openmm.export import export
 from openmm_dynmatch.openmm.runner import load_energies, load_walkers, simulate
 
@@ -99,7 +100,7 @@ def test_blowups_are_caught_reported_and_never_written(tmp_path, trap, caplog):
     assert np.isfinite(load_energies(out)).all()
     meta = trajio.read_metadata(out)
     assert meta["blowups"] == result.blowups and meta["blowup_events"] == result.blowup_events
-    with pytest.raises(RuntimeError, match="blew up 1 frames in a row"):
+    with pytest.raises(UnstableSimulationError, match="blew up 1 frames in a row"):
         simulate(model, dimer_start(0.3), 16, tmp_path / "again.h5", n_steps=600, frame_interval_ps=0.02,
                  platform="Reference", seed=3, progress=False, max_restarts=0)
 

@@ -37,6 +37,7 @@ import torch
 from tqdm.auto import tqdm
 
 from openmm_dynmatch import trajio
+from openmm_dynmatch.errors import UnstableSimulationError
 from openmm_dynmatch.fileio import torch_save
 from openmm_dynmatch.openmm.export import load_exported
 from openmm_dynmatch.openmm.recorder import maxwell_boltzmann
@@ -376,8 +377,10 @@ class _BlowupGuard:
             return positions, energies
         walkers = np.flatnonzero(bad).tolist()
         if self.consecutive.max() > self.max_restarts:
-            raise RuntimeError(f"walkers {np.flatnonzero(self.consecutive > self.max_restarts).tolist()} blew up "
-                               f"{self.max_restarts + 1} frames in a row (at frame {frame}); the model is unstable")
+            raise UnstableSimulationError(
+                f"walkers {np.flatnonzero(self.consecutive > self.max_restarts).tolist()} blew up "
+                f"{self.max_restarts + 1} frames in a row (at frame {frame}); the model is unstable: train it with a "
+                f"smaller dynamics.timestep_ps, a stiffer prior or more pre-training")
         LOGGER.warning("frame %d: walkers %s blew up (non-finite or huge energy/positions); restarting them "
                        "from their last good frame", frame, walkers)
         result.blowups += len(walkers)
