@@ -117,6 +117,8 @@ class ClassifierConfig:
     n_layers: int = option(2, "interaction layers of the per-frame equivariant encoder", valid="[1, inf)")
     temporal_channels: int = option(32, "channels of the temporal convolution over frames", valid="[1, inf)")
     spectral_norm: bool = option(False, "spectral normalisation of the temporal model and head")
+    chiral: bool = option(True, "tell a window from its mirror image (invariant under proper rotations only); "
+                          "false: also reflection-invariant, for achiral systems")
     dtype: str = option("float32", "dtype of the classifier's parameters", ("float32", "float64"))
 
 

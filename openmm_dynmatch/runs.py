@@ -125,14 +125,15 @@ def build_classifier_from_config(config: Config, data: TrainingData):
     sample = data.windows[np.arange(min(len(data.windows), 512))]
     if cfg.kind == "invariant":
         classifier = InvariantWindowClassifier(len(data.metadata["bead_types"]), config.data.window_frames,
-                                               cfg.mlp_hidden, cfg.n_layers, cfg.dtype)
+                                               cfg.mlp_hidden, cfg.n_layers, cfg.dtype, cfg.chiral)
         classifier.fit_scales(sample)
         return classifier
     scale = displacement_rms(sample) if sample.shape[1] > 1 else 0.05
     spec = {"bead_types": list(data.metadata["bead_types"]), "displacement_scale_nm": max(scale, 1e-4),
             "frame_only": config.data.window_frames == 1, "cutoff_nm": cfg.cutoff_nm,
             "hidden_scalars": cfg.hidden_scalars, "hidden_vectors": cfg.hidden_vectors, "n_layers": cfg.n_layers,
-            "temporal_channels": cfg.temporal_channels, "spectral_norm": cfg.spectral_norm, "dtype": cfg.dtype}
+            "temporal_channels": cfg.temporal_channels, "spectral_norm": cfg.spectral_norm, "chiral": cfg.chiral,
+            "dtype": cfg.dtype}
     return build_classifier(spec)
 
 

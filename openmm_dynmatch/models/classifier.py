@@ -9,8 +9,11 @@ A window ``W = (R_0, ..., R_T)`` of CG configurations is mapped to one logit (po
    over time and over beads;
 3. an MLP maps the pooled features to the logit.
 
-All frames of all windows are encoded as one batch of dense graphs. The logit is invariant to global rotations,
-reflections and translations of a window and each window is processed independently of the others in a batch.
+All frames of all windows are encoded as one batch of dense graphs. The logit is invariant to global rotations
+and translations of a window and each window is processed independently of the others in a batch. With
+``chiral=True`` (default) the encoder also carries parity-odd channels (pseudo-vectors ``1e`` and pseudo-scalars
+``0o``), so a window and its mirror image get different logits; ``chiral=False`` makes the logit invariant to
+reflections too (O(3)), for systems without handedness.
 ``frame_only=True`` drops the displacements and the temporal mixing (kernel size 1): the classifier then sees an
 unordered set of configurations, a thermodynamics-only diagnostic.
 
@@ -69,6 +72,9 @@ class WindowClassifier(nn.Module):
         Hidden width of the output MLP.
     spectral_norm : bool
         Spectrally normalise the temporal convolutions and the head MLP.
+    chiral : bool
+        Let the classifier tell a window from its mirror image (invariance under proper rotations only). Adds
+        ``hidden_vectors`` ``1e`` and ``0o`` channels to the hidden features; needs ``hidden_vectors >= 3``.
     dtype : {"float32", "float64"}
         Parameter dtype; windows are cast to it on entry.
 
@@ -83,7 +89,7 @@ class WindowClassifier(nn.Module):
                  r_max_nm: Optional[float] = None, n_basis: int = 8, radial_hidden: int = 16, lmax: int = 1,
                  embed_dim: int = 8, hidden_scalars: int = 16, hidden_vectors: int = 8, n_layers: int = 2,
                  temporal_channels: int = 32, temporal_kernel: int = 3, temporal_layers: int = 2,
-                 head_hidden: int = 32, spectral_norm: bool = False, dtype: str = "float32"):
+                 head_hidden: int = 32, spectral_norm: bool = False, chiral: bool = True, dtype: str = "float32"):
         super().__init__()
         types = [int(t) for t in bead_types]
         if len(types) < 2:
@@ -109,13 +115,13 @@ class WindowClassifier(nn.Module):
                          hidden_vectors=int(hidden_vectors), n_layers=int(n_layers),
                          temporal_channels=int(temporal_channels), temporal_kernel=int(temporal_kernel),
                          temporal_layers=int(temporal_layers), head_hidden=int(head_hidden),
-                         spectral_norm=bool(spectral_norm), dtype=dtype)
+                         spectral_norm=bool(spectral_norm), chiral=bool(chiral), dtype=dtype)
         self.n_beads = len(types)
         self.frame_only = bool(frame_only)
         self.displacement_scale_nm = float(displacement_scale_nm)
         self.register_buffer("bead_types", torch.tensor(types, dtype=torch.long))
         self.encoder = FrameEncoder(int(n_types), not frame_only, embed_dim, hidden_scalars, hidden_vectors,
-                                    n_layers, lmax, n_basis, radial_hidden, float(r_max_nm), cutoff_nm)
+                                    n_layers, lmax, n_basis, radial_hidden, float(r_max_nm), cutoff_nm, bool(chiral))
         kernel = 1 if frame_only else int(temporal_kernel)
         convs: List[nn.Module] = []
         n_in = self.encoder.n_features

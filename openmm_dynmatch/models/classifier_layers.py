@@ -116,7 +116,8 @@ class Interaction(nn.Module):
     Parameters
     ----------
     irreps_in, irreps_out : str or e3nn.o3.Irreps
-        Node feature irreps in and out (``irreps_out`` holds scalars ``0e`` and gated ``l > 0`` irreps).
+        Node feature irreps in and out (``irreps_out`` holds scalars ``0e``/``0o`` and gated ``l > 0`` irreps).
+        Even scalars go through SiLU, odd scalars through tanh (an odd function keeps their parity).
     irreps_sh : e3nn.o3.Irreps
         Irreps of the edge spherical harmonics.
     n_basis, radial_hidden : int
@@ -129,7 +130,8 @@ class Interaction(nn.Module):
         self.irreps_out = o3.Irreps(irreps_out)
         scalars = o3.Irreps([(m, ir) for m, ir in self.irreps_out if ir.l == 0])
         gated = o3.Irreps([(m, ir) for m, ir in self.irreps_out if ir.l > 0])
-        self.gate = Gate(scalars, [nn.functional.silu], f"{gated.num_irreps}x0e", [torch.sigmoid], gated)
+        acts = [torch.tanh if ir.p == -1 else nn.functional.silu for _, ir in scalars]
+        self.gate = Gate(scalars, acts, f"{gated.num_irreps}x0e", [torch.sigmoid], gated)
         self.linear_in = o3.Linear(self.irreps_in, self.irreps_in)
         irreps_mid, instructions = _uvu_instructions(self.irreps_in, irreps_sh, self.gate.irreps_in)
         self.tp = o3.TensorProduct(self.irreps_in, irreps_sh, irreps_mid, instructions,
@@ -168,7 +170,20 @@ class FrameEncoder(nn.Module):
     Node input: a learned bead-type embedding (scalars) and, unless ``with_vector_input`` is False, one ``1o``
     vector per bead (the scaled displacement). Edge input: spherical harmonics of ``R_j - R_i`` and a Gaussian
     radial basis of ``|R_j - R_i|``. Output per bead: the ``0e`` channels of the last layer concatenated with
-    the norms of its ``1o`` channels (all rotation-, reflection- and translation-invariant).
+    the norms of its ``1o`` channels, all invariant under rotations, reflections and translations.
+
+    With ``chiral`` the hidden features also carry ``hidden_vectors`` pseudo-vectors (``1e``, e.g. cross products
+    ``1o x 1o``) and ``hidden_vectors`` pseudo-scalars (``0o``, e.g. ``1e . 1o``), and the output adds the norms of
+    the ``1e`` channels and three sets of pseudo-scalars, used with their sign: the ``0o`` channels, the
+    channel-wise dot products ``a_c . b_c`` of the last layer's ``1o`` channels ``a`` with its ``1e`` channels
+    ``b``, and the handedness of each bead's neighbourhood, the triple products ``g_c . (g_{c+1} x g_{c+2})``
+    (channels cyclic) of ``hidden_vectors`` learned neighbourhood vectors ``g_c^i = sum_j w_c(|e_ij|) e_ij/|e_ij|``
+    with a linear map ``w`` of the radial basis, each scaled to (nearly) unit length so that the volume is O(1).
+    The last ones read the handedness of a configuration directly:
+    in the hidden ``1o`` channels the displacement input outweighs the edge geometry, so pseudo-scalars built only
+    from them learn the static handedness slowly. The pseudo-scalars change sign under a reflection, so the output
+    is invariant under proper rotations and translations only (SO(3), not O(3)): a configuration and its mirror
+    image are told apart.
 
     Parameters
     ----------
@@ -183,22 +198,34 @@ class FrameEncoder(nn.Module):
         Range of the radial basis, nm.
     cutoff_nm : float or None
         Smooth cutoff, nm (``None``: all pairs interact).
+    chiral : bool
+        Carry and output parity-odd channels (see above); needs ``hidden_vectors >= 3``.
     """
+
+    hidden_scalars: int
+    hidden_vectors: int
+    chiral: bool
 
     def __init__(self, n_types: int, with_vector_input: bool, embed_dim: int, hidden_scalars: int,
                  hidden_vectors: int, n_layers: int, lmax: int, n_basis: int, radial_hidden: int,
-                 r_max_nm: float, cutoff_nm: Optional[float]):
+                 r_max_nm: float, cutoff_nm: Optional[float], chiral: bool = False):
         super().__init__()
         if n_layers < 1:
             raise ValueError(f"n_layers must be >= 1, got {n_layers}")
         if lmax < 1:
             raise ValueError(f"lmax must be >= 1, got {lmax}")
+        if chiral and hidden_vectors < 3:
+            raise ValueError(f"chiral=True needs hidden_vectors >= 3 (triple products of three vector channels), "
+                             f"got {hidden_vectors}")
         self.with_vector_input = with_vector_input
+        self.chiral = bool(chiral)
         self.embedding = nn.Embedding(n_types, embed_dim)
         self.irreps_sh = o3.Irreps.spherical_harmonics(lmax)
         self.basis = RadialFeatures(n_basis, r_max_nm, cutoff_nm)
         irreps_in = o3.Irreps(f"{embed_dim}x0e + 1x1o" if with_vector_input else f"{embed_dim}x0e")
-        irreps_hidden = o3.Irreps(f"{hidden_scalars}x0e + {hidden_vectors}x1o")
+        hv = hidden_vectors
+        hidden = f"{hidden_scalars}x0e + {hv}x0o + {hv}x1o + {hv}x1e" if chiral else f"{hidden_scalars}x0e + {hv}x1o"
+        irreps_hidden = o3.Irreps(hidden)
         layers = []
         for _ in range(n_layers):
             layers.append(Interaction(irreps_in, irreps_hidden, self.irreps_sh, n_basis, radial_hidden))
@@ -206,7 +233,31 @@ class FrameEncoder(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.hidden_scalars = hidden_scalars
         self.hidden_vectors = hidden_vectors
-        self.n_features = hidden_scalars + hidden_vectors
+        self.n_features = hidden_scalars + (5 * hidden_vectors if chiral else hidden_vectors)
+        self.neighbourhood = nn.Linear(n_basis, hidden_vectors, bias=False) if chiral else None
+
+    def _handedness(self, edges: Tensor, basis: Tensor, n_graphs: int, n_beads: int) -> Tensor:
+        """Triple products of the learned neighbourhood vectors, shape (n_graphs, n_beads, hidden_vectors)."""
+        assert self.neighbourhood is not None
+        unit = edges / safe_norm(edges, 1e-12).unsqueeze(-1)
+        vecs = self.neighbourhood(basis).unsqueeze(-1) * unit.unsqueeze(-2)        # (n_edges_total, C, 3)
+        g = vecs.reshape(n_graphs, n_beads, n_beads - 1, self.hidden_vectors, 3).sum(2)
+        g = g / safe_norm(g, 1e-4).unsqueeze(-1)         # ~unit vectors: the volume is O(1), not O(|g|^3)
+        return (g * torch.cross(g.roll(-1, 2), g.roll(-2, 2), dim=-1)).sum(-1)
+
+    def _readout(self, x: Tensor, handedness: Optional[Tensor]) -> Tensor:
+        """Invariant (and, with ``chiral``, pseudo-scalar) per-bead features of the last layer's output."""
+        n_graphs, n_beads, _ = x.shape
+        hs, hv = self.hidden_scalars, self.hidden_vectors
+        if not self.chiral:
+            vecs = x[..., hs:].reshape(n_graphs, n_beads, hv, 3)
+            return torch.cat([x[..., :hs], safe_norm(vecs, 1e-12)], dim=-1)
+        odd = x[..., hs: hs + hv]
+        polar = x[..., hs + hv: hs + 4 * hv].reshape(n_graphs, n_beads, hv, 3)
+        axial = x[..., hs + 4 * hv:].reshape(n_graphs, n_beads, hv, 3)
+        assert handedness is not None
+        dots = (polar * axial).sum(-1)                                          # 1o . 1e -> 0o
+        return torch.cat([x[..., :hs], safe_norm(polar, 1e-12), safe_norm(axial, 1e-12), odd, dots, handedness], -1)
 
     def forward(self, positions: Tensor, bead_types: Tensor, vectors: Optional[Tensor]) -> Tensor:
         """Encode frames.
@@ -220,7 +271,7 @@ class FrameEncoder(nn.Module):
         Returns
         -------
         torch.Tensor, shape (n_graphs, n_beads, n_features)
-            Invariant per-bead features.
+            Per-bead features, invariant under rotations and translations (and reflections unless ``chiral``).
         """
         n_graphs, n_beads, _ = positions.shape
         receivers, senders = all_pair_edges(n_beads)
@@ -234,7 +285,5 @@ class FrameEncoder(nn.Module):
             x = torch.cat([x, vectors], dim=-1)
         for layer in self.layers:
             x = layer(x, sh, basis, senders)
-        scalars = x[..., : self.hidden_scalars]
-        vecs = x[..., self.hidden_scalars:].reshape(n_graphs, n_beads, self.hidden_vectors, 3)
-        norms = safe_norm(vecs, 1e-12)
-        return torch.cat([scalars, norms], dim=-1)
+        handedness = self._handedness(edges, basis, n_graphs, n_beads) if self.chiral else None
+        return self._readout(x, handedness)
