@@ -178,6 +178,15 @@ def test_cli_simulate_and_ns_length(tmp_path):
     args = parser.parse_args(["--model", str(model), "--walkers", "2", "--steps", "20", "--out", str(again),
                               "--start", str(out), "--frame-interval-ps", "0.02", "--no-progress"])
     assert simulate_cli.run(args) == 0 and load_walkers(again).shape == (2, 2, 2, 3)
+    # Time step and friction of the exported model can be overridden (a stability check at half the step).
+    other = tmp_path / "other.h5"
+    args = parser.parse_args(["--model", str(model), "--walkers", "2", "--steps", "40", "--out", str(other),
+                              "--start", str(out), "--frame-interval-ps", "0.02", "--timestep-ps", "0.001",
+                              "--friction-per-ps", "7.5", "--no-progress"])
+    assert simulate_cli.run(args) == 0
+    meta = trajio.read_metadata(other)
+    assert meta["timestep_ps"] == 0.001 and meta["friction_per_ps"] == 7.5 and meta["steps_per_frame"] == 20
+    assert load_walkers(other).shape == (2, 2, 2, 3)  # 40 steps of 1 fs = 2 frames of 0.02 ps
     three = tmp_path / "three.h5"
     top.add_atom("C", None, residue)
     with trajio.TrajectoryWriter(three, top, {}) as writer:

@@ -32,6 +32,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--platform", help="OpenMM platform (CUDA, CPU, Reference; default: fastest present)")
     parser.add_argument("--precision", choices=["single", "mixed", "double"], help="platform precision")
     parser.add_argument("--integrator", choices=["langevin", "brownian"], help="default: the model's")
+    parser.add_argument("--timestep-ps", type=float, default=None,
+                        help="integration time step, ps (default: the model's; e.g. smaller for a stability check)")
+    parser.add_argument("--friction-per-ps", type=float, default=None,
+                        help="friction for every bead, 1/ps (default: the model's)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--frame-interval-ps", type=float, default=1.0, help="time between frames (default 1)")
     parser.add_argument("--resume", action="store_true",
@@ -49,7 +53,8 @@ def run(args) -> int:
     result = simulate(args.model, start, args.walkers, args.out, ns=args.ns, n_steps=args.steps,
                       frame_interval_ps=args.frame_interval_ps, integrator=args.integrator, platform=args.platform,
                       precision=args.precision, seed=args.seed, resume=args.resume, progress=not args.no_progress,
-                      start_selection=args.start_frames)
+                      start_selection=args.start_frames, timestep_ps=args.timestep_ps,
+                      friction_per_ps=args.friction_per_ps)
     if result.start_frames is not None:
         print(_describe_starts(result.start_frames, result.start_selection, len(start), per_frame, args.start))
     print(f"wrote {result.trajectory_path}: {result.n_frames} frames x {args.walkers} walkers "

@@ -208,7 +208,8 @@ def simulate(model_path, start_positions, n_walkers: int, out_path, *, ns=None, 
              frame_interval_ps=1.0, integrator=None, platform=None, precision=None, seed: int = 0,
              chunk_frames: int = 100, resume: bool = False, progress: bool = True,
              max_energy_kt_per_bead: float = 100.0, max_extent_nm: float = 10.0,
-             max_restarts: int = 20, start_selection: Optional[str] = None) -> SimulationResult:
+             max_restarts: int = 20, start_selection: Optional[str] = None, timestep_ps=None,
+             friction_per_ps=None) -> SimulationResult:
     """Simulate ``n_walkers`` walkers of an exported model and write their trajectory.
 
     Parameters
@@ -227,6 +228,9 @@ def simulate(model_path, start_positions, n_walkers: int, out_path, *, ns=None, 
         Time between written frames; a multiple of the timestep.
     integrator, platform, precision : str, optional
         See :func:`~openmm_dynmatch.openmm.system.create_system`.
+    timestep_ps, friction_per_ps : float, optional
+        Run with another time step (ps) or friction (1/ps, applied to every bead) than the model was trained
+        with, e.g. to check its stability; recorded in the trajectory's metadata. Default: the model's.
     seed : int
         Seeds the integrator and the Maxwell-Boltzmann velocities.
     chunk_frames : int
@@ -245,7 +249,7 @@ def simulate(model_path, start_positions, n_walkers: int, out_path, *, ns=None, 
         ``result.start_frames`` and in the trajectory's metadata ``start_frames``.
     """
     cg = create_system(model_path, n_walkers, platform=platform, precision=precision, integrator=integrator,
-                       seed=openmm_seed(seed))
+                       timestep_ps=timestep_ps, friction_per_ps=friction_per_ps, seed=openmm_seed(seed))
     plan = _plan(cg, ns, n_steps, frame_interval_ps, chunk_frames)
     given = start_positions is not None
     if not given:
