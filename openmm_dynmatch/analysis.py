@@ -193,6 +193,8 @@ def compare(aa, cg, lags=None, lag_ps=None, backbone="auto", n_bins: int = 60, t
     result["bonds"] = bonded_distributions(np.concatenate(aa_pos), np.concatenate(cg_pos), bonds, n_bins)
     if beads is not None:
         result["cores"] = psi_core_kinetics(aa_cvs, cg_cvs, info["frame_interval_ps"], n_bootstrap, n_blocks, seed)
+        result["mirror"] = {side: mirror_fraction(np.concatenate(cvs)) for side, cvs in (("aa", aa_cvs),
+                                                                                      ("cg", cg_cvs))}
     result["summary"] = _summary(result)
     return to_jsonable(result)
 
@@ -339,7 +341,23 @@ def _summary(result: dict) -> dict:
                            core_relaxation_cg_bound_ps=cores["cg"]["relaxation_time_bound_ps"],
                            core_transitions_aa=cores["aa"]["n_transitions"],
                            core_transitions_cg=cores["cg"]["n_transitions"])
+        if "mirror" in result:
+            summary.update(phi_positive_fraction_aa=result["mirror"]["aa"],
+                           phi_positive_fraction_cg=result["mirror"]["cg"])
     return summary
+
+
+def mirror_fraction(phi_psi) -> float:
+    """Fraction of alanine-dipeptide frames with ``phi > 0``: the left-handed region, where the mirror image of
+    the L-peptide's extended and helical basins lies (0.1% of frames in AA data at 300 K). A CG model blind to
+    chirality puts more weight there.
+
+    Parameters
+    ----------
+    phi_psi : np.ndarray, shape (n_frames, 2), rad
+    """
+    phi_psi = np.asarray(phi_psi, dtype=float).reshape(-1, 2)
+    return float(np.mean(phi_psi[:, 0] > 0.0)) if len(phi_psi) else float("nan")
 
 
 def _lag_row(its: dict) -> int:

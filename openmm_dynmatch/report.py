@@ -107,7 +107,21 @@ def verdicts(metrics: dict) -> list:
     if summary.get("bond_js_max") is not None:
         rows.append(("largest bond-length JS divergence", summary["bond_js_max"],
                      _js_verdict(summary["bond_js_max"])))
+    if summary.get("phi_positive_fraction_cg") is not None:
+        rows.append(_mirror_row(summary["phi_positive_fraction_aa"], summary["phi_positive_fraction_cg"]))
     return rows
+
+
+MIRROR_EXCESS = 0.01
+
+
+def _mirror_row(aa: float, cg: float) -> tuple:
+    """The population of the mirror-image region (phi > 0) of alanine dipeptide, CG against AA: a CG model
+    blind to chirality puts weight where the L-peptide has almost none."""
+    verdict = f"AA {aa:.3f}"
+    if cg - aa > MIRROR_EXCESS:
+        verdict += f": {cg - aa:.3f} too much weight in the mirror-image region"
+    return ("fraction of frames at phi > 0 (mirror image), CG", cg, verdict)
 
 
 def _crossing_rates(summary: dict, info: dict) -> Optional[dict]:

@@ -167,6 +167,24 @@ def _metrics(timescale_ratio, timescales_aa, timescales_cg, lag_ps=5.0, crossing
     return {"summary": summary, "info": info}
 
 
+def test_mirror_region_population_is_reported_against_aa():
+    metrics = _metrics([1.0], [65.0], [65.0], crossings=(40, 40), core_ratio=1.0)
+    metrics["summary"].update(phi_positive_fraction_aa=0.001, phi_positive_fraction_cg=0.019)
+    rows = {name: (value, verdict) for name, value, verdict in report.verdicts(metrics)}
+    value, verdict = rows["fraction of frames at phi > 0 (mirror image), CG"]
+    assert value == 0.019 and verdict.startswith("AA 0.001") and "0.018 too much weight" in verdict
+    metrics["summary"]["phi_positive_fraction_cg"] = 0.005
+    rows = {name: verdict for name, _, verdict in report.verdicts(metrics)}
+    assert rows["fraction of frames at phi > 0 (mirror image), CG"] == "AA 0.001"
+
+
+def test_mirror_fraction_counts_positive_phi(rng):
+    from openmm_dynmatch.analysis import mirror_fraction
+
+    phi_psi = rng.uniform(-np.pi, np.pi, size=(1000, 2))
+    assert mirror_fraction(phi_psi) == np.count_nonzero(phi_psi[:, 0] > 0) / 1000
+
+
 def _kinetic_rows(metrics):
     return {name: (value, verdict) for name, value, verdict in report.verdicts(metrics)
             if "timescale" in name or "relaxation" in name}
