@@ -197,7 +197,8 @@ def test_dynamic_matching_recovers_force_constant_and_friction_where_force_match
     assert abs(float(trainer.potential.r0.detach()) / TRUE_R0 - 1) < 0.05
     assert abs(friction / friction_true - 1) < 0.10, f"friction = {friction:.2f}, true {friction_true}"
 
-    # force matching on the same data recovers k and r0 but has nothing to say about the friction
+    # force matching on the same data recovers k and r0 (it has no friction to learn: its dynamics stay where
+    # the configuration puts them, 3x the truth here, which dynamic matching corrected above)
     fm = HarmonicDimer(0.3 * TRUE_K, 1.1 * TRUE_R0)
     flat = frames.reshape(-1, 2, 3)
     from dimer_toy import dimer_forces
@@ -206,8 +207,6 @@ def test_dynamic_matching_recovers_force_constant_and_friction_where_force_match
                          seed=0, progress=False)
     assert abs(math.exp(float(fm.log_k.detach())) / TRUE_K - 1) < 0.02
     assert abs(float(fm.r0.detach()) / TRUE_R0 - 1) < 0.01
-    fm_friction = 3 * friction_true  # force matching leaves the dynamics where they started
-    assert abs(fm_friction / friction_true - 1) > 1.0
 
 
 def test_resume_continues_exactly(tmp_path):
