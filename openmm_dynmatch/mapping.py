@@ -769,14 +769,21 @@ def _file_topology(path: Path):
     import tables
     from mdtraj.formats import HDF5TrajectoryFile
 
+    from openmm_dynmatch.trajio import READ_ERRORS, unreadable
+
     if not path.is_file():
         raise FileNotFoundError(f"trajectory file not found: {path}")
-    with HDF5TrajectoryFile(str(path), mode="r") as handle:
-        topology = handle.topology
-    with tables.open_file(str(path), "r") as handle:
-        if "coordinates" not in handle.root:
-            raise ValueError(f"{path} stores no coordinates; it is not a trajectory file")
-        return topology, int(handle.root.coordinates.shape[1])
+    try:
+        with HDF5TrajectoryFile(str(path), mode="r") as handle:
+            topology = handle.topology
+        with tables.open_file(str(path), "r") as handle:
+            stored = "coordinates" in handle.root
+            n_atoms = int(handle.root.coordinates.shape[1]) if stored else 0
+    except READ_ERRORS as err:
+        raise unreadable(path, err) from err
+    if not stored:
+        raise ValueError(f"{path} stores no coordinates; it is not a trajectory file")
+    return topology, n_atoms
 
 
 def _read_chunk(path: Path, start: int, stop: int, topology, stored: bool):
