@@ -82,7 +82,8 @@ from openmm_dynmatch.models.potential import build_potential
 from openmm_dynmatch.openmm.recorder import record_paths
 from openmm_dynmatch.openmm.sampler import OpenMMSampler
 from openmm_dynmatch.openmm.system import create_system
-from openmm_dynmatch.train import DynamicMatchingTrainer, windows_from_paths
+from openmm_dynmatch.paths import windows_from_paths
+from openmm_dynmatch.train import DynamicMatchingTrainer
 
 TEMPERATURE_K = 300.0
 MASS_AMU = 14.0

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from openmm_dynmatch.kinetics import roc_auc
 from openmm_dynmatch.models.invariant_classifier import InvariantWindowClassifier
-from openmm_dynmatch.train import windows_from_paths
+from openmm_dynmatch.paths import windows_from_paths
 
 
 def _cg_windows(sampler, potential, dynamics, masses_amu, aa_windows: torch.Tensor, steps_per_frame: int,

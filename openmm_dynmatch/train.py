@@ -21,7 +21,6 @@ import csv
 import math
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -35,6 +34,7 @@ from openmm_dynmatch.config import Config, write_config
 from openmm_dynmatch.dynamics import DynamicsParameters
 from openmm_dynmatch.fileio import atomic_path, torch_save
 from openmm_dynmatch.kinetics import roc_auc
+from openmm_dynmatch.paths import Paths, windows_from_paths
 from openmm_dynmatch.units import kt_kj_per_mol
 
 LOG_FIELDS = (
@@ -47,32 +47,9 @@ CHECKPOINT_KEYS = ("iteration", "potential", "dynamics", "classifier", "generato
                    "classifier_optimizer", "scheduler", "average", "average_count", "free_positions")
 
 
-@dataclass
-class Paths:
-    """CG paths recorded at every integration step.
-
-    Attributes
-    ----------
-    positions : torch.Tensor, shape (B, n + 1, N, 3), float64, nm
-    velocities : torch.Tensor, shape (B, N, 3), float64, nm/ps
-        Velocities OpenMM reported at the start of every window (Langevin; zeros for Brownian).
-    blowups : int
-        Walkers whose windows became non-finite and were redrawn.
-    """
-
-    positions: torch.Tensor
-    velocities: torch.Tensor
-    blowups: int = 0
-
-
 def iteration_rng(seed: int, iteration: int, stream: int = 0) -> np.random.Generator:
     """The numpy generator of one iteration and purpose (``stream``): reproducible and resumable."""
     return np.random.default_rng([int(seed), int(iteration), int(stream)])
-
-
-def windows_from_paths(paths: torch.Tensor, steps_per_frame: int) -> torch.Tensor:
-    """Frames every ``steps_per_frame`` integration steps: ``(B, n+1, N, 3) -> (B, T+1, N, 3)``."""
-    return paths[:, ::steps_per_frame]
 
 
 def rewards_from_logits(logits: torch.Tensor, kind: str) -> torch.Tensor:

@@ -114,7 +114,7 @@ class FreeBrownianSampler:
         self.gamma_m = np.asarray(masses_amu) * friction_per_ps
 
     def record(self, start_positions, n_steps, seed):
-        from openmm_dynmatch.train import Paths
+        from openmm_dynmatch.paths import Paths
 
         if self.gamma_m.min() < self.min_gamma_m:
             raise RuntimeError("3 of 3 CG walkers exploded in every one of 4 attempts")

@@ -88,9 +88,9 @@ class OpenMMSampler:
 
         Returns
         -------
-        openmm_dynmatch.train.Paths
+        openmm_dynmatch.paths.Paths
         """
-        from openmm_dynmatch.train import Paths
+        from openmm_dynmatch.paths import Paths
 
         starts = self._check_starts(start_positions)
         rng = np.random.default_rng([int(seed), 7])
