@@ -265,7 +265,7 @@ def plot_summary(models: dict, path: Path) -> None:
         ax.bar([LABELS[n] for n in names], values, color=[f"C{k}" for k in range(len(names))])
         ax.set_title(title)
     for ax in axes[1:]:
-        ax.tick_params(axis="x", labelsize=8)
+        ax.tick_params(axis="x", labelsize=8, labelrotation=15)
     axes[3].axhline(0.5, color="black", linewidth=1)
     save_figure(fig, path)
 
