@@ -167,6 +167,17 @@ def _metrics(timescale_ratio, timescales_aa, timescales_cg, lag_ps=5.0, crossing
     return {"summary": summary, "info": info}
 
 
+def test_acf_times_within_basins_are_not_flagged_against_crossings():
+    # fast motion within the basins with slower crossings is physics, not a contradiction
+    metrics = _metrics([1.9], [65.0], [120.0], crossings=(40, 20), core_ratio=2.0)
+    metrics["summary"]["acf_time_ratio"] = {"psi": 0.6}
+    rows = {name: (value, verdict) for name, value, verdict in report.verdicts(metrics)}
+    assert rows["ACF integrated time of psi CG/AA"] == (0.6, report._ratio_verdict(0.6))
+    metrics["summary"]["core_transitions_cg"] = 0  # no crossing at all: not comparable
+    rows = {name: verdict for name, _, verdict in report.verdicts(metrics)}
+    assert rows["ACF integrated time of psi CG/AA"].startswith("not comparable")
+
+
 def test_mirror_region_population_is_reported_against_aa():
     metrics = _metrics([1.0], [65.0], [65.0], crossings=(40, 40), core_ratio=1.0)
     metrics["summary"].update(phi_positive_fraction_aa=0.001, phi_positive_fraction_cg=0.019)
