@@ -1,0 +1,238 @@
+"""Recovery of known models by dynamic matching; first case: the handedness population of a chiral chain.
+
+Case ``chirality``. The data are OpenMM Brownian trajectories of a 4-bead chain with a known potential: harmonic
+bonds (0.38 nm, 1000 kJ/mol/nm^2), harmonic bond angles (100 degrees, 100 kJ/mol/rad^2) and one dihedral term
+``k (1 + cos(phi + 90 deg)) = k (1 - sin phi)`` that favours ``phi > 0`` (about 88% at k = 4 kJ/mol, 300 K); the
+handedness flips every few tens of steps, so short runs sample it. The CG model has the same bonds and angles but
+no dihedral term, plus an ``internal_mlp`` net (it sees ``cos phi`` and ``sin phi``) whose output layer starts at
+zero: the starting model is mirror-symmetric (50% ``phi > 0``). It is trained by
+:class:`~openmm_dynmatch.train.DynamicMatchingTrainer` with the true friction held fixed, against a
+chirality-aware invariant window classifier, and the handedness population of the trained (parameter-averaged)
+model is measured by an OpenMM run. Target: within 5 percentage points of the data's.
+
+Logged along training (every ``trace_every`` iterations): the population of the persistent free-mode CG walkers,
+the classifier's AUC on the iteration's windows, and the mirror-energy gap ``<U(-x) - U(x)>`` over data frames
+(kJ/mol; the true potential's value is reported beside it: ``2 k <sin phi>``).
+
+Usage (JSON on stdout, a summary line on stderr)::
+
+    python benchmarks/recovery.py --quick
+    python benchmarks/recovery.py --out benchmarks/results/recovery.json
+"""
+import argparse
+import json
+import math
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from openmm_dynmatch import trajio
+from openmm_dynmatch.config import Config, DynamicsConfig, TrainConfig
+from openmm_dynmatch.data import make_windows
+from openmm_dynmatch.dynamics import DynamicsParameters
+from openmm_dynmatch.fileio import write_json
+from openmm_dynmatch.models.geometry import dihedral_cos_sin
+from openmm_dynmatch.models.internal import InternalMLP
+from openmm_dynmatch.models.invariant_classifier import InvariantWindowClassifier
+from openmm_dynmatch.models.potential import CGPotential
+from openmm_dynmatch.models.prior import PriorPotential
+from openmm_dynmatch.train import DynamicMatchingTrainer
+
+BONDS = [[0, 1], [1, 2], [2, 3]]
+MASS_AMU, TEMPERATURE_K = 12.0, 300.0
+BOND_NM, BOND_K, ANGLE_RAD, ANGLE_K = 0.38, 1000.0, math.radians(100.0), 100.0
+DIHEDRAL_K, DIHEDRAL_PHI0_RAD = 4.0, -math.pi / 2   # minimum at phi = +90 degrees
+
+
+@dataclass
+class ChiralitySettings:
+    """Sizes of the chirality case (defaults: the full run; :data:`QUICK`: the small one)."""
+
+    friction_per_ps: float = 10.0
+    timestep_ps: float = 0.02
+    steps_per_frame: int = 10
+    window_frames: int = 6
+    data_walkers: int = 64
+    data_steps: int = 20000
+    mode: str = "free"
+    iterations: int = 300
+    walkers: int = 256
+    classifier_warmup: int = 30
+    classifier_hidden: int = 32
+    net_hidden: int = 32
+    lr_potential: float = 3e-3
+    lr_classifier: float = 1e-3
+    production_walkers: int = 64
+    production_steps: int = 5000
+    trace_every: int = 10
+
+
+QUICK = ChiralitySettings(data_steps=6000, iterations=120, walkers=128, classifier_warmup=20,
+                          production_steps=3000)
+
+
+# ------------------------------------------------------------------------------------------ the toy
+def chain_prior(with_dihedral: bool) -> PriorPotential:
+    """The true potential (``with_dihedral=True``) or the CG model's prior (bonds and angles only)."""
+    dihedral = dict(dihedral_k=[[DIHEDRAL_K]], dihedral_phi0_rad=[[DIHEDRAL_PHI0_RAD]]) if with_dihedral else {}
+    return PriorPotential(4, BONDS, bond_r0_nm=BOND_NM, bond_k=BOND_K, angle_theta0_rad=ANGLE_RAD, angle_k=ANGLE_K,
+                          **dihedral)
+
+
+def chain_metadata(settings: ChiralitySettings) -> dict:
+    """Exported-model metadata of the chain (Brownian dynamics)."""
+    return {"n_beads": 4, "bead_names": ["A", "B", "C", "D"], "bead_types": [0] * 4, "type_names": ["A"],
+            "masses_amu": [MASS_AMU] * 4, "temperature_k": TEMPERATURE_K, "integrator": "brownian",
+            "friction_per_ps": settings.friction_per_ps, "timestep_ps": settings.timestep_ps, "cutoff_nm": None,
+            "periodic": False, "bonds": BONDS}
+
+
+def chain_start() -> np.ndarray:
+    """One configuration ``(4, 3)`` nm at the bond lengths and angles, dihedral about +75 degrees."""
+    x = np.zeros((4, 3))
+    x[1, 0] = BOND_NM
+    x[2] = x[1] + BOND_NM * np.array([-math.cos(ANGLE_RAD), math.sin(ANGLE_RAD), 0.0])
+    x[3] = x[2] + np.array([BOND_NM, 0.0, 0.1])
+    return x
+
+
+def dihedral_rad(positions) -> np.ndarray:
+    """IUPAC dihedral of beads 0-1-2-3, rad, of ``positions`` (..., 4, 3) nm."""
+    x = torch.as_tensor(np.asarray(positions, dtype=np.float64)).reshape(-1, 4, 3)
+    cos_sin = dihedral_cos_sin(x, torch.tensor([[0, 1, 2, 3]]))
+    return np.arctan2(cos_sin[1, :, 0].numpy(), cos_sin[0, :, 0].numpy()).reshape(np.shape(positions)[:-2])
+
+
+def right_handed_fraction(positions) -> float:
+    """Fraction of configurations with ``phi > 0``."""
+    return float(np.mean(dihedral_rad(positions) > 0))
+
+
+def run_model(model, settings: ChiralitySettings, starts: np.ndarray, n_steps: int, work: Path, label: str,
+              seed: int) -> np.ndarray:
+    """Export ``model``, run it with the package's runner and return frames ``(walkers, frames, 4, 3)`` nm."""
+    from openmm_dynmatch.openmm.export import export
+    from openmm_dynmatch.openmm.runner import simulate
+
+    path = export(model, work / f"{label}.pt", chain_metadata(settings))
+    out = work / f"{label}.h5"
+    n_walkers = len(starts)
+    simulate(path, starts, n_walkers, out, n_steps=n_steps,
+             frame_interval_ps=settings.steps_per_frame * settings.timestep_ps, platform="Reference", seed=seed,
+             progress=False, start_selection="cyclic")
+    return trajio.load(out).positions.reshape(-1, n_walkers, 4, 3).transpose(1, 0, 2, 3)
+
+
+def mirror_gap(potential, frames: torch.Tensor) -> float:
+    """``<U(-x) - U(x)>`` over ``frames`` (n, 4, 3) nm, kJ/mol: > 0 when the model prefers their handedness."""
+    with torch.no_grad():
+        return float((potential(-frames) - potential(frames)).mean())
+
+
+# ------------------------------------------------------------------------------------------ the case
+def build_trainer(settings: ChiralitySettings, frames: np.ndarray, work: Path, seed: int) -> DynamicMatchingTrainer:
+    """Dynamic-matching trainer of the mirror-symmetric start model against windows of ``frames``."""
+    from openmm_dynmatch.openmm.sampler import OpenMMSampler
+
+    windows = np.concatenate([make_windows(f, settings.window_frames) for f in frames])
+    torch.manual_seed(seed)
+    net = InternalMLP(4, bonds=BONDS, hidden=settings.net_hidden)
+    net.fit_scales(frames.reshape(-1, 4, 3))
+    potential = CGPotential(chain_prior(with_dihedral=False), net)
+    with torch.no_grad():
+        potential.net.mlp[-1].weight.zero_()
+        potential.net.mlp[-1].bias.zero_()
+    classifier = InvariantWindowClassifier(4, settings.window_frames, hidden=settings.classifier_hidden)
+    classifier.fit_scales(torch.as_tensor(windows[np.random.default_rng(seed).permutation(len(windows))[:4000]]))
+    config = Config(
+        train=TrainConfig(mode=settings.mode, iterations=settings.iterations, walkers=settings.walkers,
+                          classifier_warmup=settings.classifier_warmup, lr_potential=settings.lr_potential,
+                          lr_classifier=settings.lr_classifier, checkpoint_every=10**6, snr_every=0, seed=seed),
+        dynamics=DynamicsConfig(integrator="brownian", timestep_ps=settings.timestep_ps,
+                                friction_per_ps=settings.friction_per_ps, learn_friction=False))
+    dynamics = DynamicsParameters("brownian", settings.friction_per_ps, [0] * 4, learnable=False)
+    sampler = OpenMMSampler(chain_metadata(settings), settings.walkers)
+    return DynamicMatchingTrainer(config, potential, classifier, dynamics, sampler, windows, [MASS_AMU] * 4,
+                                  TEMPERATURE_K, settings.steps_per_frame, work / "run")
+
+
+def chirality_case(settings: ChiralitySettings, work: Path, seed: int = 0) -> dict:
+    """Data, training and production of the chirality case; returns its JSON-able result."""
+    t0 = time.perf_counter()
+    starts = np.repeat(chain_start()[None], settings.data_walkers, axis=0)
+    data = run_model(chain_prior(with_dihedral=True), settings, starts, settings.data_steps, work, "data", seed + 1)
+    data = data[:, data.shape[1] // 10:]   # drop the first tenth: equilibration from one start
+    flat = torch.as_tensor(data.reshape(-1, 4, 3))
+    true_gap = mirror_gap(chain_prior(with_dihedral=True), flat)
+    t1 = time.perf_counter()
+    trainer = build_trainer(settings, data, work, seed)
+    trace = []
+    for _ in range(settings.iterations):
+        row = trainer.step()
+        if trainer.iteration % settings.trace_every == 0 or trainer.iteration == settings.iterations:
+            walkers = trainer.free_positions
+            trace.append({"iteration": trainer.iteration, "phase": row["phase"], "mode": row["mode"],
+                          "classifier_auc": row["classifier_auc"], "reward_mean": row.get("reward_mean"),
+                          "mirror_gap_kj_per_mol": mirror_gap(trainer.potential, flat),
+                          "walkers_right_handed": None if walkers is None else right_handed_fraction(walkers)})
+    trainer.load_averaged()
+    t2 = time.perf_counter()
+    picks = np.random.default_rng(seed).integers(0, len(flat), settings.production_walkers)
+    cg = run_model(trainer.potential, settings, flat[picks].numpy(), settings.production_steps, work, "cg", seed + 2)
+    cg = cg[:, cg.shape[1] // 10:]
+    t3 = time.perf_counter()
+    p_data, p_cg = right_handed_fraction(data), right_handed_fraction(cg)
+    return {
+        "case": "chirality", "settings": vars(settings), "seed": seed,
+        "data_right_handed": p_data, "cg_right_handed": p_cg, "start_right_handed": 0.5,
+        "difference_points": 100.0 * (p_cg - p_data), "target_points": 5.0,
+        "met": bool(abs(p_cg - p_data) <= 0.05),
+        "mirror_gap_true_kj_per_mol": true_gap, "mirror_gap_trained_kj_per_mol": mirror_gap(trainer.potential, flat),
+        "trace": trace,
+        "time_data_s": t1 - t0, "time_train_s": t2 - t1, "time_production_s": t3 - t2,
+    }
+
+
+CASES = {"chirality": chirality_case}
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="the small version of every case")
+    parser.add_argument("--case", choices=sorted(CASES), action="append", default=None)
+    parser.add_argument("--mode", choices=["free", "conditional", "conditional_then_free"], default=None,
+                        help="where CG windows start (default: the case's)")
+    parser.add_argument("--iterations", type=int, default=None, help="override the case's iterations")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--out", default=None, help="also write the JSON result to this file")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    settings = QUICK if args.quick else ChiralitySettings()
+    overrides = {k: v for k, v in (("mode", args.mode), ("iterations", args.iterations)) if v is not None}
+    settings = replace(settings, **overrides)
+    rows = []
+    for case in args.case or sorted(CASES):
+        for seed in args.seeds:
+            with tempfile.TemporaryDirectory(prefix="recovery-") as tmp:
+                row = CASES[case](settings, Path(tmp), seed)
+            rows.append(row)
+            print(f"{case} seed {seed}: phi > 0 data {row['data_right_handed']:.3f}, CG {row['cg_right_handed']:.3f} "
+                  f"({row['difference_points']:+.1f} points; target 5: {'met' if row['met'] else 'missed'}), "
+                  f"train {row['time_train_s']:.0f} s", file=sys.stderr)
+    result = {"benchmark": "recovery", "quick": bool(args.quick), "python": platform.python_version(),
+              "torch": torch.__version__, "threads": args.threads, "cases": rows}
+    print(json.dumps(result, indent=2))
+    if args.out:
+        write_json(args.out, result)
+    return result
+
+
+if __name__ == "__main__":
+    main()
