@@ -136,11 +136,12 @@ def backbone_cvs(positions, metadata) -> np.ndarray:
     return backbone_phi_psi(positions, beads)
 
 
-def walker_frames(path: Path, n_beads: int) -> np.ndarray:
-    """Every frame of every walker of a CG production file, shape (n_frames * n_walkers, n_beads, 3), nm."""
-    positions = trajio.load(path).positions
-    walkers = positions.reshape(len(positions), -1, n_beads, 3).transpose(1, 0, 2, 3)
-    return walkers.reshape(-1, n_beads, 3)
+def walker_frames(path: Path) -> np.ndarray:
+    """Every frame of every walker of a CG production file, shape (n_walkers * n_frames, n_beads, 3), nm."""
+    from openmm_dynmatch.openmm.runner import load_walkers
+
+    walkers = load_walkers(path)
+    return walkers.reshape(-1, *walkers.shape[2:])
 
 
 def prior_only_model(run_dir: Path) -> Path:
@@ -171,8 +172,7 @@ def profile_study(aa, run_dir: Path, cg_file: Path, prior_file: Path, max_frames
     from openmm_dynmatch.models.potential import load_potential
 
     meta = aa.metadata
-    n_beads = aa.positions.shape[1]
-    cg = walker_frames(cg_file, n_beads)
+    cg = walker_frames(cg_file)
     sub = cg[:: max(len(cg) // max_frames, 1)]
     potential = load_potential(run_dir / "potential.pt")[0].double().eval()
     with torch.no_grad():
@@ -184,7 +184,7 @@ def profile_study(aa, run_dir: Path, cg_file: Path, prior_file: Path, max_frames
     if np.ptp(u_dihedrals) > 0:
         energies["prior dihedral terms"] = (sub_cvs, u_dihedrals)
     cvs = {"AA": backbone_cvs(aa.positions, meta), "CG (prior + network)": backbone_cvs(cg, meta),
-           "CG prior only": backbone_cvs(walker_frames(prior_file, n_beads), meta)}
+           "CG prior only": backbone_cvs(walker_frames(prior_file), meta)}
     profiles = free_energy_profiles(cvs, meta["temperature_k"], ["phi", "psi"], energies)
     psi = profiles["psi"]
     profiles["psi_barrier_kj_per_mol"] = {

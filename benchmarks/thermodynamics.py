@@ -91,12 +91,11 @@ def study_variants(work: Path, variants, settings, seed: int, progress: bool) ->
     aa = trajio.load(cg_path)
     rows = [with_targets(fm_variant(cg_path, work, v.replace(":", "_"), v, settings, seed, progress))
             for v in variants]
-    n_beads = aa.positions.shape[1]
     cvs = {"AA": backbone_cvs(aa.positions, aa.metadata)}
     for row in rows:
         if row["net"] == "internal_mlp":
             cvs[f"FM, prior dihedrals: {row['prior_dihedrals']}"] = backbone_cvs(
-                walker_frames(Path(row["cg_file"]), n_beads), aa.metadata)
+                walker_frames(Path(row["cg_file"])), aa.metadata)
     profiles = free_energy_profiles(cvs, aa.metadata["temperature_k"], ["phi", "psi"])
     return {"rows": rows, "profiles": to_jsonable(profiles)}
 
