@@ -221,7 +221,7 @@ def run_training(config: Config, run_dir, resume: bool = False, progress: bool =
     if cfg.objective != "dynamic_matching":
         stages.append((cfg.objective, cfg.iterations))
     for index, (objective, iterations) in enumerate(stages):
-        stage_file = run_dir / f"stage{index}_{objective}.pt"
+        stage_file = stage_path(run_dir, index, objective)
         if resume and stage_file.exists():
             potential.load_state_dict(load_potential(stage_file)[0].state_dict())
             continue
@@ -361,11 +361,16 @@ def finish_run(config: Config, data: TrainingData, potential, dynamics, run_dir:
     return summary
 
 
+def stage_path(run_dir: Path, index: int, objective: str) -> Path:
+    """The potential file ``stage<index>_<objective>.pt`` of a pre-training stage; its log has the suffix ``.csv``."""
+    return run_dir / f"stage{index}_{objective}.pt"
+
+
 def _stage_summaries(run_dir: Path, stages: list) -> list:
     """Summary of every force-matching / relative-entropy stage from its log (resumed runs included)."""
     out = []
     for index, (objective, iterations) in enumerate(stages):
-        path = run_dir / f"stage{index}_{objective}.csv"
+        path = stage_path(run_dir, index, objective).with_suffix(".csv")
         rows = read_log(path, as_rows=True) if path.exists() else []
         out.append({"objective": objective, "log": path.name if path.exists() else None,
                     **stage_summary(rows, iterations)})
