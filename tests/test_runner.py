@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from openmm_dynmatch import trajio
-from openmm_dynmatch.errors import UnstableSimulationError
+from openmm_dynmatch.errors import FileFormatError, UnstableSimulationError
 from openmm_dynmatch.openmm.export import export
 from openmm_dynmatch.openmm.runner import load_energies, load_walkers, simulate
 
@@ -118,6 +118,10 @@ def test_resume_continues_the_same_run(tmp_path):
     np.testing.assert_allclose(load_energies(tmp_path / "part.h5"), load_energies(tmp_path / "full.h5"), rtol=1e-6)
     with pytest.raises(ValueError, match="checkpoint .* is of a different run"):
         simulate(model, dimer_start(0.3), 4, tmp_path / "part.h5", n_steps=200, resume=True, **kwargs)
+    checkpoint = tmp_path / "part.h5.chk"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])  # truncated: one error naming the file
+    with pytest.raises(FileFormatError, match=r"part\.h5\.chk.*production checkpoint"):
+        simulate(model, dimer_start(0.3), 3, tmp_path / "part.h5", n_steps=300, resume=True, **kwargs)
 
 
 def test_same_seed_same_trajectory_seed_zero_included(tmp_path):

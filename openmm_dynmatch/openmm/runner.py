@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from openmm_dynmatch import trajio
 from openmm_dynmatch.errors import UnstableSimulationError
-from openmm_dynmatch.fileio import torch_save
+from openmm_dynmatch.fileio import torch_load, torch_save
 from openmm_dynmatch.openmm.export import load_exported
 from openmm_dynmatch.openmm.recorder import maxwell_boltzmann
 from openmm_dynmatch.openmm.reference import openmm_seed
@@ -454,6 +454,11 @@ def _walker_starts(start_positions, n_walkers: int, n_beads: int, selection, see
     return start[indices], indices, selection
 
 
+#: Keys of a production checkpoint (``<out>.chk``) that a resume reads.
+CHECKPOINT_KEYS = ("openmm_checkpoint", "frames_written", "n_walkers", "n_beads", "steps_per_frame", "integrator",
+                   "last_good", "consecutive", "blowup_events", "rng_state")
+
+
 def _save_checkpoint(cg, result, guard, rng, plan, frames_written: int, run_id: str) -> None:
     torch_save({"format_version": 2, "run_id": run_id, "openmm_checkpoint": cg.context.createCheckpoint(),
                 "frames_written": frames_written, "n_walkers": cg.n_walkers, "n_beads": cg.n_beads,
@@ -469,7 +474,9 @@ def _resume(cg, result, guard, rng, plan):
     Returns the frames already written, the run's id and, for ``trajectory`` and ``energies``, where its frames
     are: ``"part"`` (an interrupted run) or ``"output"`` (a finished one).
     """
-    state = torch.load(result.checkpoint_path, weights_only=False)
+    state = torch_load(result.checkpoint_path, "production checkpoint",
+                       "delete it (and any .part files) and run again without --resume",
+                       required=CHECKPOINT_KEYS, weights_only=False)
     expected = {"n_walkers": cg.n_walkers, "n_beads": cg.n_beads, "steps_per_frame": plan["steps_per_frame"],
                 "integrator": cg.metadata["integrator"]}
     found = {key: state[key] for key in expected}
