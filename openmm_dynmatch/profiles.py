@@ -18,7 +18,7 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from openmm_dynmatch.units import kt_kj_per_mol
+from openmm_dynmatch.analysis import free_energy, histogram
 
 
 def profile_edges(n_bins: int = 36) -> np.ndarray:
@@ -28,8 +28,8 @@ def profile_edges(n_bins: int = 36) -> np.ndarray:
     return np.linspace(-np.pi, np.pi, n_bins + 1)
 
 
-def free_energy_profile(values, edges, temperature_k: float, min_count: int = 1) -> np.ndarray:
-    """``-kT ln p`` of samples in the bins ``edges``, shifted to minimum 0; NaN where fewer than ``min_count``.
+def free_energy_profile(values, edges, temperature_k: float) -> np.ndarray:
+    """``-kT ln p`` of samples in the bins ``edges``, shifted to minimum 0; NaN in empty bins.
 
     Parameters
     ----------
@@ -44,11 +44,7 @@ def free_energy_profile(values, edges, temperature_k: float, min_count: int = 1)
     values = np.asarray(values, dtype=float).ravel()
     if values.size == 0:
         raise ValueError("values: expected at least one sample, got none")
-    counts, _ = np.histogram(values, edges)
-    with np.errstate(divide="ignore"):
-        energy = -kt_kj_per_mol(temperature_k) * np.log(counts / counts.sum())
-    energy[counts < max(min_count, 1)] = np.nan
-    return energy - np.nanmin(energy)
+    return free_energy(histogram(values, edges), temperature_k)
 
 
 def binned_mean(values, weights, edges) -> np.ndarray:
