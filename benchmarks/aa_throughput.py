@@ -7,7 +7,7 @@ import json
 
 from openmm_dynmatch.fileio import write_json
 from openmm_dynmatch.openmm.reference import measure_throughput
-from openmm_dynmatch.openmm.systems import get_system
+from openmm_dynmatch.openmm.aa_systems import get_system
 
 STEPS = {"alanine-dipeptide-implicit": 20000, "lj-dimer-solvent": 4000, "alanine-dipeptide-explicit": 300}
 

@@ -19,7 +19,7 @@ CG models (``"models"``)
 
 CG speed (``"cg"``, one row per model, walker count B and method)
     - ``batched_<platform>``: one System of B walkers with one TorchForce
-      (:func:`openmm_dynmatch.openmm.system.create_system`), the engine of this package;
+      (:func:`openmm_dynmatch.openmm.cg_walkers.create_system`), the engine of this package;
     - ``context_per_walker_<platform>``: one single-walker Context per walker, stepped in turn. Measured on
       ``min(B, 16)`` Contexts: the cost of a walker-step does not depend on B, so rows with B > 16 repeat the
       16-Context measurement (``measured_walkers`` says on how many it was taken);
@@ -75,8 +75,8 @@ from openmm_dynmatch.mapping import map_trajectory
 from openmm_dynmatch.openmm.export import export, load_exported
 from openmm_dynmatch.openmm.recorder import maxwell_boltzmann, record_paths
 from openmm_dynmatch.openmm.reference import measure_throughput, run_reference
-from openmm_dynmatch.openmm.system import available_platforms, create_system
-from openmm_dynmatch.openmm.systems import get_system
+from openmm_dynmatch.openmm.cg_walkers import available_platforms, create_system
+from openmm_dynmatch.openmm.aa_systems import get_system
 from openmm_dynmatch.runs import build_potential_from_config, load_training_data, model_metadata
 from openmm_dynmatch.units import kt_kj_per_mol
 

@@ -104,7 +104,7 @@ def study_data_sizes(work: Path, sizes_ns, settings, seed: int, progress: bool) 
     """The default variant trained on 1 ns replicas adding up to each size."""
     from openmm_dynmatch.mapping import map_trajectory
     from openmm_dynmatch.openmm.reference import run_reference
-    from openmm_dynmatch.openmm.systems import get_system
+    from openmm_dynmatch.openmm.aa_systems import get_system
 
     n_replicas = int(max(sizes_ns))
     replica_ns = settings.aa_ns / 2.0

@@ -81,7 +81,7 @@ from openmm_dynmatch.models.invariant_classifier import InvariantWindowClassifie
 from openmm_dynmatch.models.potential import build_potential
 from openmm_dynmatch.openmm.recorder import record_paths
 from openmm_dynmatch.openmm.sampler import OpenMMSampler
-from openmm_dynmatch.openmm.system import create_system
+from openmm_dynmatch.openmm.cg_walkers import create_system
 from openmm_dynmatch.paths import windows_from_paths
 from openmm_dynmatch.train import DynamicMatchingTrainer
 

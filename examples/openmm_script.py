@@ -25,7 +25,7 @@ import openmm.unit as unit
 
 from openmm_dynmatch.openmm.export import load_metadata
 from openmm_dynmatch.openmm.recorder import maxwell_boltzmann
-from openmm_dynmatch.openmm.system import create_dynamics, create_force
+from openmm_dynmatch.openmm.cg_walkers import create_dynamics, create_force
 
 
 def build_topology(meta):

@@ -102,7 +102,7 @@ def prepare_aa_data(out: Path, settings: DemoSettings, seed: int, progress: bool
     """
     from openmm_dynmatch.mapping import map_trajectory
     from openmm_dynmatch.openmm.reference import run_reference
-    from openmm_dynmatch.openmm.systems import get_system
+    from openmm_dynmatch.openmm.aa_systems import get_system
 
     aa_path, cg_path = Path(out) / "aa.h5", Path(out) / "aa_mapped.h5"
     system = get_system("alanine-dipeptide-implicit", constraints=None)

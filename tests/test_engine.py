@@ -8,7 +8,7 @@ from conftest import available_platforms, tolerance
 from toys import HarmonicChain
 from openmm_dynmatch.openmm.export import export
 from openmm_dynmatch.openmm.recorder import record_paths
-from openmm_dynmatch.openmm.system import choose_platform, create_force, create_system
+from openmm_dynmatch.openmm.cg_walkers import platform_and_properties, create_force, create_system
 
 PLATFORMS = [p for p in ("Reference", "CPU", "CUDA") if p in available_platforms()]
 KT_300 = 0.00831446261815324 * 300.0
@@ -119,7 +119,7 @@ def test_system_topology_and_integrator_come_from_metadata(chain_model):
 
 
 def test_create_dynamics_gives_the_trained_integrator_and_masses(chain_model, tmp_path):
-    from openmm_dynmatch.openmm.system import create_dynamics
+    from openmm_dynmatch.openmm.cg_walkers import create_dynamics
 
     integrator, masses = create_dynamics(chain_model, seed=6)
     assert isinstance(integrator, openmm.LangevinMiddleIntegrator) and masses == [12.0, 13.0, 14.0, 15.0]
@@ -152,12 +152,12 @@ def test_create_force_in_a_user_system(chain_model, rng):
 
 def test_bad_engine_inputs_raise_clear_errors(chain_model):
     with pytest.raises(ValueError, match="unknown platform 'Quantum'"):
-        choose_platform("Quantum")
+        platform_and_properties("Quantum")
     with pytest.raises(ValueError, match="unknown precision 'half'"):
-        choose_platform("Reference", "half")
+        platform_and_properties("Reference", "half")
     with pytest.raises(ValueError, match="platform CPU has no precision setting"):
-        choose_platform("CPU", "single")
-    assert choose_platform("Reference", "double")[1] == {}
+        platform_and_properties("CPU", "single")
+    assert platform_and_properties("Reference", "double")[1] == {}
     with pytest.raises(ValueError, match="n_walkers must be a positive integer, got 0"):
         create_system(chain_model, 0)
     with pytest.raises(ValueError, match="unknown integrator 'verlet'"):

@@ -66,7 +66,7 @@ def test_short_reason_takes_the_summary_of_an_hdf5_back_trace():
 
 def test_importing_the_openmm_adapter_prints_no_simtk_deprecation_notice():
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    code = "import openmm_dynmatch.openmm.system, openmm_dynmatch.runs, openmm_dynmatch.cli; " \
+    code = "import openmm_dynmatch.openmm.cg_walkers, openmm_dynmatch.runs, openmm_dynmatch.cli; " \
            "import logging; logging.getLogger().warning('other notices still show')"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr

@@ -187,7 +187,7 @@ def test_package_potential_exports_and_runs_in_openmm(tmp_path, rng, dtype):
     import openmm
     from openmm_dynmatch.cli import export as export_cli
     from openmm_dynmatch.models import build_potential, save_potential
-    from openmm_dynmatch.openmm.system import create_system
+    from openmm_dynmatch.openmm.cg_walkers import create_system
 
     bonds = [[0, 1], [1, 2], [2, 3]]
     potential = build_potential({"n_beads": 4, "bonds": bonds, "dtype": dtype,

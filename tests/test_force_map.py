@@ -134,7 +134,7 @@ def _xh_molecule():
     import openmm
     from openmm import app
 
-    from openmm_dynmatch.openmm.systems import AASystem
+    from openmm_dynmatch.openmm.aa_systems import AASystem
 
     system = openmm.System()
     for mass in (12.0, 12.0, 12.0, 1.008, 1.008, 1.008):

@@ -151,7 +151,7 @@ def test_exported_model_in_openmm_gives_the_models_energy_and_forces(rng, tmp_pa
     import openmm
 
     from openmm_dynmatch.openmm.export import export
-    from openmm_dynmatch.openmm.system import create_system
+    from openmm_dynmatch.openmm.cg_walkers import create_system
     from test_export import chain_metadata
 
     potential = build_potential({"n_beads": N_BEADS, "bonds": BONDS, "dtype": dtype,

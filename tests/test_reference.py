@@ -10,7 +10,7 @@ from openmm import unit  # noqa: E402
 
 from conftest import available_platforms  # noqa: E402
 from openmm_dynmatch import trajio  # noqa: E402
-from openmm_dynmatch.openmm import reference, systems  # noqa: E402
+from openmm_dynmatch.openmm import aa_systems, reference  # noqa: E402
 
 BOLTZMANN = 0.00831446261815324  # kJ/mol/K
 AA_KEYS = ("temperature_k", "timestep_ps", "frame_interval_ps", "masses_amu", "system", "integrator",
@@ -44,7 +44,7 @@ def _degrees_of_freedom(system):
 
 
 def test_kinetic_temperature_matches_target(ala2_long):
-    aa = systems.get_system("alanine-dipeptide-implicit")
+    aa = aa_systems.get_system("alanine-dipeptide-implicit")
     masses = np.array([aa.system.getParticleMass(i).value_in_unit(unit.dalton) for i in range(aa.n_atoms)])
     n_dof = _degrees_of_freedom(aa.system)
     assert ala2_long.metadata["n_dof"] == n_dof == 3 * 22 - 12  # no CMMotionRemover in implicit solvent
@@ -62,7 +62,7 @@ def test_kinetic_temperature_matches_target(ala2_long):
 def test_metadata_and_times(ala2_long):
     metadata = ala2_long.metadata
     assert set(AA_KEYS) <= set(metadata)
-    aa = systems.get_system("alanine-dipeptide-implicit")
+    aa = aa_systems.get_system("alanine-dipeptide-implicit")
     np.testing.assert_allclose(metadata["masses_amu"], aa.masses_amu())
     assert metadata["steps_per_frame"] == round(0.1 / 0.002) == 50
     assert (metadata["system"], metadata["platform"], metadata["seed"]) == ("alanine-dipeptide-implicit",
@@ -83,7 +83,7 @@ def test_file_holds_what_the_context_had(tmp_path, platform):
                                 state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer),
                                 state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.nanometer)]
 
-    toy = systems.get_system("lj-dimer-solvent", n_solvent=60)
+    toy = aa_systems.get_system("lj-dimer-solvent", n_solvent=60)
     path = reference.run_reference(toy, tmp_path / "toy.h5", 0.002, 0.2, platform=platform, equilibration_ps=0.2,
                                    chunk_frames=4, save_forces=True, progress=False, on_chunk=grab)
     data = trajio.load(path)
@@ -198,7 +198,7 @@ def test_throughput_report_and_platform_choice():
     assert result["n_steps"] == 200 and result["n_atoms"] == 22
     assert result["steps_per_s"] == pytest.approx(200 / result["seconds"])
     assert result["ns_per_day"] == pytest.approx(result["steps_per_s"] * 0.002 * 86400 / 1000)
-    assert reference.choose_platform("alanine-dipeptide-implicit") in available_platforms()
+    assert reference.fastest_platform("alanine-dipeptide-implicit") in available_platforms()
     with pytest.raises(ValueError, match="n_steps"):
         reference.measure_throughput("alanine-dipeptide-implicit", "Reference", 0)
 

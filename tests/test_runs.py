@@ -47,7 +47,7 @@ def _config_file(tmp_path, data_path, **train):
 def test_force_matching_run_fits_the_prior_and_exports_an_openmm_model(tmp_path, dimer_file):
     import openmm
 
-    from openmm_dynmatch.openmm.system import create_system
+    from openmm_dynmatch.openmm.cg_walkers import create_system
 
     config = load_config(_config_file(tmp_path, dimer_file, objective="force_matching", iterations=20,
                                       lr_pretrain=1e-3))

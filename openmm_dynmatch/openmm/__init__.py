@@ -37,5 +37,5 @@ _import_simtk_alias_quietly()
 from openmm_dynmatch.openmm.export import export, load_exported, load_metadata  # noqa: E402,F401
 from openmm_dynmatch.openmm.recorder import record_paths  # noqa: E402,F401
 from openmm_dynmatch.openmm.runner import simulate  # noqa: E402,F401
-from openmm_dynmatch.openmm.system import (create_dynamics, create_force, create_simulation,  # noqa: E402,F401
+from openmm_dynmatch.openmm.cg_walkers import (create_dynamics, create_force, create_simulation,  # noqa: E402,F401
                                            create_system)

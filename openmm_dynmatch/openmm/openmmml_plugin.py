@@ -19,7 +19,7 @@ from typing import Iterable, Optional
 import torch
 
 from openmm_dynmatch.openmm.export import load_exported, load_metadata
-from openmm_dynmatch.openmm.system import _torch_force
+from openmm_dynmatch.openmm.cg_walkers import _torch_force
 
 try:  # openmm-ml's base classes when it is installed; plain objects otherwise
     from openmmml.mlpotential import MLPotentialImpl as _ImplBase

@@ -66,7 +66,7 @@ def record_paths(engine, start_positions, n_steps: int, velocities=None, seed: O
     Parameters
     ----------
     engine : CGSystem or openmm.Context
-        A :class:`~openmm_dynmatch.openmm.system.CGSystem` (its cached Context is used) or a Context whose
+        A :class:`~openmm_dynmatch.openmm.cg_walkers.CGSystem` (its cached Context is used) or a Context whose
         integrator is a ``LangevinMiddleIntegrator`` or ``BrownianIntegrator``.
     start_positions : array, shape (n_walkers, n_beads, 3), nm
     n_steps : int

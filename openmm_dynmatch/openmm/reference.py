@@ -1,6 +1,6 @@
 """All-atom reference MD in OpenMM: seeded Langevin dynamics written chunk by chunk, resumable.
 
-:func:`run_reference` integrates an :class:`~openmm_dynmatch.openmm.systems.AASystem` with OpenMM's
+:func:`run_reference` integrates an :class:`~openmm_dynmatch.openmm.aa_systems.AASystem` with OpenMM's
 ``LangevinMiddleIntegrator`` and saves a frame every ``frame_interval_ps`` through
 :class:`openmm_dynmatch.trajio.TrajectoryWriter`. Frames go to ``OUT.part``; after every chunk of frames the
 OpenMM checkpoint and the number of frames on disk are saved atomically to ``OUT.chk``. An interrupted run
@@ -26,7 +26,7 @@ import numpy as np
 from openmm_dynmatch import trajio
 from openmm_dynmatch.errors import FileFormatError, short_reason
 from openmm_dynmatch.fileio import write_json
-from openmm_dynmatch.openmm.systems import AASystem, load_system
+from openmm_dynmatch.openmm.aa_systems import AASystem, load_system
 from openmm_dynmatch.units import positive_float, strip_unit
 
 PART_SUFFIX = ".part"
@@ -270,7 +270,7 @@ def run_reference(system_or_name, out_path, ns, frame_interval_ps, *, timestep_p
     Parameters
     ----------
     system_or_name : AASystem, str or dict
-        Anything :func:`~openmm_dynmatch.openmm.systems.load_system` accepts.
+        Anything :func:`~openmm_dynmatch.openmm.aa_systems.load_system` accepts.
     out_path : str or Path
         Output trajectory (mdtraj HDF5, see :mod:`openmm_dynmatch.trajio`).
     ns : float
@@ -280,7 +280,7 @@ def run_reference(system_or_name, out_path, ns, frame_interval_ps, *, timestep_p
     timestep_ps, temperature_k, friction_per_ps : float
         ``LangevinMiddleIntegrator`` settings.
     platform : str or None
-        OpenMM platform name; None picks the fastest present (:func:`choose_platform`). A resumed run uses the
+        OpenMM platform name; None picks the fastest present (:func:`fastest_platform`). A resumed run uses the
         platform of the interrupted run.
     equilibration_ps : float
         Unsaved dynamics after minimisation and before the first frame, ps.
@@ -361,7 +361,7 @@ def _run_one(system_or_name, out_path, ns, frame_interval_ps, *, timestep_ps, te
                              "a checkpoint only loads on the platform that wrote it")
         platform = stored["platform"]
     elif platform is None:
-        platform = choose_platform(aa, timestep_ps=settings["timestep_ps"])
+        platform = fastest_platform(aa, timestep_ps=settings["timestep_ps"])
     context, integrator = _make_context(aa, settings, platform)
     topology, metadata = aa.mdtraj_topology(), {**_metadata(aa, settings, platform), **(replica or {})}
     if stored is not None:
@@ -433,7 +433,7 @@ def measure_throughput(system, platform: str, n_steps: int = 1000, *, timestep_p
     Parameters
     ----------
     system : AASystem, str or dict
-        Anything :func:`~openmm_dynmatch.openmm.systems.load_system` accepts.
+        Anything :func:`~openmm_dynmatch.openmm.aa_systems.load_system` accepts.
     platform : str
         OpenMM platform name.
     n_steps : int
@@ -465,7 +465,7 @@ def measure_throughput(system, platform: str, n_steps: int = 1000, *, timestep_p
             "seconds": seconds, "steps_per_s": rate, "ns_per_day": rate * settings["timestep_ps"] * 86.4}
 
 
-def choose_platform(system, timestep_ps: float = 0.002, probe_seconds: float = 0.1) -> str:
+def fastest_platform(system, timestep_ps: float = 0.002, probe_seconds: float = 0.1) -> str:
     """The platform to run ``system`` on: a GPU platform if present, else the faster of CPU and Reference.
 
     CPU and Reference are compared by a short timing probe (about ``probe_seconds`` each): for small systems

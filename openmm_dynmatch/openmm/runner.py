@@ -42,7 +42,7 @@ from openmm_dynmatch.fileio import torch_load, torch_save
 from openmm_dynmatch.openmm.export import load_exported
 from openmm_dynmatch.openmm.recorder import maxwell_boltzmann
 from openmm_dynmatch.openmm.reference import openmm_seed
-from openmm_dynmatch.openmm.system import CGSystem, create_system
+from openmm_dynmatch.openmm.cg_walkers import CGSystem, create_system
 from openmm_dynmatch.units import kt_kj_per_mol, positive_float, strip_unit
 
 LOGGER = logging.getLogger(__name__)
@@ -227,7 +227,7 @@ def simulate(model_path, start_positions, n_walkers: int, out_path, *, ns=None, 
     frame_interval_ps : float
         Time between written frames; a multiple of the timestep.
     integrator, platform, precision : str, optional
-        See :func:`~openmm_dynmatch.openmm.system.create_system`.
+        See :func:`~openmm_dynmatch.openmm.cg_walkers.create_system`.
     timestep_ps, friction_per_ps : float, optional
         Run with another time step (ps) or friction (1/ps, applied to every bead) than the model was trained
         with, e.g. to check its stability; recorded in the trajectory's metadata. Default: the model's.

@@ -20,7 +20,7 @@ from openmm_dynmatch.errors import UnstableSimulationError
 from openmm_dynmatch.openmm.export import export
 from openmm_dynmatch.openmm.recorder import record_paths
 from openmm_dynmatch.openmm.reference import openmm_seed
-from openmm_dynmatch.openmm.system import create_system
+from openmm_dynmatch.openmm.cg_walkers import create_system
 
 _MAX_REDRAWS = 3
 _MAX_STEP_NM = 1.0  # a bead moving farther than this in one integration step has exploded

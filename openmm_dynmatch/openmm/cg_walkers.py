@@ -104,7 +104,7 @@ class CGSystem:
         return mdtraj.Topology.from_openmm(self.topology)
 
 
-def choose_platform(name: Optional[str] = None, precision: Optional[str] = None):
+def platform_and_properties(name: Optional[str] = None, precision: Optional[str] = None):
     """Pick an OpenMM platform and its properties.
 
     Parameters
@@ -245,7 +245,7 @@ def create_system(model_path, n_walkers: int, *, platform=None, precision=None, 
         Exported model file.
     n_walkers : int
     platform : str, optional
-        Platform name (see :func:`choose_platform`).
+        Platform name (see :func:`platform_and_properties`).
     precision : str, optional
     integrator : str, optional
         ``langevin`` or ``brownian`` (default: the metadata's).
@@ -264,7 +264,7 @@ def create_system(model_path, n_walkers: int, *, platform=None, precision=None, 
     for key, value in overrides.items():
         if value is not None:
             meta[key] = value if key == "integrator" else positive_float(value, units[key], key)
-    omm_platform, properties = choose_platform(platform, precision)
+    omm_platform, properties = platform_and_properties(platform, precision)
     system = openmm.System()
     masses = particle_masses(meta, friction_overridden=friction_per_ps is not None)
     for _ in range(n_walkers):

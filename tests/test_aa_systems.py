@@ -7,7 +7,7 @@ import pytest
 openmm = pytest.importorskip("openmm")
 from openmm import app, unit  # noqa: E402
 
-from openmm_dynmatch.openmm import systems  # noqa: E402
+from openmm_dynmatch.openmm import aa_systems  # noqa: E402
 
 BUILTINS = ("alanine-dipeptide-implicit", "alanine-dipeptide-explicit", "lj-dimer-solvent")
 
@@ -27,33 +27,33 @@ def _hydrogen_bonds(topology):
 
 @pytest.fixture(scope="module")
 def toy():
-    return systems.get_system("lj-dimer-solvent")
+    return aa_systems.get_system("lj-dimer-solvent")
 
 
 def test_registry_lists_builtins():
-    assert set(BUILTINS) <= set(systems.available_systems())
-    assert systems.available_systems() == sorted(systems.available_systems())
+    assert set(BUILTINS) <= set(aa_systems.available_systems())
+    assert aa_systems.available_systems() == sorted(aa_systems.available_systems())
 
 
-@pytest.mark.parametrize("call", [systems.get_system, systems.load_system])
+@pytest.mark.parametrize("call", [aa_systems.get_system, aa_systems.load_system])
 def test_unknown_system_name_lists_available(call):
     with pytest.raises(ValueError, match=r"unknown system 'no-such-system'; available: .*lj-dimer-solvent"):
         call("no-such-system")
 
 
 def test_register_custom_system(toy):
-    systems.register_system("tiny-toy", lambda: systems.lj_dimer_solvent(n_solvent=40, minimize=False))
+    aa_systems.register_system("tiny-toy", lambda: aa_systems.lj_dimer_solvent(n_solvent=40, minimize=False))
     try:
-        assert systems.get_system("tiny-toy").n_atoms == 42
-        assert "tiny-toy" in systems.available_systems()
+        assert aa_systems.get_system("tiny-toy").n_atoms == 42
+        assert "tiny-toy" in aa_systems.available_systems()
     finally:
-        systems.SYSTEMS.pop("tiny-toy")
+        aa_systems.SYSTEMS.pop("tiny-toy")
     with pytest.raises(ValueError, match="builder"):
-        systems.register_system("broken", "not callable")
+        aa_systems.register_system("broken", "not callable")
 
 
 def test_alanine_dipeptide_implicit():
-    aa = systems.get_system("alanine-dipeptide-implicit")
+    aa = aa_systems.get_system("alanine-dipeptide-implicit")
     assert aa.n_atoms == 22 and aa.box_vectors_nm is None and not aa.periodic
     kinds = {type(force).__name__ for force in aa.system.getForces()}
     assert "GBSAOBCForce" in kinds and "CMMotionRemover" not in kinds  # the solute keeps its diffusion
@@ -68,9 +68,9 @@ def test_alanine_dipeptide_implicit():
 
 
 def test_alanine_dipeptide_explicit():
-    aa = systems.get_system("alanine-dipeptide-explicit")
+    aa = aa_systems.get_system("alanine-dipeptide-explicit")
     assert aa.n_atoms == 2269 and aa.periodic
-    crd = systems.openmmtools_data_folder("alanine-dipeptide-explicit") / "alanine-dipeptide.crd"
+    crd = aa_systems.openmmtools_data_folder("alanine-dipeptide-explicit") / "alanine-dipeptide.crd"
     lengths_angstrom = [float(x) for x in crd.read_text().splitlines()[-1].split()[:3]]
     np.testing.assert_allclose(np.diag(aa.box_vectors_nm), np.array(lengths_angstrom) / 10.0, rtol=1e-6)
     nonbonded = [f for f in aa.system.getForces() if isinstance(f, openmm.NonbondedForce)][0]
@@ -129,51 +129,51 @@ def test_toy_energy_equals_formula_and_no_overlaps(toy, rng):
     # away from the minimum too: random displacements put pairs inside the WCA core and stretch the dimer
     moved = toy.positions_nm + rng.normal(scale=0.03, size=toy.positions_nm.shape)
     moved[1] = moved[0] + np.array([0.5, 0.0, 0.0])
-    shifted = systems.AASystem(toy.name, toy.system, toy.topology, moved, toy.box_vectors_nm)
+    shifted = aa_systems.AASystem(toy.name, toy.system, toy.topology, moved, toy.box_vectors_nm)
     assert _energy_kj_per_mol(shifted) == pytest.approx(_toy_energy_by_hand(moved, box_length), rel=1e-6)
 
 
 def test_toy_is_seeded_and_configurable():
-    first = systems.get_system("lj-dimer-solvent", n_solvent=60, seed=3, minimize=False)
-    again = systems.get_system("lj-dimer-solvent", n_solvent=60, seed=3, minimize=False)
-    other = systems.get_system("lj-dimer-solvent", n_solvent=60, seed=4, minimize=False)
+    first = aa_systems.get_system("lj-dimer-solvent", n_solvent=60, seed=3, minimize=False)
+    again = aa_systems.get_system("lj-dimer-solvent", n_solvent=60, seed=3, minimize=False)
+    other = aa_systems.get_system("lj-dimer-solvent", n_solvent=60, seed=4, minimize=False)
     np.testing.assert_array_equal(first.positions_nm, again.positions_nm)
     assert not np.allclose(first.positions_nm, other.positions_nm)
     assert first.n_atoms == 62
     with pytest.raises(ValueError, match="reduced_density"):
-        systems.get_system("lj-dimer-solvent", reduced_density=-0.1)
+        aa_systems.get_system("lj-dimer-solvent", reduced_density=-0.1)
     with pytest.raises(ValueError, match="n_solvent"):
-        systems.get_system("lj-dimer-solvent", n_solvent=0)
+        aa_systems.get_system("lj-dimer-solvent", n_solvent=0)
 
 
 def test_user_amber_system_matches_builtin_and_load_system_forms(tmp_path):
-    folder = systems.openmmtools_data_folder("alanine-dipeptide-gbsa")
-    builtin = systems.get_system("alanine-dipeptide-implicit")
+    folder = aa_systems.openmmtools_data_folder("alanine-dipeptide-gbsa")
+    builtin = aa_systems.get_system("alanine-dipeptide-implicit")
     spec = {"prmtop": str(folder / "alanine-dipeptide.prmtop"), "inpcrd": str(folder / "alanine-dipeptide.crd"),
             "implicit_solvent": "OBC2"}
-    user = systems.load_system(spec)
+    user = aa_systems.load_system(spec)
     assert _energy_kj_per_mol(user) == pytest.approx(_energy_kj_per_mol(builtin), rel=1e-10)
-    vacuum = systems.system_from_amber(spec["prmtop"], spec["inpcrd"], implicit_solvent=None)
+    vacuum = aa_systems.system_from_amber(spec["prmtop"], spec["inpcrd"], implicit_solvent=None)
     assert not any(isinstance(f, openmm.GBSAOBCForce) for f in vacuum.system.getForces())
     spec_file = tmp_path / "toy.json"
     spec_file.write_text(json.dumps({"name": "lj-dimer-solvent", "n_solvent": 30, "minimize": False}))
-    assert systems.load_system(spec_file).n_atoms == 32
-    assert systems.load_system(builtin) is builtin
+    assert aa_systems.load_system(spec_file).n_atoms == 32
+    assert aa_systems.load_system(builtin) is builtin
     with pytest.raises(ValueError, match="implicit_solvent"):
-        systems.system_from_amber(spec["prmtop"], spec["inpcrd"], implicit_solvent="OBC9")
+        aa_systems.system_from_amber(spec["prmtop"], spec["inpcrd"], implicit_solvent="OBC9")
     with pytest.raises(ValueError, match="'name', 'prmtop' or 'pdb'"):
-        systems.load_system({"topology": "x"})
+        aa_systems.load_system({"topology": "x"})
     with pytest.raises(FileNotFoundError, match="prmtop"):
-        systems.system_from_amber(tmp_path / "missing.prmtop", spec["inpcrd"])
+        aa_systems.system_from_amber(tmp_path / "missing.prmtop", spec["inpcrd"])
 
 
 def test_user_pdb_system():
-    pdb = systems.openmmtools_data_folder("alanine-dipeptide-gbsa") / "alanine-dipeptide.pdb"
-    aa = systems.load_system({"pdb": str(pdb), "forcefield": ["amber14-all.xml", "implicit/obc2.xml"]})
+    pdb = aa_systems.openmmtools_data_folder("alanine-dipeptide-gbsa") / "alanine-dipeptide.pdb"
+    aa = aa_systems.load_system({"pdb": str(pdb), "forcefield": ["amber14-all.xml", "implicit/obc2.xml"]})
     assert aa.n_atoms == 22 and not aa.periodic
     assert aa.system.getNumConstraints() == _hydrogen_bonds(aa.topology)
     assert np.isfinite(_energy_kj_per_mol(aa))
     with pytest.raises(ValueError, match="nonbonded_method"):
-        systems.system_from_pdb(pdb, ["amber14-all.xml"], nonbonded_method="Ewald2")
+        aa_systems.system_from_pdb(pdb, ["amber14-all.xml"], nonbonded_method="Ewald2")
     with pytest.raises(ValueError, match="forcefield_xmls"):
-        systems.system_from_pdb(pdb, [])
+        aa_systems.system_from_pdb(pdb, [])
