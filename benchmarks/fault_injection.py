@@ -47,7 +47,7 @@ REFERENCE = ["reference", "--system", "alanine-dipeptide-implicit", "--frame-int
 TRAIN_CONFIG = {
     "data": {"window_frames": 4, "n_blocks": 2},
     "potential": {"kind": "none", "dtype": "float64", "prior_trainable": True},
-    "classifier": {"kind": "invariant", "mlp_hidden": 8, "dtype": "float64"},
+    "classifier": {"kind": "invariant", "options": {"hidden": 8}, "dtype": "float64"},
     "dynamics": {"integrator": "langevin", "timestep_ps": 0.005, "friction_per_ps": 10.0},
     "train": {"pretrain": "force_matching", "pretrain_iterations": 20, "pretrain_eval_every": 10,
               "iterations": 12, "walkers": 8, "classifier_warmup": 2, "checkpoint_every": 2, "probe_windows": 0,

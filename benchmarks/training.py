@@ -77,12 +77,12 @@ from tqdm.auto import tqdm
 from openmm_dynmatch.config import Config, DynamicsConfig, TrainConfig
 from openmm_dynmatch.dynamics import DynamicsParameters
 from openmm_dynmatch.fileio import write_json
-from openmm_dynmatch.models.invariant_classifier import InvariantWindowClassifier
+from openmm_dynmatch.models.registry import build_classifier_for
 from openmm_dynmatch.models.potential import build_potential
 from openmm_dynmatch.openmm.recorder import record_paths
 from openmm_dynmatch.openmm.sampler import OpenMMSampler
 from openmm_dynmatch.openmm.cg_walkers import create_system
-from openmm_dynmatch.paths import windows_from_paths
+from openmm_dynmatch.sampling import windows_from_paths
 from openmm_dynmatch.train import DynamicMatchingTrainer
 
 TEMPERATURE_K = 300.0
@@ -139,14 +139,7 @@ def chain_potential(n_beads: int):
 
 def make_classifier(kind: str, n_beads: int, aa_windows: torch.Tensor):
     """The window classifier of ``kind`` with its input scales taken from the AA windows."""
-    if kind == "invariant":
-        classifier = InvariantWindowClassifier(n_beads, WINDOW_FRAMES)
-        classifier.fit_scales(aa_windows[:512])
-        return classifier
-    from openmm_dynmatch.models.classifier import build_classifier, displacement_rms
-
-    scale = max(displacement_rms(aa_windows[:512]), 1e-4)
-    return build_classifier({"bead_types": bead_types(n_beads), "displacement_scale_nm": scale})
+    return build_classifier_for(kind, bead_types(n_beads), WINDOW_FRAMES, scale_windows=aa_windows[:512])
 
 
 def build_trainer(n_beads: int, n_walkers: int, n_steps: int, classifier_kind: str, run_dir: str, seed: int,
@@ -158,8 +151,8 @@ def build_trainer(n_beads: int, n_walkers: int, n_steps: int, classifier_kind: s
     dynamics = DynamicsParameters("langevin", FRICTION_PER_PS, bead_types(n_beads))
     sampler = OpenMMSampler(chain_metadata(n_beads), n_walkers, platform="Reference")
     masses = np.full(n_beads, MASS_AMU)
-    sampler.set_model(potential, *dynamics.openmm_masses_and_friction(masses))
-    starts = sampler.advance(zigzag_chains(n_walkers, n_beads, seed), EQUILIBRATION_STEPS, seed)
+    sampler.set_model(potential, dynamics)
+    starts = sampler.advance(zigzag_chains(n_walkers, n_beads, seed), EQUILIBRATION_STEPS, seed).positions
     aa_paths = sampler.record(starts, n_steps, seed + 1).positions
     aa_windows = windows_from_paths(aa_paths, steps_per_frame)
     classifier = make_classifier(classifier_kind, n_beads, aa_windows)
@@ -182,12 +175,11 @@ def sampling_breakdown(trainer, n_walkers: int, n_beads: int, n_steps: int, repe
     so ``record - integrate`` is the cost of recording.
     """
     sampler = trainer.sampler
-    masses, friction = trainer.dynamics.openmm_masses_and_friction(np.full(n_beads, MASS_AMU))
     starts = zigzag_chains(n_walkers, n_beads, seed)
     times = {"export": [], "context": [], "first_steps": [], "integrate": [], "record": []}
     for r in range(repeats):
         t0 = time.perf_counter()
-        sampler.set_model(trainer.potential, masses, friction)
+        sampler.set_model(trainer.potential, trainer.dynamics)
         t1 = time.perf_counter()
         engine = create_system(sampler.model_path, n_walkers, platform=sampler.platform, seed=seed + r + 1)
         t2 = time.perf_counter()

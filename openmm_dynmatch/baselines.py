@@ -251,7 +251,7 @@ def train_force_matching(potential, frames, forces, iterations: int, lr: float, 
     return history
 
 
-def train_relative_entropy(potential, frames, sampler, masses_amu, friction_per_ps: float, kt: float,
+def train_relative_entropy(potential, frames, sampler, dynamics, kt: float,
                            iterations: int, lr: float, batch_size: int, steps_per_iteration: int, seed: int,
                            progress: bool = True, *, forces=None, validation_frames=None, validation_forces=None,
                            eval_every: int = 0, eval_frames: int = 2048, log_path=None) -> FitHistory:
@@ -264,6 +264,9 @@ def train_relative_entropy(potential, frames, sampler, masses_amu, friction_per_
     ----------
     frames : np.ndarray, shape (n_frames, n_beads, 3), nm
         Mapped AA training frames.
+    sampler : openmm_dynmatch.sampling.PathSampler
+    dynamics : openmm_dynmatch.dynamics.DynamicsParameters
+        The friction the CG walkers are simulated with.
     forces, validation_frames, validation_forces : np.ndarray, optional
         Mapped forces of ``frames`` (kJ/mol/nm) and held-out frames (nm) with their forces: the evaluations then
         log the force-matching loss as a diagnostic (relative entropy does not use it and never stops early).
@@ -291,8 +294,8 @@ def train_relative_entropy(potential, frames, sampler, masses_amu, friction_per_
                 history.best_iteration = it
         if it == iterations:
             break
-        sampler.set_model(potential, masses_amu, friction_per_ps)
-        walkers = sampler.advance(walkers, steps_per_iteration, seed=int(rng.integers(2**31)))
+        sampler.set_model(potential, dynamics)
+        walkers = sampler.advance(walkers, steps_per_iteration, seed=int(rng.integers(2**31))).positions
         pick = torch.as_tensor(rng.integers(0, frames.shape[0], size=min(batch_size, frames.shape[0])))
         optimizer.zero_grad()
         loss = estimators.relative_entropy_surrogate(potential, frames[pick], torch.as_tensor(walkers), 1.0 / kt)

@@ -37,6 +37,7 @@ or anything with its ``set_model`` / ``record`` / ``n_walkers`` / ``metadata``).
 """
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -171,12 +172,13 @@ def set_friction(dynamics, friction_per_ps: float) -> None:
         dynamics.log_friction += math.log(float(friction_per_ps) / current)
 
 
-def _openmm_setting(dynamics, masses_amu, factor: float) -> Tuple[np.ndarray, float]:
-    """OpenMM masses and friction of ``dynamics`` with every friction multiplied by ``factor``."""
-    masses, friction = dynamics.openmm_masses_and_friction(masses_amu)
-    if dynamics.integrator == "langevin":
-        return masses, friction * factor
-    return masses * factor, friction  # Brownian: gamma_i m_i is realised through the masses
+def scaled_dynamics(dynamics, factor: float):
+    """A copy of ``dynamics`` with every friction multiplied by ``factor`` (not learnable)."""
+    scaled = copy.deepcopy(dynamics)
+    with torch.no_grad():
+        scaled.log_friction += math.log(float(factor))
+    scaled.log_friction.requires_grad_(False)
+    return scaled
 
 
 def calibrate_friction(potential, frames, ranges, frame_interval_ps: float, masses_amu, dynamics, sampler,
@@ -247,7 +249,7 @@ def calibrate_friction(potential, frames, ranges, frame_interval_ps: float, mass
         friction = math.exp(log_friction)
         row = {"friction_per_ps": friction, "stage": stage, "msd_nm2": None, "mismatch": None, "blowups": 0}
         table.append(row)
-        sampler.set_model(potential, *_openmm_setting(dynamics, masses_amu, friction / base))
+        sampler.set_model(potential, scaled_dynamics(dynamics, friction / base))
         try:
             paths = sampler.record(frames[chosen], int(steps[-1]), seed=run_seed)
         except RuntimeError as err:  # every redraw of some walkers exploded: this friction is unusable

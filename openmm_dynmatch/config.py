@@ -28,8 +28,9 @@ def option(default, help_text: str, choices: tuple = (), valid: str = "", resuma
         Default value.
     help_text : str
         Meaning (and unit) shown in the configuration reference.
-    choices : tuple of str
-        Allowed values of a string key (empty: any).
+    choices : tuple of str, or a callable returning one
+        Allowed values of a string key (empty: any); a callable is asked when a config is checked, so that kinds
+        registered at run time (nets, classifiers, samplers, integrators) are accepted.
     valid : str
         Allowed range of a numeric key in interval notation, e.g. ``"[1, inf)"`` (at least 1), ``"(0, inf)"``
         (positive), ``"[0, 1)"`` (a fraction below 1); empty: any number. ``None`` always passes for optional keys.
@@ -39,8 +40,38 @@ def option(default, help_text: str, choices: tuple = (), valid: str = "", resuma
     """
     if valid:
         parse_interval(valid)  # a malformed range fails at import, not when a user's value is checked
-    return field(default=default, metadata={"help": help_text, "choices": tuple(choices), "valid": valid,
-                                            "resumable": resumable})
+    return field(default=default, metadata={"help": help_text, "choices": choices if callable(choices) else
+                                            tuple(choices), "valid": valid, "resumable": resumable})
+
+
+def choices_of(item: dataclasses.Field) -> tuple:
+    """The allowed values of a config field (empty: any)."""
+    choices = item.metadata.get("choices", ())
+    return tuple(choices()) if callable(choices) else tuple(choices)
+
+
+def _net_kinds() -> tuple:
+    from openmm_dynmatch.models.potential import NETS
+
+    return tuple(NETS)
+
+
+def _classifier_kinds() -> tuple:
+    from openmm_dynmatch.models.registry import CLASSIFIERS
+
+    return tuple(CLASSIFIERS)
+
+
+def _integrators() -> tuple:
+    from openmm_dynmatch.integrators import integrator_names
+
+    return integrator_names()
+
+
+def _samplers() -> tuple:
+    from openmm_dynmatch.sampling import SAMPLERS
+
+    return tuple(SAMPLERS)
 
 
 def parse_interval(spec: str) -> tuple:
@@ -92,14 +123,15 @@ class PotentialConfig:
 
     kind: str = option("internal_mlp", "network kind (MLP of internal coordinates, many-body and chirality-aware, "
                        "the default for molecules up to ~50 beads: internal_mlp; pair sums: pair_mlp, schnet; "
-                       "NequIP-style: equivariant)",
-                       ("pair_mlp", "schnet", "internal_mlp", "equivariant", "none"))
+                       "NequIP-style: equivariant; no network: none; or a kind added with register_net)",
+                       _net_kinds)
     prior_dihedrals: str = option("none", "bonded dihedrals the prior inverts: every quadruplet (counts a rotation "
                                   "once per quadruplet about its bond), one per rotatable bond, or none (the net "
                                   "learns them); see docs/models.md", ("all", "one_per_bond", "none"))
     prior_trainable: bool = option(False, "train the prior's parameters together with the network")
     dtype: str = option("float32", "dtype of the potential's parameters", ("float32", "float64"))
-    net: Optional[Dict[str, Any]] = option(None, "network hyper-parameters (see docs/models.md), e.g. {hidden: 64}")
+    net: Optional[Dict[str, Any]] = option(None, "options of the network kind, e.g. {hidden: 64}; the options of "
+                                           "every kind are listed below the tables")
 
 
 @dataclass
@@ -107,26 +139,30 @@ class ClassifierConfig:
     """The window classifier of dynamic matching (see docs/classifier.md)."""
 
     kind: str = option("equivariant", "equivariant (e3nn encoder + temporal convolution) or invariant "
-                       "(MLP on distances and displacement lengths; fast, small molecules)",
-                       ("equivariant", "invariant"))
-    mlp_hidden: int = option(64, "hidden width of the invariant classifier's MLP", valid="[1, inf)")
-    cutoff_nm: Optional[float] = option(None, "smooth cutoff of the encoder's edges, nm (null: all pairs)",
-                                        valid="(0, inf)")
-    hidden_scalars: int = option(16, "0e channels of the per-frame encoder", valid="[1, inf)")
-    hidden_vectors: int = option(8, "1o channels of the per-frame encoder", valid="[1, inf)")
-    n_layers: int = option(2, "interaction layers of the per-frame equivariant encoder", valid="[1, inf)")
-    temporal_channels: int = option(32, "channels of the temporal convolution over frames", valid="[1, inf)")
-    spectral_norm: bool = option(False, "spectral normalisation of the temporal model and head")
+                       "(MLP on distances and displacement lengths; fast, small molecules), or a kind added with "
+                       "register_classifier", _classifier_kinds)
+    options: Optional[Dict[str, Any]] = option(None, "options of the classifier kind, e.g. {hidden_scalars: 32} "
+                                               "(equivariant) or {hidden: 128} (invariant); the options of every "
+                                               "kind are listed below the tables")
     chiral: bool = option(True, "tell a window from its mirror image (invariant under proper rotations only); "
                           "false: also reflection-invariant, for achiral systems")
     dtype: str = option("float32", "dtype of the classifier's parameters", ("float32", "float64"))
+
+
+#: Classifier keys of earlier versions, now options of one kind: old key -> (kind, option).
+MOVED_CLASSIFIER_KEYS = {
+    "mlp_hidden": ("invariant", "hidden"), "cutoff_nm": ("equivariant", "cutoff_nm"),
+    "hidden_scalars": ("equivariant", "hidden_scalars"), "hidden_vectors": ("equivariant", "hidden_vectors"),
+    "n_layers": ("equivariant or invariant", "n_layers"), "temporal_channels": ("equivariant", "temporal_channels"),
+    "spectral_norm": ("equivariant", "spectral_norm"),
+}
 
 
 @dataclass
 class DynamicsConfig:
     """The CG integrator and its (learnable) dynamics parameters."""
 
-    integrator: str = option("langevin", "OpenMM integrator of the CG model", ("langevin", "brownian"))
+    integrator: str = option("langevin", "OpenMM integrator of the CG model (see docs/estimators.md)", _integrators)
     timestep_ps: float = option(0.002, "CG integration time step, ps", valid="(0, inf)")
     friction_per_ps: float = option(10.0, "initial friction coefficient, 1/ps", valid="(0, inf)")
     learn_friction: bool = option(True, "learn the friction (Langevin) or bead diffusion (Brownian)")
@@ -193,6 +229,8 @@ class TrainConfig:
     probe_windows: int = option(256, "windows per set of the held-out AUC probe before/after training (0: off)",
                                 valid="[0, inf)")
     probe_steps: int = option(300, "Adam steps of the held-out AUC probe classifier", valid="[1, inf)")
+    sampler: str = option("local", "what simulates the CG model during training: local (OpenMM in this "
+                          "process) or a kind added with register_sampler", _samplers)
     platform: str = option("Reference", "OpenMM platform of CG sampling", resumable=True)
     seed: int = option(0, "seed of every stochastic component", valid="[0, inf)")
     checkpoint_every: int = option(25, "iterations between checkpoints", valid="[1, inf)", resumable=True)
@@ -218,21 +256,39 @@ def from_dict(cls, data: Optional[Dict[str, Any]], where: str = "config"):
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
+    if cls is ClassifierConfig and set(unknown) & set(MOVED_CLASSIFIER_KEYS):
+        moved = [f"{key} -> classifier.options.{MOVED_CLASSIFIER_KEYS[key][1]} ({MOVED_CLASSIFIER_KEYS[key][0]})"
+                 for key in unknown if key in MOVED_CLASSIFIER_KEYS]
+        raise ValueError(f"{where}: key(s) moved into the options of the classifier kind: {moved}")
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {unknown}; known keys: {sorted(known)}")
     values = {}
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for name, value in data.items():
         values[name] = _coerce(hints[name], value, f"{where}.{name}")
-        choices = fields[name].metadata.get("choices", ())
+        choices = choices_of(fields[name])
         if choices and values[name] not in choices:
             raise ValueError(f"{where}.{name}: expected one of {list(choices)}, got {value!r}")
         check_range(values[name], fields[name].metadata.get("valid", ""), f"{where}.{name}")
     result = cls(**values)
+    _check_kind_options(result, where)
     if isinstance(result, TrainConfig) and result.friction_min_per_ps >= result.friction_max_per_ps:
         raise ValueError(f"{where}: friction_min_per_ps ({result.friction_min_per_ps}) must be below "
                          f"friction_max_per_ps ({result.friction_max_per_ps})")
     return result
+
+
+def _check_kind_options(section, where: str) -> None:
+    """Check ``potential.net`` / ``classifier.options`` against the options of the chosen kind."""
+    from openmm_dynmatch.models import registry
+
+    if isinstance(section, PotentialConfig):
+        from openmm_dynmatch.models.potential import net_class
+
+        registry.check_options(net_class(section.kind), section.net, registry.NET_STRUCTURE, f"{where}.net")
+    elif isinstance(section, ClassifierConfig):
+        registry.check_options(registry.classifier_class(section.kind), section.options,
+                               registry.CLASSIFIER_STRUCTURE, f"{where}.options")
 
 
 def _coerce(hint, value, where: str):
@@ -360,12 +416,32 @@ def config_reference() -> str:
             hint = hints[item.name]
             type_name = hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
             meaning = item.metadata.get("help", "")
-            if item.metadata.get("choices"):
-                meaning += "; one of " + ", ".join(f"`{c}`" for c in item.metadata["choices"])
+            if choices_of(item):
+                meaning += "; one of " + ", ".join(f"`{c}`" for c in choices_of(item))
             if item.metadata.get("valid"):
                 meaning += f"; allowed: {describe_interval(item.metadata['valid'])}"
             if item.metadata.get("resumable"):
                 meaning += "; may change on `train --resume`"
             lines.append(f"| `{item.name}` | {type_name} | `{default!r}` | {meaning} |")
         lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines + kind_options_reference())
+
+
+def kind_options_reference() -> List[str]:
+    """Markdown lines listing the options (and defaults) of every registered net and classifier kind."""
+    from openmm_dynmatch.models import registry
+    from openmm_dynmatch.models.potential import NETS, net_class
+
+    lines = []
+    for title, key, kinds, get, structure in (
+            ("Network options (`potential.net`)", "potential.kind", NETS, net_class, registry.NET_STRUCTURE),
+            ("Classifier options (`classifier.options`)", "classifier.kind", registry.CLASSIFIERS,
+             registry.classifier_class, registry.CLASSIFIER_STRUCTURE)):
+        lines += [f"## {title}", "", f"Options of every `{key}` and their defaults; the constructor's docstring "
+                  "gives their meaning.", "", "| kind | options |", "| --- | --- |"]
+        for kind in kinds:
+            options = registry.constructor_options(get(kind), structure)
+            listed = ", ".join(f"`{name}={value!r}`" for name, value in options.items()) or "none"
+            lines.append(f"| `{kind}` | {listed} |")
+        lines.append("")
+    return lines

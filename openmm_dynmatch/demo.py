@@ -51,7 +51,7 @@ def demo_config(cg_path: Path, settings: DemoSettings, objective: str, seed: int
     else:
         train = replace(train, pretrain="force_matching", pretrain_iterations=settings.fm_iterations)
     return Config(data=DataConfig(cg_path=str(cg_path), window_frames=settings.window_frames),
-                  dynamics=DynamicsConfig(integrator="langevin", timestep_ps=0.002, friction_per_ps=10.0),
+                  dynamics=DynamicsConfig(timestep_ps=0.002, friction_per_ps=10.0),
                   train=train)
 
 

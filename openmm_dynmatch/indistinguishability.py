@@ -14,28 +14,27 @@ import torch.nn.functional as F
 
 from openmm_dynmatch.kinetics import roc_auc
 from openmm_dynmatch.models.invariant_classifier import InvariantWindowClassifier
-from openmm_dynmatch.paths import windows_from_paths
+from openmm_dynmatch.sampling import windows_from_paths
 
 
-def _cg_windows(sampler, potential, dynamics, masses_amu, aa_windows: torch.Tensor, steps_per_frame: int,
+def _cg_windows(sampler, potential, dynamics, aa_windows: torch.Tensor, steps_per_frame: int,
                 seed: int) -> torch.Tensor:
     """CG windows started at the first frames of ``aa_windows`` (B, T+1, N, 3), same frame spacing."""
-    sampler.set_model(potential, *dynamics.openmm_masses_and_friction(masses_amu))
+    sampler.set_model(potential, dynamics)
     n_steps = (aa_windows.shape[1] - 1) * steps_per_frame
     paths = sampler.record(aa_windows[:, 0].numpy(), n_steps, seed)
     return windows_from_paths(paths.positions, steps_per_frame)
 
 
-def heldout_auc(sampler, potential, dynamics, masses_amu, train_windows, heldout_windows, steps_per_frame: int,
+def heldout_auc(sampler, potential, dynamics, train_windows, heldout_windows, steps_per_frame: int,
                 training_steps: int = 300, seed: int = 0, hidden: int = 64) -> dict:
     """ROC-AUC of a fresh invariant classifier on held-out AA vs CG windows.
 
     Parameters
     ----------
-    sampler : OpenMMSampler
+    sampler : openmm_dynmatch.sampling.PathSampler
         With ``n_walkers`` equal to the number of windows of each set.
     potential, dynamics : the CG model (potential module and :class:`~openmm_dynmatch.dynamics.DynamicsParameters`)
-    masses_amu : array, shape (N,)
     train_windows, heldout_windows : array, shape (n_walkers, T+1, N, 3), nm
         AA windows for training the probe and for scoring it.
     steps_per_frame : int
@@ -53,8 +52,8 @@ def heldout_auc(sampler, potential, dynamics, masses_amu, train_windows, heldout
     if train_aa.shape != test_aa.shape or train_aa.shape[0] != sampler.n_walkers:
         raise ValueError(f"train and held-out windows must both have shape ({sampler.n_walkers}, T+1, N, 3), got "
                          f"{tuple(train_aa.shape)} and {tuple(test_aa.shape)}")
-    train_cg = _cg_windows(sampler, potential, dynamics, masses_amu, train_aa, steps_per_frame, seed)
-    test_cg = _cg_windows(sampler, potential, dynamics, masses_amu, test_aa, steps_per_frame, seed + 1)
+    train_cg = _cg_windows(sampler, potential, dynamics, train_aa, steps_per_frame, seed)
+    test_cg = _cg_windows(sampler, potential, dynamics, test_aa, steps_per_frame, seed + 1)
     torch.manual_seed(seed)
     probe = InvariantWindowClassifier(train_aa.shape[2], train_aa.shape[1], hidden=hidden, dtype="float64")
     probe.fit_scales(torch.cat([train_aa, train_cg]))

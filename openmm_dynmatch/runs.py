@@ -31,9 +31,9 @@ from openmm_dynmatch.errors import FileFormatError, short_reason
 from openmm_dynmatch.fileio import torch_load, write_json
 from openmm_dynmatch.indistinguishability import heldout_auc
 from openmm_dynmatch.models.prior import fit_prior
-from openmm_dynmatch.models.classifier import build_classifier, displacement_rms
-from openmm_dynmatch.models.invariant_classifier import InvariantWindowClassifier
 from openmm_dynmatch.models.potential import CGPotential, build_net, load_potential, save_potential
+from openmm_dynmatch.models.registry import build_classifier_for
+from openmm_dynmatch.sampling import build_sampler
 from openmm_dynmatch.train import CHECKPOINT_KEYS, DynamicMatchingTrainer
 from openmm_dynmatch.units import kt_kj_per_mol
 
@@ -120,21 +120,13 @@ def build_potential_from_config(config: Config, data: TrainingData) -> CGPotenti
 
 
 def build_classifier_from_config(config: Config, data: TrainingData):
-    """The window classifier, its displacement scale taken from the training windows."""
+    """The window classifier of ``classifier.kind`` (:data:`openmm_dynmatch.models.registry.CLASSIFIERS`), its
+    input scales set from the training windows."""
     cfg = config.classifier
     sample = data.windows[np.arange(min(len(data.windows), 512))]
-    if cfg.kind == "invariant":
-        classifier = InvariantWindowClassifier(len(data.metadata["bead_types"]), config.data.window_frames,
-                                               cfg.mlp_hidden, cfg.n_layers, cfg.dtype, cfg.chiral)
-        classifier.fit_scales(sample)
-        return classifier
-    scale = displacement_rms(sample) if sample.shape[1] > 1 else 0.05
-    spec = {"bead_types": list(data.metadata["bead_types"]), "displacement_scale_nm": max(scale, 1e-4),
-            "frame_only": config.data.window_frames == 1, "cutoff_nm": cfg.cutoff_nm,
-            "hidden_scalars": cfg.hidden_scalars, "hidden_vectors": cfg.hidden_vectors, "n_layers": cfg.n_layers,
-            "temporal_channels": cfg.temporal_channels, "spectral_norm": cfg.spectral_norm, "chiral": cfg.chiral,
-            "dtype": cfg.dtype}
-    return build_classifier(spec)
+    n_types = len(data.metadata.get("type_names", [])) or None
+    return build_classifier_for(cfg.kind, data.metadata["bead_types"], config.data.window_frames, cfg.options,
+                                cfg.chiral, cfg.dtype, n_types=n_types, scale_windows=sample)
 
 
 def model_metadata(data: TrainingData, config: Config, dynamics: DynamicsParameters) -> dict:
@@ -155,10 +147,9 @@ def model_metadata(data: TrainingData, config: Config, dynamics: DynamicsParamet
 
 
 def _sampler(config: Config, data: TrainingData, dynamics: DynamicsParameters, n_walkers: Optional[int] = None):
-    from openmm_dynmatch.openmm.sampler import OpenMMSampler
-
-    meta = model_metadata(data, config, dynamics)
-    return OpenMMSampler(meta, n_walkers or config.train.walkers, platform=config.train.platform)
+    """The sampler of ``train.sampler`` (:data:`openmm_dynmatch.sampling.SAMPLERS`) for this molecule."""
+    return build_sampler(config.train.sampler, model_metadata(data, config, dynamics),
+                         n_walkers or config.train.walkers, platform=config.train.platform)
 
 
 def probe_auc(config: Config, data: TrainingData, potential, dynamics) -> Optional[dict]:
@@ -170,8 +161,7 @@ def probe_auc(config: Config, data: TrainingData, potential, dynamics) -> Option
     rng = np.random.default_rng([config.train.seed, 303])
     train = data.windows[rng.choice(len(data.windows), n, replace=False)]
     heldout = data.validation[rng.choice(len(data.validation), n, replace=False)]
-    return heldout_auc(_sampler(config, data, dynamics, n), potential, dynamics, data.metadata["masses_amu"],
-                       train, heldout, data.steps_per_frame, config.train.probe_steps, config.train.seed)
+    return heldout_auc(_sampler(config, data, dynamics, n), potential, dynamics, train, heldout, data.steps_per_frame, config.train.probe_steps, config.train.seed)
 
 
 def _pretrain(config, data, potential, dynamics, objective: str, iterations: int, progress: bool, log_path=None):
@@ -184,10 +174,9 @@ def _pretrain(config, data, potential, dynamics, objective: str, iterations: int
         return train_force_matching(potential, data.frames, data.forces, iterations, cfg.lr_pretrain,
                                     cfg.batch_size, cfg.seed, progress, patience=cfg.pretrain_patience,
                                     **evaluation)
-    masses, friction = dynamics.openmm_masses_and_friction(data.metadata["masses_amu"])
     sampler = _sampler(config, data, dynamics)
     steps = (config.data.window_frames - 1) * data.steps_per_frame
-    return train_relative_entropy(potential, data.frames, sampler, masses, friction,
+    return train_relative_entropy(potential, data.frames, sampler, dynamics,
                                   kt_kj_per_mol(data.metadata["temperature_k"]), iterations, cfg.lr_pretrain,
                                   cfg.batch_size, max(steps, 1), cfg.seed, progress, forces=data.forces,
                                   **evaluation)

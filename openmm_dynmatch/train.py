@@ -33,9 +33,11 @@ from openmm_dynmatch import estimators
 from openmm_dynmatch.config import Config, write_config
 from openmm_dynmatch.dynamics import DynamicsParameters
 from openmm_dynmatch.fileio import atomic_path, torch_save
+from openmm_dynmatch.integrators import path_log_likelihood
 from openmm_dynmatch.kinetics import roc_auc
-from openmm_dynmatch.paths import Paths, windows_from_paths
+from openmm_dynmatch.sampling import Paths, windows_from_paths
 from openmm_dynmatch.units import kt_kj_per_mol
+from openmm_dynmatch.updates import UpdateSettings, score_function_update
 
 LOG_FIELDS = (
     "iteration", "phase", "mode", "classifier_loss", "classifier_accuracy", "classifier_auc", "reward_mean",
@@ -84,10 +86,9 @@ class DynamicMatchingTrainer:
     classifier : torch.nn.Module
         ``forward(windows (B, T+1, N, 3) nm) -> (B,)`` logits (positive = AA).
     dynamics : DynamicsParameters
-    sampler : object
-        The OpenMM path sampler (``openmm_dynmatch.openmm.sampler.OpenMMSampler``): ``set_model(potential,
-        masses_amu, friction_per_ps)``, ``record(start_positions, n_steps, seed) -> Paths`` and
-        ``advance(positions, n_steps, seed) -> positions``.
+    sampler : openmm_dynmatch.sampling.PathSampler
+        What simulates the CG model (``set_model(potential, dynamics)``, ``record``, ``advance``; the OpenMM
+        one is ``openmm_dynmatch.openmm.sampler.OpenMMSampler``).
     aa_windows : np.ndarray, shape (n_windows, T+1, N, 3), nm
         Mapped AA training windows.
     masses_amu : np.ndarray, shape (N,), amu
@@ -146,8 +147,7 @@ class DynamicMatchingTrainer:
         """Simulate CG windows with OpenMM; returns (paths, AA windows to compare with)."""
         cfg = self.train_cfg
         rng = iteration_rng(cfg.seed, iteration, 1)
-        masses, friction = self.dynamics.openmm_masses_and_friction(self.masses.numpy())
-        self.sampler.set_model(self.potential, masses, friction)
+        self.sampler.set_model(self.potential, self.dynamics)
         n_steps = (self.aa_windows.shape[1] - 1) * self.steps_per_frame
         picks = rng.integers(0, self.aa_windows.shape[0], size=cfg.walkers)
         aa = self.aa_windows[picks]
@@ -156,9 +156,12 @@ class DynamicMatchingTrainer:
         else:
             if self.free_positions is None:
                 self.free_positions = aa[:, 0].numpy().copy()
-            self.free_positions = self.sampler.advance(self.free_positions, n_steps, int(rng.integers(2**31)))
+            advanced = self.sampler.advance(self.free_positions, n_steps, int(rng.integers(2**31)))
+            self.free_positions, blowups = advanced.positions, advanced.blowups
             starts = self.free_positions
         paths = self.sampler.record(starts, n_steps, int(rng.integers(2**31)))
+        if mode == "free":
+            paths.blowups += blowups
         if mode == "free":
             self.free_positions = paths.positions[:, -1].numpy().copy()
         return paths, aa
@@ -191,49 +194,11 @@ class DynamicMatchingTrainer:
     def log_likelihood(self, paths: Paths) -> torch.Tensor:
         """``log P_theta`` of every recorded path, shape (B,), differentiable in potential and friction."""
         force_fn = estimators.potential_force_fn(self.potential, create_graph=True)
-        friction = self.dynamics.friction_per_bead()
-        dt = self.config.dynamics.timestep_ps
-        if self.dynamics.integrator == "langevin":
-            return estimators.langevin_middle_log_likelihood(
-                paths.positions, paths.velocities, force_fn, self.masses, friction, dt, self.kt)
-        return estimators.brownian_log_likelihood(paths.positions, force_fn, self.masses, friction, dt, self.kt)
+        return path_log_likelihood(self.dynamics.integrator, paths.positions, paths.velocities, force_fn,
+                                   self.masses, self.dynamics.friction_per_bead(), self.config.dynamics.timestep_ps,
+                                   self.kt)
 
-    def generator_update(self, paths: Paths, mode: str, compute_snr: bool) -> dict:
-        """Score-function step(s) on the potential and friction from one batch of paths."""
-        cfg = self.train_cfg
-        cg = windows_from_paths(paths.positions, self.steps_per_frame)
-        with torch.no_grad():
-            logits = self.classifier(cg.to(next(self.classifier.parameters()).dtype)).to(torch.float64)
-        reward = rewards_from_logits(logits, cfg.reward)
-        stats = {"reward_mean": float(reward.mean()), "reward_std": float(reward.std()), "gradient_snr": math.nan,
-                 "ess_fraction": 1.0, "updates": 0}
-        n_walkers = paths.positions.shape[0]
-        if 0 < cfg.estimator_chunk < n_walkers:
-            stats.update(self._chunked_generator_update(paths, mode, reward, compute_snr))
-            return stats
-        log_p_old = None
-        for _ in range(cfg.max_reuse):
-            log_p = self._path_log_p(paths, mode)
-            if log_p_old is None:
-                log_p_old = log_p.detach()
-                terms = estimators.advantages(reward, cfg.baseline, cfg.normalize_advantages).detach() * log_p
-                if compute_snr:
-                    stats["gradient_snr"] = self._snr(terms)
-                surrogate = terms.mean()
-            else:
-                _, ess = estimators.importance_weights(log_p, log_p_old)
-                stats["ess_fraction"] = ess
-                if estimators.needs_resimulation(ess, cfg.ess_threshold):
-                    break
-                surrogate = estimators.reweighted_surrogate(log_p, log_p_old, reward)
-            self.generator_optimizer.zero_grad()
-            surrogate.backward()
-            torch.nn.utils.clip_grad_norm_(self._generator_parameters(), cfg.grad_clip)
-            self.generator_optimizer.step()
-            stats["updates"] += 1
-        return stats
-
-    def _path_log_p(self, paths: Paths, mode: str) -> torch.Tensor:
+    def path_log_p(self, paths: Paths, mode: str) -> torch.Tensor:
         """The log-probability the score function differentiates: the path likelihood, and in free mode also the
         Boltzmann weight of the start frame."""
         log_p = self.log_likelihood(paths)
@@ -242,62 +207,22 @@ class DynamicMatchingTrainer:
             log_p = log_p - beta * self.potential(paths.positions[:, 0]).to(torch.float64)
         return log_p
 
-    def _chunked_generator_update(self, paths: Paths, mode: str, reward: torch.Tensor, compute_snr: bool) -> dict:
-        """:meth:`generator_update` with the likelihood's graph built for ``train.estimator_chunk`` walkers at a
-        time. Every surrogate gradient here is ``sum_j c_j grad log P_j`` with coefficients ``c_j`` that need
-        only the values of ``log P`` (advantages / B on the first update; ``w_j (g_j - sum_i w_i g_i)`` for the
-        self-normalised reweighted ones), so gradients accumulate chunk by chunk and match the unchunked ones.
-        The gradient SNR uses one group per chunk."""
+    def update_settings(self) -> UpdateSettings:
         cfg = self.train_cfg
-        n_walkers = paths.positions.shape[0]
-        chunks = torch.arange(n_walkers).split(cfg.estimator_chunk)
-        params = [p for p in self._generator_parameters() if p.requires_grad]
-        stats = {"updates": 0}
-        reward = torch.as_tensor(reward).detach().to(torch.float64)
-        coefficients = estimators.advantages(reward, cfg.baseline, cfg.normalize_advantages).detach() / n_walkers
-        log_p_old = None
-        for _ in range(cfg.max_reuse):
-            if log_p_old is not None:
-                log_p = torch.cat([self._path_log_p(self._subset(paths, c), mode).detach() for c in chunks])
-                weights, ess = estimators.importance_weights(log_p, log_p_old)
-                stats["ess_fraction"] = ess
-                if estimators.needs_resimulation(ess, cfg.ess_threshold):
-                    break
-                weights = weights.detach()
-                coefficients = weights * (reward - (weights * reward).sum())
-            self.generator_optimizer.zero_grad()
-            values, rows = [], []
-            snr_rows = compute_snr and log_p_old is None
-            for chunk in chunks:
-                if snr_rows:
-                    before = [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in params]
-                log_p = self._path_log_p(self._subset(paths, chunk), mode)
-                (coefficients[chunk] * log_p).sum().backward()
-                values.append(log_p.detach())
-                if snr_rows:
-                    scale = n_walkers / len(chunk)  # the gradient of this chunk's mean
-                    rows.append(torch.cat([(scale * ((p.grad if p.grad is not None else 0) - b)).reshape(-1)
-                                           for p, b in zip(params, before)]).to(torch.float64))
-            if len(rows) >= 2:
-                stats["gradient_snr"] = float(estimators.gradient_snr(torch.stack(rows), per_parameter=False))
-            if log_p_old is None:
-                log_p_old = torch.cat(values)
-            torch.nn.utils.clip_grad_norm_(self._generator_parameters(), cfg.grad_clip)
-            self.generator_optimizer.step()
-            stats["updates"] += 1
+        return UpdateSettings(baseline=cfg.baseline, normalize=cfg.normalize_advantages, chunk=cfg.estimator_chunk,
+                              max_reuse=cfg.max_reuse, ess_threshold=cfg.ess_threshold, grad_clip=cfg.grad_clip)
+
+    def generator_update(self, paths: Paths, mode: str, compute_snr: bool) -> dict:
+        """Score-function step(s) on the potential and friction from one batch of paths
+        (:func:`openmm_dynmatch.updates.score_function_update`)."""
+        cg = windows_from_paths(paths.positions, self.steps_per_frame)
+        with torch.no_grad():
+            logits = self.classifier(cg.to(next(self.classifier.parameters()).dtype)).to(torch.float64)
+        reward = rewards_from_logits(logits, self.train_cfg.reward)
+        stats = {"reward_mean": float(reward.mean()), "reward_std": float(reward.std())}
+        stats.update(score_function_update(lambda index: self.path_log_p(paths.subset(index), mode), reward,
+                                           self.generator_optimizer, self.update_settings(), compute_snr))
         return stats
-
-    @staticmethod
-    def _subset(paths: Paths, index: torch.Tensor) -> Paths:
-        return Paths(paths.positions[index], paths.velocities[index], paths.blowups)
-
-    def _snr(self, terms: torch.Tensor) -> float:
-        n_groups = 4 if terms.numel() >= 8 else 2
-        usable = terms[: terms.numel() - terms.numel() % n_groups]
-        params = [p for p in self._generator_parameters() if p.requires_grad]
-        rows = estimators.grouped_gradients(usable, params, n_groups)
-        snr = estimators.gradient_snr(rows, per_parameter=False)
-        return float(snr)
 
     def step(self) -> dict:
         """One training iteration (sampling, classifier, estimator); returns its log row."""

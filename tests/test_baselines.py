@@ -7,6 +7,7 @@ import pytest
 
 from conftest import tolerance
 from dimer_toy import HarmonicDimer, boltzmann_dimers, dimer_forces
+from openmm_dynmatch.dynamics import DynamicsParameters
 from openmm_dynmatch.baselines import (STAGE_LOG_FIELDS, EarlyStopping, stage_summary, train_force_matching,
                                        train_relative_entropy)
 
@@ -137,23 +138,28 @@ def test_force_matching_without_validation_never_stops(dimer_data):
     assert all(math.isfinite(r["train_force_loss"]) for r in history.evaluations)
 
 
+LANGEVIN_1PS = DynamicsParameters("langevin", 1.0, [0, 0])
+
+
 class _JitterSampler:
     """Stand-in for the OpenMM sampler: walkers take small Gaussian steps, whatever the model."""
 
     n_walkers = 16
 
-    def set_model(self, potential, masses_amu, friction_per_ps):
+    def set_model(self, potential, dynamics):
         pass
 
     def advance(self, positions, n_steps, seed):
-        return positions + 0.01 * np.random.default_rng(seed).normal(size=positions.shape)
+        from openmm_dynmatch.sampling import Advanced
+
+        return Advanced(positions + 0.01 * np.random.default_rng(seed).normal(size=positions.shape))
 
 
 def test_relative_entropy_logs_its_surrogate_and_the_validation_force_loss(tmp_path, dimer_data):
     frames, forces, val_frames, val_forces = dimer_data
     model = HarmonicDimer(0.5 * K, R0)
     log = tmp_path / "stage1_relative_entropy.csv"
-    history = train_relative_entropy(model, frames, _JitterSampler(), [12.0, 12.0], 1.0, 2.494, iterations=6,
+    history = train_relative_entropy(model, frames, _JitterSampler(), LANGEVIN_1PS, 2.494, iterations=6,
                                      lr=0.01, batch_size=32, steps_per_iteration=5, seed=0, progress=False,
                                      forces=forces, validation_frames=val_frames, validation_forces=val_forces,
                                      eval_every=3, log_path=log)
@@ -164,7 +170,7 @@ def test_relative_entropy_logs_its_surrogate_and_the_validation_force_loss(tmp_p
     np.testing.assert_allclose(float(rows[-1]["validation_force_loss"]),
                                _force_loss(val_frames, val_forces, *_model_k_r0(model)), **tolerance(np.float64))
     # without forces only the surrogate is logged
-    history = train_relative_entropy(HarmonicDimer(K, R0), frames, _JitterSampler(), [12.0, 12.0], 1.0, 2.494,
+    history = train_relative_entropy(HarmonicDimer(K, R0), frames, _JitterSampler(), LANGEVIN_1PS, 2.494,
                                      iterations=2, lr=0.01, batch_size=32, steps_per_iteration=5, seed=0,
                                      progress=False, eval_every=1, log_path=log)
     _, rows = _read(log)

@@ -107,14 +107,16 @@ class FreeBrownianSampler:
     """Stands in for the OpenMM sampler: free beads under Brownian dynamics, written out with numpy
     (``dx = sqrt(2 kT dt / (gamma m)) xi``), the same noise for the same seed; exploding below a mobility."""
 
-    def __init__(self, n_walkers: int, timestep_ps: float, min_gamma_m: float):
-        self.n_walkers, self.metadata, self.min_gamma_m = n_walkers, {"timestep_ps": timestep_ps}, min_gamma_m
+    def __init__(self, n_walkers: int, timestep_ps: float, masses_amu, min_gamma_m: float):
+        self.n_walkers, self.min_gamma_m = n_walkers, min_gamma_m
+        self.metadata = {"timestep_ps": timestep_ps, "masses_amu": list(masses_amu)}
 
-    def set_model(self, potential, masses_amu, friction_per_ps):
-        self.gamma_m = np.asarray(masses_amu) * friction_per_ps
+    def set_model(self, potential, dynamics):
+        friction = dynamics.friction_per_bead().detach().numpy()
+        self.gamma_m = np.asarray(self.metadata["masses_amu"]) * friction
 
     def record(self, start_positions, n_steps, seed):
-        from openmm_dynmatch.paths import Paths
+        from openmm_dynmatch.sampling import Paths
 
         if self.gamma_m.min() < self.min_gamma_m:
             raise RuntimeError("3 of 3 CG walkers exploded in every one of 4 attempts")
@@ -139,7 +141,7 @@ def test_search_recovers_a_free_diffusion_friction_and_survives_exploding_candid
     frames = data.reshape(-1, 3, 3)  # 64 trajectories of 41 frames, 0.05 ps apart
     ranges = [(w * 41, (w + 1) * 41) for w in range(64)]
     dynamics = DynamicsParameters("brownian", 10.0, [0, 1, 0])
-    sampler = FreeBrownianSampler(256, dt, min_gamma_m=12.0 * 3.0)
+    sampler = FreeBrownianSampler(256, dt, masses, min_gamma_m=12.0 * 3.0)
     result = calibrate_friction(None, frames, ranges, 0.05, masses, dynamics, sampler, bounds_per_ps=(1.0, 1000.0))
     assert abs(result.friction_per_ps / truth - 1) < 0.05, result.friction_per_ps
     unstable = [row for row in result.table if row["mismatch"] is None]

@@ -69,7 +69,6 @@ def test_docs_config_reference_matches_the_code():
     ("data.validation_fraction=1.0", "config.data.validation_fraction: expected a value in [0, 1)"),
     ("train.lr_potential=-1e-3", "config.train.lr_potential: expected a value in (0, inf)"),
     ("train.seed=-1", "config.train.seed: expected a value in [0, inf)"),
-    ("classifier.cutoff_nm=0", "config.classifier.cutoff_nm: expected a value in (0, inf)"),
     ("dynamics.friction_per_ps=.nan", "config.dynamics.friction_per_ps: expected a value in (0, inf)"),
     ("train.friction_min_per_ps=200", "friction_min_per_ps (200.0) must be below friction_max_per_ps (100.0)"),
 ])
@@ -80,9 +79,25 @@ def test_out_of_range_values_are_refused_at_load(override, message):
 
 
 def test_range_edges_and_optional_none_are_accepted():
-    cfg = config.load_config(overrides=["train.walkers=1", "data.validation_fraction=0", "classifier.cutoff_nm=null",
-                                        "train.switch_to_free_at=-1", "train.probe_windows=0"])
-    assert cfg.train.walkers == 1 and cfg.classifier.cutoff_nm is None
+    cfg = config.load_config(overrides=["train.walkers=1", "data.validation_fraction=0",
+                                        "classifier.options={cutoff_nm: null}", "train.switch_to_free_at=-1",
+                                        "train.probe_windows=0"])
+    assert cfg.train.walkers == 1 and cfg.classifier.options == {"cutoff_nm": None}
+
+
+@pytest.mark.parametrize("override, message", [
+    ("classifier.hidden_scalars=32", "hidden_scalars -> classifier.options.hidden_scalars (equivariant)"),
+    ("classifier.options={hidden: 32}", "config.classifier.options: unknown option(s) ['hidden'] for WindowClassifier"),
+    ("classifier.options={n_layers: 2.5}", "config.classifier.options.n_layers: expected int like the default 2"),
+    ("potential.net={hiden: 8}", "config.potential.net: unknown option(s) ['hiden'] for InternalMLP"),
+    ("potential.kind=transformer", "config.potential.kind: expected one of"),
+    ("train.sampler=cluster", "config.train.sampler: expected one of ['local']"),
+    ("dynamics.integrator=verlet", "config.dynamics.integrator: expected one of ['langevin', 'brownian']"),
+])
+def test_kind_options_and_registry_choices_are_checked_at_load(override, message):
+    with pytest.raises(ValueError) as err:
+        config.load_config(overrides=[override])
+    assert message in str(err.value)
 
 
 def test_every_numeric_key_has_a_range_and_the_reference_shows_it():

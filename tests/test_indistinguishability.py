@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from dimer_toy import MASS_AMU, HarmonicDimer, dimer_metadata, simulate_dimer_data
+from dimer_toy import HarmonicDimer, dimer_metadata, simulate_dimer_data
 from openmm_dynmatch.data import make_windows
 from openmm_dynmatch.dynamics import DynamicsParameters
 from openmm_dynmatch.indistinguishability import heldout_auc
@@ -27,7 +27,7 @@ def test_probe_auc_tells_wrong_dynamics_from_right(windows, friction_factor, low
     train, heldout = windows
     sampler = OpenMMSampler(dimer_metadata("brownian", FRICTION, DT), n_walkers=len(train))
     dynamics = DynamicsParameters("brownian", FRICTION * friction_factor, [0, 0])
-    result = heldout_auc(sampler, HarmonicDimer(K, R0), dynamics, [MASS_AMU] * 2, train, heldout,
+    result = heldout_auc(sampler, HarmonicDimer(K, R0), dynamics, train, heldout,
                          STEPS_PER_FRAME, training_steps=200, seed=1)
     assert low <= result["auc"] <= high, result
 
@@ -37,4 +37,4 @@ def test_probe_rejects_mismatched_window_sets(windows):
     sampler = OpenMMSampler(dimer_metadata("brownian", FRICTION, DT), n_walkers=len(train))
     with pytest.raises(ValueError, match="held-out windows"):
         heldout_auc(sampler, HarmonicDimer(K, R0), DynamicsParameters("brownian", FRICTION, [0, 0]),
-                    [MASS_AMU] * 2, train, heldout[:10], STEPS_PER_FRAME)
+                    train, heldout[:10], STEPS_PER_FRAME)

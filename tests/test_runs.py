@@ -36,7 +36,7 @@ def dimer_file(tmp_path_factory):
 def _config_file(tmp_path, data_path, **train):
     config = {"data": {"cg_path": str(data_path), "window_frames": 4, "n_blocks": 4},
               "potential": {"kind": "none", "dtype": "float64", "prior_trainable": True},
-              "classifier": {"kind": "invariant", "mlp_hidden": 16},
+              "classifier": {"kind": "invariant", "options": {"hidden": 16}},
               "dynamics": {"integrator": "brownian", "timestep_ps": DT, "friction_per_ps": 50.0},
               "train": {"walkers": 16, "iterations": 4, "classifier_warmup": 1, "checkpoint_every": 2, **train}}
     path = tmp_path / "config.yaml"

@@ -54,15 +54,21 @@ def test_windows_from_paths_take_every_sth_step():
 
 
 def test_brownian_per_type_friction_is_realised_by_mass_substitution():
+    from openmm_dynmatch.openmm.integrators import openmm_masses_and_friction
+
     dyn = DynamicsParameters("brownian", 10.0, [0, 1, 1])
     with torch.no_grad():
         dyn.log_friction.copy_(torch.log(torch.tensor([5.0, 40.0], dtype=torch.float64)))
     masses = np.array([12.0, 14.0, 16.0])
-    openmm_masses, openmm_friction = dyn.openmm_masses_and_friction(masses)
+    openmm_masses, openmm_friction = openmm_masses_and_friction("brownian", masses, dyn.friction_per_bead().detach())
     diffusion_true = KT / (np.array([5.0, 40.0, 40.0]) * masses)
     np.testing.assert_allclose(KT / (openmm_friction * openmm_masses), diffusion_true, rtol=1e-12)
     langevin = DynamicsParameters("langevin", 10.0, [0, 1, 1])
-    np.testing.assert_allclose(langevin.openmm_masses_and_friction(masses)[0], masses)
+    same_masses, friction = openmm_masses_and_friction("langevin", masses, langevin.friction_per_bead().detach())
+    np.testing.assert_allclose(same_masses, masses)
+    assert friction == pytest.approx(10.0)
+    with pytest.raises(ValueError, match="one friction for all particles"):
+        openmm_masses_and_friction("langevin", masses, [1.0, 2.0, 2.0])
     with pytest.raises(ValueError, match="unknown integrator"):
         DynamicsParameters("verlet", 1.0, [0])
     with pytest.raises(ValueError, match="friction_per_ps"):
@@ -81,11 +87,11 @@ def test_sampler_paths_reconstruct_to_unit_noise_with_the_refreshed_model(integr
             dyn.log_friction.copy_(torch.log(torch.tensor([friction, 3 * friction], dtype=torch.float64)))
     meta = dict(dimer_metadata(integrator, friction, dt), bead_types=[0, 1], type_names=["A", "B"])
     sampler = OpenMMSampler(meta, n_walkers=200)
-    sampler.set_model(potential, *dyn.openmm_masses_and_friction([MASS_AMU] * 2))
+    sampler.set_model(potential, dyn)
     with torch.no_grad():
         potential.log_k.fill_(math.log(TRUE_K))
         potential.r0.fill_(TRUE_R0)
-    sampler.set_model(potential, *dyn.openmm_masses_and_friction([MASS_AMU] * 2))
+    sampler.set_model(potential, dyn)
     starts = boltzmann_dimers(TRUE_K, TRUE_R0, 200, np.random.default_rng(1))
     paths = sampler.record(starts, 20, seed=5)
     noise = _noise(paths, potential, dyn, dt)
@@ -114,7 +120,7 @@ def _displacement_reward(paths: torch.Tensor) -> torch.Tensor:
 
 
 def _mean_reward(sampler, potential, dyn, starts, n_steps, seed):
-    sampler.set_model(potential, *dyn.openmm_masses_and_friction([MASS_AMU] * 2))
+    sampler.set_model(potential, dyn)
     return _displacement_reward(sampler.record(starts, n_steps, seed).positions)
 
 
@@ -143,7 +149,7 @@ def test_score_function_gradient_equals_finite_differences_of_openmm(integrator,
     fd, fd_se = float(per_walker_fd.mean()), float(per_walker_fd.std() / math.sqrt(n_walkers))
 
     # score function at theta, from OpenMM paths, in 30 groups for the error bar
-    sampler.set_model(potential, *dyn.openmm_masses_and_friction([MASS_AMU] * 2))
+    sampler.set_model(potential, dyn)
     paths = sampler.record(starts, n_steps, seed + 1)
     reward = _displacement_reward(paths.positions)
     force_fn = estimators.potential_force_fn(potential, create_graph=True)

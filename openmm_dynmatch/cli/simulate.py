@@ -17,6 +17,7 @@ import logging
 
 def add_arguments(parser) -> None:
     from openmm_dynmatch.cli.outputs import add_overwrite_argument
+    from openmm_dynmatch.integrators import integrator_names
 
     parser.add_argument("--model", required=True, help="exported TorchScript model file")
     parser.add_argument("--walkers", type=int, default=1, help="number of walkers (default 1)")
@@ -31,7 +32,7 @@ def add_arguments(parser) -> None:
                              "walkers), random (seeded by --seed) or cyclic (default otherwise)")
     parser.add_argument("--platform", help="OpenMM platform (CUDA, CPU, Reference; default: fastest present)")
     parser.add_argument("--precision", choices=["single", "mixed", "double"], help="platform precision")
-    parser.add_argument("--integrator", choices=["langevin", "brownian"], help="default: the model's")
+    parser.add_argument("--integrator", choices=integrator_names(), help="default: the model's")
     parser.add_argument("--timestep-ps", type=float, default=None,
                         help="integration time step, ps (default: the model's; e.g. smaller for a stability check)")
     parser.add_argument("--friction-per-ps", type=float, default=None,

@@ -21,7 +21,8 @@ import openmm
 import openmm.app
 import openmmtorch
 
-from openmm_dynmatch.openmm.export import INTEGRATORS, load_exported, load_metadata, validate_metadata
+from openmm_dynmatch.openmm.export import load_exported, load_metadata, validate_metadata
+from openmm_dynmatch.openmm.integrators import create_integrator, openmm_integrator, openmm_masses_and_friction
 from openmm_dynmatch.openmm.reference import available_platforms  # noqa: F401  (public here too)
 from openmm_dynmatch.openmm.reference import openmm_seed
 from openmm_dynmatch.units import positive_float
@@ -135,34 +136,6 @@ def platform_and_properties(name: Optional[str] = None, precision: Optional[str]
         elif not (name == "Reference" and precision == "double"):
             raise ValueError(f"platform {name} has no precision setting; precision must be None, got '{precision}'")
     return platform, properties
-
-
-def create_integrator(kind: str, temperature_k, friction_per_ps, timestep_ps, seed: Optional[int] = None):
-    """A ``LangevinMiddleIntegrator`` (``kind='langevin'``) or ``BrownianIntegrator`` (``'brownian'``).
-
-    Parameters
-    ----------
-    kind : str
-    temperature_k : float or openmm.unit.Quantity, K
-    friction_per_ps : float or openmm.unit.Quantity, 1/ps
-    timestep_ps : float or openmm.unit.Quantity, ps
-    seed : int, optional
-        Random number seed of the integrator (0 or None: OpenMM picks one).
-    """
-    temperature = positive_float(temperature_k, "K", "temperature_k")
-    friction = positive_float(friction_per_ps, "1/ps", "friction_per_ps")
-    timestep = positive_float(timestep_ps, "ps", "timestep_ps")
-    if kind == "langevin":
-        integrator = openmm.LangevinMiddleIntegrator(temperature, friction, timestep)
-    elif kind == "brownian":
-        integrator = openmm.BrownianIntegrator(temperature, friction, timestep)
-    else:
-        raise ValueError(f"unknown integrator '{kind}'; available: {sorted(INTEGRATORS)}")
-    if seed is not None:
-        if not isinstance(seed, int) or not 0 <= seed < 2**31:
-            raise ValueError(f"seed must be an integer in [0, 2**31), got {seed!r}")
-        integrator.setRandomNumberSeed(seed)
-    return integrator
 
 
 def cg_topology(metadata: dict, n_walkers: int) -> openmm.app.Topology:
@@ -280,19 +253,22 @@ def create_system(model_path, n_walkers: int, *, platform=None, precision=None, 
 def particle_masses(metadata: dict, friction_overridden: bool = False) -> list:
     """Particle masses (amu) of one walker.
 
-    The bead masses, except for Brownian dynamics with per-bead frictions (optional metadata key
-    ``bead_friction_per_ps``, written by the trainer when it learns one friction per bead type): Brownian
-    dynamics depends on ``gamma_i m_i`` only, so bead ``i`` gets the mass ``m_i gamma_i / gamma`` with the
-    integrator's single friction ``gamma = friction_per_ps``, which reproduces every bead's own diffusion
-    ``kT / (gamma_i m_i)`` exactly. A friction given explicitly (``friction_per_ps`` override) applies to all beads.
+    The bead masses, except where the model has per-bead frictions (optional metadata key
+    ``bead_friction_per_ps``, written by the trainer when it learns one friction per bead type) and the
+    integrator realises them through the masses (Brownian dynamics depends on ``gamma_i m_i`` only): then bead
+    ``i`` gets the mass ``m_i gamma_i / gamma`` with the integrator's single friction ``gamma = friction_per_ps``
+    (:func:`~openmm_dynmatch.openmm.integrators.openmm_masses_and_friction`). A friction given explicitly
+    (``friction_per_ps`` override) applies to all beads.
     """
     masses = [float(m) for m in metadata["masses_amu"]]
     per_bead = metadata.get("bead_friction_per_ps")
-    if metadata["integrator"] != "brownian" or not per_bead or friction_overridden:
+    if not per_bead or friction_overridden or not openmm_integrator(metadata["integrator"]).masses_carry_friction:
         return masses
     if len(per_bead) != len(masses):
         raise ValueError(f"metadata bead_friction_per_ps must list {len(masses)} values, got {len(per_bead)}")
-    return [m * float(g) / float(metadata["friction_per_ps"]) for m, g in zip(masses, per_bead)]
+    realised, mean = openmm_masses_and_friction(metadata["integrator"], masses, per_bead)
+    scale = mean / float(metadata["friction_per_ps"])  # the integrator runs at friction_per_ps, not the mean
+    return [float(m) * scale for m in realised]
 
 
 def create_simulation(model_path, n_walkers: int, **kwargs) -> openmm.app.Simulation:

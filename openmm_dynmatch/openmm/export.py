@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 
 from openmm_dynmatch.fileio import atomic_path
+from openmm_dynmatch.integrators import get_integrator
 
 FORMAT_VERSION = 1
 METADATA_FILE = "dynmatch.json"
-INTEGRATORS = ("langevin", "brownian")
 REQUIRED_KEYS = (
     "n_beads", "bead_names", "bead_types", "type_names", "masses_amu", "temperature_k", "integrator",
     "friction_per_ps", "timestep_ps", "cutoff_nm", "periodic", "bonds",
@@ -101,8 +101,7 @@ def validate_metadata(metadata: dict) -> dict:
         _check_positive(mass, "metadata masses_amu entry")
     if meta["cutoff_nm"] is not None:
         _check_positive(meta["cutoff_nm"], "metadata cutoff_nm")
-    if meta["integrator"] not in INTEGRATORS:
-        raise ValueError(f"unknown integrator '{meta['integrator']}'; available: {sorted(INTEGRATORS)}")
+    get_integrator(meta["integrator"])
     if not isinstance(meta["periodic"], bool):
         raise ValueError(f"metadata periodic must be true or false, got {meta['periodic']!r}")
     if meta["periodic"]:

@@ -19,6 +19,8 @@ import numpy as np
 import openmm
 from tqdm.auto import tqdm
 
+from openmm_dynmatch.integrators import get_integrator
+from openmm_dynmatch.openmm.integrators import integrator_parameters
 from openmm_dynmatch.units import kt_kj_per_mol
 
 _NM = openmm.unit.nanometer
@@ -67,13 +69,15 @@ def record_paths(engine, start_positions, n_steps: int, velocities=None, seed: O
     ----------
     engine : CGSystem or openmm.Context
         A :class:`~openmm_dynmatch.openmm.cg_walkers.CGSystem` (its cached Context is used) or a Context whose
-        integrator is a ``LangevinMiddleIntegrator`` or ``BrownianIntegrator``.
+        integrator is one of :mod:`openmm_dynmatch.openmm.integrators` (``LangevinMiddleIntegrator``,
+        ``BrownianIntegrator``).
     start_positions : array, shape (n_walkers, n_beads, 3), nm
     n_steps : int
         Integration steps per window.
     velocities : array, shape (n_walkers, n_beads, 3), nm/ps, optional
-        Start velocities (Langevin); default Maxwell-Boltzmann at the integrator's temperature, seeded by
-        ``seed``. Ignored (and returned as None) for Brownian dynamics.
+        Start velocities (integrators that need them, e.g. Langevin); default Maxwell-Boltzmann at the
+        integrator's temperature, seeded by ``seed``. Ignored (and returned as None) for integrators without
+        velocities (Brownian).
     seed : int, optional
         Seed of the Maxwell-Boltzmann draw.
     progress : bool
@@ -88,7 +92,7 @@ def record_paths(engine, start_positions, n_steps: int, velocities=None, seed: O
         raise ValueError(f"engine must be a CGSystem or an openmm.Context, got {type(engine).__name__}")
     if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
         raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
-    kind, timestep, friction, temperature = _integrator_parameters(context.getIntegrator())
+    kind, timestep, friction, temperature = integrator_parameters(context.getIntegrator())
     system = context.getSystem()
     start = np.asarray(start_positions, dtype=np.float64)
     if start.ndim != 3 or start.shape[2] != 3 or start.shape[0] * start.shape[1] != system.getNumParticles():
@@ -98,7 +102,7 @@ def record_paths(engine, start_positions, n_steps: int, velocities=None, seed: O
     masses = np.array([system.getParticleMass(i).value_in_unit(openmm.unit.dalton) for i in range(n_beads)])
     context.setPositions(start.reshape(-1, 3))
     start_velocities = None
-    if kind == "langevin":
+    if get_integrator(kind).needs_velocities:
         if velocities is None:
             velocities = maxwell_boltzmann(masses, n_walkers, temperature, seed)
         velocities = np.asarray(velocities, dtype=np.float64)
@@ -117,16 +121,3 @@ def record_paths(engine, start_positions, n_steps: int, velocities=None, seed: O
         path[:, k] = positions.reshape(start.shape)
     return RecordedPaths(path, start_velocities, kind, timestep, friction, temperature, masses)
 
-
-def _integrator_parameters(integrator):
-    """(kind, timestep_ps, friction_per_ps, temperature_k) of a supported integrator."""
-    if isinstance(integrator, openmm.LangevinMiddleIntegrator):
-        kind = "langevin"
-    elif isinstance(integrator, openmm.BrownianIntegrator):
-        kind = "brownian"
-    else:
-        raise ValueError(f"the path recorder needs a LangevinMiddleIntegrator or BrownianIntegrator, "
-                         f"got {type(integrator).__name__}")
-    return (kind, integrator.getStepSize().value_in_unit(openmm.unit.picosecond),
-            integrator.getFriction().value_in_unit(openmm.unit.picosecond**-1),
-            integrator.getTemperature().value_in_unit(openmm.unit.kelvin))

@@ -26,6 +26,7 @@ import numpy as np
 from openmm_dynmatch import trajio
 from openmm_dynmatch.errors import FileFormatError, short_reason
 from openmm_dynmatch.fileio import write_json
+from openmm_dynmatch.integrators import AA_INTEGRATOR, get_integrator
 from openmm_dynmatch.openmm.aa_systems import AASystem, load_system
 from openmm_dynmatch.units import positive_float, strip_unit
 
@@ -124,9 +125,10 @@ def _whole_ratio(numerator: float, denominator: float, message: str) -> int:
 def _make_context(aa: AASystem, settings: dict, platform_name: str):
     import openmm
 
-    integrator = openmm.LangevinMiddleIntegrator(settings["temperature_k"], settings["friction_per_ps"],
-                                                 settings["timestep_ps"])
-    integrator.setRandomNumberSeed(openmm_seed(settings["seed"]))
+    from openmm_dynmatch.openmm.integrators import create_integrator
+
+    integrator = create_integrator(AA_INTEGRATOR, settings["temperature_k"], settings["friction_per_ps"],
+                                   settings["timestep_ps"], openmm_seed(settings["seed"]))
     context = openmm.Context(aa.system, integrator, openmm.Platform.getPlatformByName(platform_name))
     if aa.box_vectors_nm is not None:
         context.setPeriodicBoxVectors(*[openmm.Vec3(*row) for row in aa.box_vectors_nm])
@@ -214,8 +216,8 @@ def _metadata(aa: AASystem, settings: dict, platform_name: str) -> dict:
         "frame_interval_ps": settings["frame_interval_ps"],
         "steps_per_frame": settings["steps_per_frame"],
         "masses_amu": aa.masses_amu().tolist(),
-        "integrator": "langevin",
-        "integrator_class": "LangevinMiddleIntegrator",
+        "integrator": AA_INTEGRATOR,
+        "integrator_class": get_integrator(AA_INTEGRATOR).openmm_class,
         "friction_per_ps": settings["friction_per_ps"],
         "seed": settings["seed"],
         "platform": platform_name,

@@ -1,0 +1,105 @@
+"""The generator update against the score-function formulas written out again: same gradient for every chunk
+size, per-start baselines, reweighted reuse and the gradient SNR."""
+import math
+
+import pytest
+import torch
+
+from openmm_dynmatch.updates import UpdateSettings, score_function_update
+
+B = 12
+
+
+def _problem(seed=0):
+    """Samples ``y_j`` of a Gaussian ``log P_j = -|y_j - theta|^2 / 2`` and rewards ``g_j``."""
+    gen = torch.Generator().manual_seed(seed)
+    y = torch.randn(B, 2, generator=gen, dtype=torch.float64)
+    reward = torch.randn(B, generator=gen, dtype=torch.float64)
+    return y, reward
+
+
+def _step(y, reward, settings, groups=None, compute_snr=False):
+    """Run the update with SGD (lr 1) so that the parameter change is minus the summed gradients."""
+    theta = torch.nn.Parameter(torch.tensor([0.3, -0.2], dtype=torch.float64))
+    optimizer = torch.optim.SGD([theta], lr=1.0)
+    calls = []
+
+    def log_p_of(index):
+        calls.append(index.numel())
+        return -0.5 * (y[index] - theta).pow(2).sum(-1)
+
+    stats = score_function_update(log_p_of, reward, optimizer, settings, compute_snr, groups)
+    return theta.detach(), stats, calls
+
+
+def _first_gradient(y, reward, theta, baseline="mean", groups=None):
+    """``mean_j (g_j - b_j) grad log P_j`` with ``grad log P_j = y_j - theta``, the baseline written out."""
+    gradient = torch.zeros(2, dtype=torch.float64)
+    for j in range(B):
+        peers = [i for i in range(B) if (groups is None or groups[i] == groups[j])]
+        if baseline == "mean":
+            b = sum(float(reward[i]) for i in peers) / len(peers)
+        else:
+            b = sum(float(reward[i]) for i in peers if i != j) / (len(peers) - 1)
+        gradient += (float(reward[j]) - b) * (y[j] - theta) / B
+    return gradient
+
+
+@pytest.mark.parametrize("chunk", [0, 1, 5, B])
+def test_gradient_is_the_score_function_formula_for_every_chunk_size(chunk):
+    y, reward = _problem()
+    theta0 = torch.tensor([0.3, -0.2], dtype=torch.float64)
+    theta, stats, calls = _step(y, reward, UpdateSettings(chunk=chunk, grad_clip=1e9))
+    torch.testing.assert_close(theta0 - theta, _first_gradient(y, reward, theta0), rtol=1e-12, atol=1e-14)
+    assert stats["updates"] == 1 and sum(calls) == B
+    assert max(calls) <= (B if chunk == 0 else chunk) and len(calls) == (1 if chunk == 0 else math.ceil(B / chunk))
+
+
+def test_per_start_leave_one_out_baseline_uses_only_the_walkers_of_the_same_start():
+    y, reward = _problem(1)
+    groups = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3])
+    theta0 = torch.tensor([0.3, -0.2], dtype=torch.float64)
+    theta, _, _ = _step(y, reward, UpdateSettings(baseline="loo", grad_clip=1e9), groups=groups)
+    expected = _first_gradient(y, reward, theta0, "loo", groups.tolist())
+    torch.testing.assert_close(theta0 - theta, expected, rtol=1e-12, atol=1e-14)
+    # a reward that depends only on the start frame gives no gradient with a per-start baseline
+    per_start = groups.to(torch.float64) * 3.0
+    theta, _, _ = _step(y, per_start, UpdateSettings(baseline="loo", grad_clip=1e9), groups=groups)
+    torch.testing.assert_close(theta, theta0, rtol=0, atol=1e-15)
+    with pytest.raises(ValueError, match="at least 2 windows per group"):
+        _step(y, reward, UpdateSettings(baseline="loo"), groups=torch.arange(B))
+
+
+@pytest.mark.parametrize("chunk", [0, 5])
+def test_reuse_takes_the_self_normalised_reweighted_gradient(chunk):
+    y, reward = _problem(2)
+    theta0 = torch.tensor([0.3, -0.2], dtype=torch.float64)
+    theta, stats, _ = _step(y, reward, UpdateSettings(chunk=chunk, max_reuse=2, ess_threshold=1e-9, grad_clip=1e9))
+    theta1 = theta0 - _first_gradient(y, reward, theta0)
+    log_w = [-0.5 * float((y[j] - theta1).pow(2).sum()) + 0.5 * float((y[j] - theta0).pow(2).sum()) for j in range(B)]
+    top = max(log_w)
+    w = [math.exp(v - top) for v in log_w]
+    w = [v / sum(w) for v in w]
+    weighted_mean = sum(wj * float(gj) for wj, gj in zip(w, reward))
+    second = sum(w[j] * (float(reward[j]) - weighted_mean) * (y[j] - theta1) for j in range(B))
+    torch.testing.assert_close(theta, theta1 - second, rtol=1e-10, atol=1e-13)
+    assert stats["updates"] == 2
+    assert stats["ess_fraction"] == pytest.approx(1.0 / sum(v * v for v in w) / B, rel=1e-10)
+
+
+def test_reuse_stops_when_the_effective_sample_size_collapses():
+    y, reward = _problem(3)
+    _, stats, _ = _step(10 * y, 10 * reward, UpdateSettings(max_reuse=5, ess_threshold=0.99, grad_clip=1e9))
+    assert stats["updates"] < 5 and stats["ess_fraction"] < 0.99
+
+
+def test_snr_is_formed_from_four_walker_groups_written_out_again():
+    y, reward = _problem(4)
+    theta0 = torch.tensor([0.3, -0.2], dtype=torch.float64)
+    _, stats, calls = _step(y, reward, UpdateSettings(grad_clip=1e9), compute_snr=True)
+    assert calls == [3, 3, 3, 3]
+    b = float(reward.mean())
+    rows = torch.stack([sum((float(reward[j]) - b) * (y[j] - theta0) for j in range(g, g + 3)) / 3
+                        for g in range(0, B, 3)])
+    mean, variance_of_mean = rows.mean(0), rows.var(0, unbiased=True) / 4
+    assert stats["gradient_snr"] == pytest.approx(float(mean.norm() / variance_of_mean.sum().sqrt()), rel=1e-10)
