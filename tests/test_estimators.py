@@ -427,3 +427,53 @@ def test_clear_errors_at_the_boundary(rng):
         est.advantages(reward, "median")
     with pytest.raises(ValueError, match="log_p must have shape"):
         est.score_function_surrogate(torch.zeros(3, dtype=torch.float64), reward)
+
+
+# ------------------------------------------- LangevinMiddle: vectorised velocity recursion == a step loop
+@pytest.mark.parametrize("gamma, dt, n_steps", [(20.0, 0.01, 7), (0.1, 0.002, 2000), (50.0, 0.005, 2000)])
+def test_langevin_middle_vectorised_recursion_matches_a_step_loop(rng, gamma, dt, n_steps):
+    """Noise, log-likelihood and its gradients (potential parameters, per-bead friction) equal the plain
+    recursion ``w_k = u_k + dt F(x_k)/m; u_{k+1} = 2 (x_{k+1} - x_k)/dt - w_k; R_k = (u_{k+1} - a w_k)/s``
+    written out step by step, on short and long (2000-step) paths at small and large friction."""
+    n_walkers = 4
+    x0, v0 = start_frames(rng, n_walkers), maxwell_boltzmann(rng, n_walkers)
+    noise_in = rng.standard_normal((n_walkers, n_steps, 3, 3))
+    path = torch_path(simulate_langevin_middle(x0, v0, noise_in, 500.0, 0.15, gamma, dt))
+    v0 = torch_path(v0)
+    weights = torch.from_numpy(rng.uniform(0.5, 1.5, n_walkers))  # probes every walker's log P
+    masses = torch.from_numpy(MASSES)
+
+    def loop_log_p(model, friction):
+        a = torch.exp(-friction * dt)[:, None]                            # (3, 1)
+        s = torch.sqrt(KT * (1.0 - a**2) / masses[:, None])               # (3, 1)
+        forces = est.potential_force_fn(model)(path[:, :-1].reshape(-1, 3, 3)).reshape(n_walkers, n_steps, 3, 3)
+        kicks = dt * forces / masses[:, None]
+        twice_mean_velocity = 2.0 * (path[:, 1:] - path[:, :-1]) / dt
+        u, noise = v0, []
+        for kick, twice_mean in zip(kicks.unbind(1), twice_mean_velocity.unbind(1)):
+            w = u + kick
+            u = twice_mean - w
+            noise.append((u - a * w) / s)
+        noise = torch.stack(noise, dim=1)
+        log_p = -0.5 * noise.pow(2).sum(dim=(1, 2, 3)) - n_steps * 3 * torch.log(0.5 * dt * s).sum()
+        return log_p, noise
+
+    results = []
+    for vectorised in (True, False):
+        model = HarmonicChain(450.0, 0.16)  # not the simulating parameters: generic noise and gradients
+        friction = torch.tensor([0.9, 1.0, 1.1], dtype=torch.float64).mul(gamma).requires_grad_(True)
+        if vectorised:
+            log_p, noise = est.langevin_middle_log_likelihood(path, v0, est.potential_force_fn(model), MASSES,
+                                                              friction, dt, KT, return_noise=True)
+        else:
+            log_p, noise = loop_log_p(model, friction)
+        gradients = torch.autograd.grad((weights * log_p).sum(), [model.k, model.r0, friction])
+        results.append((log_p.detach(), noise.detach(), gradients))
+    (log_p, noise, gradients), (loop_log_p_, loop_noise, loop_gradients) = results
+
+    assert noise.shape == (n_walkers, n_steps, 3, 3)
+    np.testing.assert_allclose(noise.numpy(), loop_noise.numpy(), rtol=0, atol=1e-9)  # R ~ N(0, 1)
+    torch.testing.assert_close(log_p, loop_log_p_, **F64)
+    for name, got, expected in zip(("k", "r0", "friction"), gradients, loop_gradients):
+        torch.testing.assert_close(got, expected, **F64, msg=lambda m, name=name: f"d log P / d {name}: {m}")
+        assert bool(torch.all(torch.isfinite(got))) and float(got.abs().max()) > 0

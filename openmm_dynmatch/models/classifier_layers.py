@@ -1,20 +1,20 @@
 """Building blocks of the window classifier: radial basis, cutoff envelope and the per-frame encoder.
 
-The per-frame encoder is a small NequIP-style equivariant graph network on e3nn. Every frame of every window is
-one graph over the beads of the molecule; all frames are batched as dense tensors of shape
-``(n_graphs, n_beads, ...)`` with the fully connected edge list ``i != j`` (ordered by receiver), so message
-aggregation is a reshape and a sum instead of a scatter. A cutoff, when given, is applied as a smooth envelope on
-the radial features (hence on the per-edge tensor-product weights, whose radial MLP has no biases and maps zero to zero),
-which makes distant pairs contribute exactly zero.
+The per-frame encoder is a small NequIP-style equivariant graph network on e3nn whose layers are the shared
+`InteractionBlock` of :mod:`.interaction`. Every frame of every window is one graph over the beads of the
+molecule; all frames are batched as dense tensors of shape ``(n_graphs, n_beads, ...)`` with the fully connected
+edge list ``i != j`` (ordered by receiver) and messages normalised by ``sqrt(n_beads - 1)``. A cutoff, when given,
+is applied as a smooth envelope on the radial features (hence on the per-edge tensor-product weights, whose
+radial MLP has no biases and maps zero to zero), which makes distant pairs contribute exactly zero.
 """
 import math
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 from e3nn import o3
-from e3nn.nn import Gate
 from torch import Tensor, nn
 
+from .interaction import InteractionBlock
 from .radial import GaussianBasis, cosine_cutoff, safe_norm
 
 
@@ -73,95 +73,6 @@ class RadialFeatures(nn.Module):
         if self.cutoff_nm is not None:
             features = features * cosine_cutoff(r, self.cutoff_nm).unsqueeze(-1)
         return features
-
-
-class RadialMLP(nn.Module):
-    """Two-layer bias-free MLP mapping radial features to per-edge tensor-product weights.
-
-    Without biases and with ``silu(0) = 0`` it maps zero features to zero weights, so an edge whose radial
-    features vanish (beyond the cutoff) sends no message.
-    """
-
-    def __init__(self, n_in: int, n_hidden: int, n_out: int):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(n_in, n_hidden, bias=False), nn.SiLU(),
-                                 nn.Linear(n_hidden, n_out, bias=False))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
-
-
-def _uvu_instructions(irreps_in: o3.Irreps, irreps_sh: o3.Irreps, irreps_target: o3.Irreps):
-    """Channel-wise ("uvu") paths from ``irreps_in x irreps_sh`` to the irreps present in ``irreps_target``."""
-    wanted = {ir for _, ir in irreps_target}
-    mid: List[Tuple[int, o3.Irrep]] = []
-    instructions = []
-    for i, (mul, ir_in) in enumerate(irreps_in):
-        for j, (_, ir_sh) in enumerate(irreps_sh):
-            for ir_out in ir_in * ir_sh:
-                if ir_out in wanted:
-                    instructions.append((i, j, len(mid), "uvu", True))
-                    mid.append((mul, ir_out))
-    irreps_mid, perm, _ = o3.Irreps(mid).sort()
-    instructions = [(i, j, perm[k], mode, train) for i, j, k, mode, train in instructions]
-    return irreps_mid, instructions
-
-
-class Interaction(nn.Module):
-    """One NequIP-style message-passing layer with a gated non-linearity and a residual connection.
-
-    ``x_i' = Gate(Linear(sum_j TP_uvu(Linear(x_j), Y(e_ij); w(|e_ij|)) / sqrt(n_neighbours)) + Skip(x_i))``,
-    plus ``x_i`` itself when the input and output irreps are equal.
-
-    Parameters
-    ----------
-    irreps_in, irreps_out : str or e3nn.o3.Irreps
-        Node feature irreps in and out (``irreps_out`` holds scalars ``0e``/``0o`` and gated ``l > 0`` irreps).
-        Even scalars go through SiLU, odd scalars through tanh (an odd function keeps their parity).
-    irreps_sh : e3nn.o3.Irreps
-        Irreps of the edge spherical harmonics.
-    n_basis, radial_hidden : int
-        Radial basis size and hidden width of the radial MLP.
-    """
-
-    def __init__(self, irreps_in, irreps_out, irreps_sh, n_basis: int, radial_hidden: int):
-        super().__init__()
-        self.irreps_in = o3.Irreps(irreps_in)
-        self.irreps_out = o3.Irreps(irreps_out)
-        scalars = o3.Irreps([(m, ir) for m, ir in self.irreps_out if ir.l == 0])
-        gated = o3.Irreps([(m, ir) for m, ir in self.irreps_out if ir.l > 0])
-        acts = [torch.tanh if ir.p == -1 else nn.functional.silu for _, ir in scalars]
-        self.gate = Gate(scalars, acts, f"{gated.num_irreps}x0e", [torch.sigmoid], gated)
-        self.linear_in = o3.Linear(self.irreps_in, self.irreps_in)
-        irreps_mid, instructions = _uvu_instructions(self.irreps_in, irreps_sh, self.gate.irreps_in)
-        self.tp = o3.TensorProduct(self.irreps_in, irreps_sh, irreps_mid, instructions,
-                                   shared_weights=False, internal_weights=False)
-        self.radial = RadialMLP(n_basis, radial_hidden, self.tp.weight_numel)
-        self.linear_out = o3.Linear(irreps_mid, self.gate.irreps_in)
-        self.skip = o3.Linear(self.irreps_in, self.gate.irreps_in)
-        self.residual = self.irreps_in == self.gate.irreps_out
-
-    def forward(self, x: Tensor, sh: Tensor, basis: Tensor, senders: Tensor) -> Tensor:
-        """Update node features.
-
-        Parameters
-        ----------
-        x : torch.Tensor, shape (n_graphs, n_beads, irreps_in.dim)
-        sh : torch.Tensor, shape (n_graphs * n_edges, irreps_sh.dim)
-            Spherical harmonics of the edge vectors (edges grouped by receiver, see `all_pair_edges`).
-        basis : torch.Tensor, shape (n_graphs * n_edges, n_basis)
-            Radial basis of the edge lengths (cutoff envelope included).
-        senders : torch.Tensor, shape (n_edges,), int64
-        """
-        n_graphs, n_beads, _ = x.shape
-        h = self.linear_in(x)
-        h_send = h.index_select(1, senders).reshape(sh.shape[0], -1)
-        messages = self.tp(h_send, sh, self.radial(basis))
-        aggregated = messages.reshape(n_graphs, n_beads, n_beads - 1, -1).sum(2) / math.sqrt(n_beads - 1)
-        out = self.gate(self.linear_out(aggregated) + self.skip(x))
-        if self.residual:
-            out = out + x
-        return out
 
 
 class FrameEncoder(nn.Module):
@@ -228,7 +139,7 @@ class FrameEncoder(nn.Module):
         irreps_hidden = o3.Irreps(hidden)
         layers = []
         for _ in range(n_layers):
-            layers.append(Interaction(irreps_in, irreps_hidden, self.irreps_sh, n_basis, radial_hidden))
+            layers.append(InteractionBlock(irreps_in, irreps_hidden, self.irreps_sh, n_basis, radial_hidden))
             irreps_in = irreps_hidden
         self.layers = nn.ModuleList(layers)
         self.hidden_scalars = hidden_scalars
@@ -283,7 +194,8 @@ class FrameEncoder(nn.Module):
         if self.with_vector_input:
             assert vectors is not None
             x = torch.cat([x, vectors], dim=-1)
+        normalization = math.sqrt(n_beads - 1)
         for layer in self.layers:
-            x = layer(x, sh, basis, senders)
+            x = layer(x, sh, basis, senders, receivers, normalization)
         handedness = self._handedness(edges, basis, n_graphs, n_beads) if self.chiral else None
         return self._readout(x, handedness)

@@ -1,14 +1,13 @@
 """NequIP-style equivariant network on e3nn: the accurate (and slower) kind of CG potential network.
 
-Each interaction block sends, along every directed edge ``j -> i`` within the cutoff, the channel-wise ("uvu")
-tensor product of the neighbour's features ``h_j`` with the spherical harmonics ``Y(r_ij / |r_ij|)``; the
-per-edge, per-path weights come from an MLP of a radial basis of ``|r_ij|`` times a cosine cutoff. Messages are
-summed over neighbours, mixed by a linear self-interaction, passed through a gated non-linearity and added to a
-linear self-connection of the block's input. The final scalars give one energy per bead; their sum is the
-energy of the walker.
-
-Channel-wise ("uvu") products keep the number of weights per edge at ``mul x n_paths``; the fully connected
-alternative ("uvw") was measured ~4x slower for the same width.
+The network is a stack of the shared `InteractionBlock` of :mod:`.interaction`: along every directed edge
+``j -> i`` the channel-wise ("uvu") tensor product of the neighbour's features ``h_j`` with the spherical
+harmonics ``Y(r_ij / |r_ij|)``, with per-edge, per-path weights from a bias-free MLP of a radial basis of
+``|r_ij|`` times a cosine cutoff (so pairs at or beyond the cutoff send nothing); messages summed over neighbours
+and divided by ``avg_neighbors``, mixed by a linear, added to a linear self-connection of the block's input and
+passed through a gated non-linearity (plus the input itself where the irreps allow). Node features keep the
+parity of spherical harmonics (``0e + 1o + 2e ...``, see `parity_irreps`), so the energy is invariant under
+reflections too. The final scalars give one energy per bead; their sum is the energy of the walker.
 
 Example
 -------
@@ -20,91 +19,12 @@ torch.Size([3])
 import numpy as np
 import torch
 from e3nn import o3
-from e3nn.nn import Gate
 from e3nn.util.jit import compile_mode
 from torch import Tensor, nn
 
 from .graph import bead_type_array, pair_index, validate_bonds
+from .interaction import InteractionBlock, parity_irreps
 from .radial import build_radial_basis, cosine_cutoff, safe_norm
-
-
-def _hidden_irreps(mul: int, lmax: int) -> o3.Irreps:
-    """``mul`` channels of every ``l <= lmax`` with the parity of spherical harmonics, ``(-1)^l``."""
-    return o3.Irreps([(mul, (l, (-1) ** l)) for l in range(lmax + 1)])
-
-
-def _uvu_product(irreps_in: o3.Irreps, irreps_sh: o3.Irreps, lmax: int) -> o3.TensorProduct:
-    """Channel-wise tensor product ``irreps_in x irreps_sh`` keeping outputs with ``l <= lmax``, external weights."""
-    irreps_out, instructions = [], []
-    for i_in, (mul, ir_in) in enumerate(irreps_in):
-        for i_sh, (_, ir_sh) in enumerate(irreps_sh):
-            for ir_out in ir_in * ir_sh:
-                if ir_out.l <= lmax and ir_out.p == (-1) ** ir_out.l:
-                    instructions.append((i_in, i_sh, len(irreps_out), "uvu", True))
-                    irreps_out.append((mul, ir_out))
-    return o3.TensorProduct(irreps_in, irreps_sh, o3.Irreps(irreps_out), instructions,
-                            shared_weights=False, internal_weights=False)
-
-
-@compile_mode("script")
-class InteractionBlock(nn.Module):
-    """One message-passing block: uvu tensor product with radial weights, gate, self-connection.
-
-    Parameters
-    ----------
-    irreps_in : e3nn.o3.Irreps
-        Node features entering the block.
-    irreps_sh : e3nn.o3.Irreps
-        Spherical harmonics of the edge directions.
-    mul, lmax : int
-        Channels and highest ``l`` of the block's output.
-    n_basis, radial_hidden : int
-        Radial basis size and width of the radial MLP.
-    avg_neighbors : float
-        Messages are summed and divided by this number.
-    """
-
-    avg_neighbors: float
-
-    def __init__(self, irreps_in, irreps_sh, mul: int, lmax: int, n_basis: int, radial_hidden: int,
-                 avg_neighbors: float):
-        super().__init__()
-        self.avg_neighbors = float(avg_neighbors)
-        self.linear_in = o3.Linear(irreps_in, irreps_in)
-        self.product = _uvu_product(irreps_in, irreps_sh, lmax)
-        self.radial = nn.Sequential(nn.Linear(n_basis, radial_hidden), nn.SiLU(),
-                                    nn.Linear(radial_hidden, self.product.weight_numel))
-        gated = o3.Irreps([(mul, (l, (-1) ** l)) for l in range(1, lmax + 1)])
-        self.gate = Gate(o3.Irreps(f"{mul}x0e"), [torch.nn.functional.silu],
-                         o3.Irreps(f"{gated.num_irreps}x0e"), [torch.sigmoid], gated)
-        self.linear_out = o3.Linear(self.product.irreps_out, self.gate.irreps_in)
-        self.self_connection = o3.Linear(irreps_in, self.gate.irreps_out)
-        self.irreps_out = self.gate.irreps_out
-
-    def forward(self, h: Tensor, sh: Tensor, rbf: Tensor, src: Tensor, dst: Tensor) -> Tensor:
-        """Update node features.
-
-        Parameters
-        ----------
-        h : torch.Tensor, shape (n_walkers, n_beads, irreps_in.dim)
-        sh : torch.Tensor, shape (n_walkers * n_edges, irreps_sh.dim)
-        rbf : torch.Tensor, shape (n_walkers * n_edges, n_basis), radial basis times cutoff
-        src, dst : torch.Tensor, shape (n_edges,), int64
-            Sending and receiving bead of each directed edge.
-
-        Returns
-        -------
-        torch.Tensor, shape (n_walkers, n_beads, irreps_out.dim)
-        """
-        n_walkers, n_beads = h.shape[0], h.shape[1]
-        x = self.linear_in(h)
-        neighbour = x[:, src].reshape(-1, x.shape[-1])
-        messages = self.product(neighbour, sh, self.radial(rbf))
-        messages = messages.reshape(n_walkers, src.shape[0], -1)
-        agg = torch.zeros(n_walkers, n_beads, messages.shape[-1], dtype=h.dtype, device=h.device)
-        agg = agg.index_add(1, dst, messages) / self.avg_neighbors
-        gated = self.gate(self.linear_out(agg).reshape(n_walkers * n_beads, -1))
-        return gated.reshape(n_walkers, n_beads, -1) + self.self_connection(h)
 
 
 @compile_mode("script")
@@ -131,6 +51,7 @@ class EquivariantNet(nn.Module):
     """
 
     cutoff_nm: float
+    avg_neighbors: float
 
     def __init__(self, n_beads: int, bead_types=None, n_types=None, bonds=None, exclude_bonds: int = 0,
                  cutoff_nm: float = 1.2, n_basis: int = 8, basis: str = "bessel", mul: int = 16, lmax: int = 1,
@@ -146,6 +67,7 @@ class EquivariantNet(nn.Module):
         self.register_buffer("types", torch.as_tensor(types))
         avg = max(2.0 * pairs.shape[1] / n_beads, 1.0) if avg_neighbors is None else float(avg_neighbors)
         self.cutoff_nm = float(cutoff_nm)
+        self.avg_neighbors = avg
         self.basis = build_radial_basis(basis, n_basis, cutoff_nm)
         self.sh = o3.SphericalHarmonics(o3.Irreps.spherical_harmonics(lmax), normalize=True,
                                         normalization="component")
@@ -153,7 +75,7 @@ class EquivariantNet(nn.Module):
         irreps = o3.Irreps(f"{mul}x0e")
         blocks = []
         for _ in range(n_layers):
-            block = InteractionBlock(irreps, self.sh.irreps_out, mul, lmax, n_basis, radial_hidden, avg)
+            block = InteractionBlock(irreps, parity_irreps(mul, lmax), self.sh.irreps_out, n_basis, radial_hidden)
             blocks.append(block)
             irreps = block.irreps_out
         self.blocks = nn.ModuleList(blocks)
@@ -173,7 +95,7 @@ class EquivariantNet(nn.Module):
         sh = self.sh(vectors)
         h = self.embedding(self.types).unsqueeze(0).expand(positions.shape[0], -1, -1)
         for block in self.blocks:
-            h = block(h, sh, rbf, self.src, self.dst)
+            h = block(h, sh, rbf, self.src, self.dst, self.avg_neighbors)
         return self.energy(self.readout(h)).squeeze(-1).sum(-1)
 
     def __prepare_scriptable__(self):

@@ -328,20 +328,23 @@ def load_potential(path) -> tuple:
 
 
 def forces(potential: nn.Module, positions, create_graph: bool = False) -> tuple:
-    """Energies and forces ``-dU/dx`` by autograd.
+    """Energies and forces ``-dU/dx`` by autograd (with grad mode on, also under ``torch.no_grad()``).
+
+    The one place where a potential's energy is differentiated; ``estimators.potential_force_fn`` wraps it.
 
     Parameters
     ----------
     potential : nn.Module
         Any potential (eager or scripted) mapping (n_walkers, n_beads, 3) -> (n_walkers,).
     positions : torch.Tensor or array-like, shape (n_walkers, n_beads, 3), nm
+        Used as they are when they already require grad (the forces then keep their graph), else a detached copy.
     create_graph : bool
         Keep the graph so that the forces can be differentiated again (e.g. wrt parameters).
 
     Returns
     -------
-    energies : torch.Tensor, shape (n_walkers,), kJ/mol
-    forces : torch.Tensor, shape (n_walkers, n_beads, 3), kJ/mol/nm
+    energies : torch.Tensor, shape (n_walkers,), kJ/mol, in the potential's output dtype
+    forces : torch.Tensor, shape (n_walkers, n_beads, 3), kJ/mol/nm, in the dtype of ``positions``
     """
     x = torch.as_tensor(positions)
     if x.dim() != 3 or x.shape[-1] != 3:
