@@ -17,6 +17,13 @@ def tolerance(dtype) -> dict:
     return TOLERANCES[dtype]
 
 
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that is not ``integration`` as ``unit`` (markers: pytest.ini)."""
+    for item in items:
+        if item.get_closest_marker("integration") is None:
+            item.add_marker(pytest.mark.unit)
+
+
 @pytest.fixture(autouse=True)
 def _seed_everything():
     torch.manual_seed(1234)

@@ -19,6 +19,7 @@ SMALL = replace(QUICK, mode="conditional", data_steps=4000, iterations=100, walk
                 production_steps=2000, trace_every=100)
 
 
+@pytest.mark.integration
 def test_dynamic_matching_recovers_the_handedness_population(tmp_path):
     result = chirality_case(SMALL, tmp_path, seed=0)
     assert result["data_right_handed"] > 0.8, "the toy must favour one handedness for the test to mean anything"

@@ -228,6 +228,7 @@ def _forward_vs_reversed(windows):
     return torch.cat([windows, windows.flip(1)]), torch.cat([torch.ones(len(windows)), torch.zeros(len(windows))])
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("drive, driven", [(200.0, True), (0.0, False)])
 def test_detects_time_reversal_only_out_of_equilibrium(drive, driven):
     kwargs = dict(n_beads=3, n_frames=5, stride=10, dt_ps=0.002, diffusion_nm2_per_ps=0.05,
@@ -243,6 +244,7 @@ def test_detects_time_reversal_only_out_of_equilibrium(drive, driven):
         assert held_out < 0.6
 
 
+@pytest.mark.integration
 def test_overfit_separates_aa_from_too_fast_diffusion():
     kwargs = dict(n_beads=5, n_frames=5, stride=10, dt_ps=0.002)
     aa_train = simulate_chain(150, diffusion_nm2_per_ps=0.02, seed=11, **kwargs)

@@ -93,6 +93,7 @@ def _dimer_file(path, stiffness, rng):
     return path
 
 
+@pytest.mark.integration
 def test_analyze_shows_the_training_curves_of_the_run_directories(tmp_path, capsys):
     from openmm_dynmatch.cli import analyze
 

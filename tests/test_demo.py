@@ -3,7 +3,11 @@ import json
 import math
 from pathlib import Path
 
+import pytest
+
 from openmm_dynmatch.cli import main as cli_main
+
+pytestmark = pytest.mark.integration
 
 FIGURES = ("fes.png", "timescales.png", "msd.png", "acf.png", "bonds.png")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
