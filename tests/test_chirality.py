@@ -8,7 +8,7 @@ from test_classifier import TINY, random_rotation, random_windows, train_classif
 
 from openmm_dynmatch.kinetics import roc_auc
 from openmm_dynmatch.models.classifier import WindowClassifier, build_classifier, displacement_rms
-from openmm_dynmatch.models.invariant_classifier import InvariantWindowClassifier, build_invariant_classifier
+from openmm_dynmatch.models.invariant_classifier import InvariantWindowClassifier
 
 MIRROR = torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)   # x -> -x
 
@@ -56,7 +56,7 @@ def test_chiral_option_survives_the_spec(rng):
         torch.testing.assert_close(again(windows), clf(windows), **tolerance(torch.float64))
         inv = make_classifier("invariant", chiral)
         inv.fit_scales(windows)
-        inv_again = build_invariant_classifier(inv.spec)
+        inv_again = InvariantWindowClassifier(**{k: v for k, v in inv.spec.items() if k != "kind"})
         inv_again.load_state_dict(inv.state_dict())
         torch.testing.assert_close(inv_again(windows), inv(windows), **tolerance(torch.float64))
     with pytest.raises(ValueError, match="hidden_vectors >= 3"):
@@ -109,6 +109,7 @@ def _chiral_vs_mirror(n_windows, seed):
     return torch.cat([chiral, mirror]), torch.cat([torch.ones(n_windows), torch.zeros(n_windows)])
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("kind", ["invariant", "equivariant"])
 def test_learns_to_tell_a_chiral_chain_from_its_mirror_image(kind):
     train_x, train_y = _chiral_vs_mirror(100, seed=1)

@@ -138,6 +138,14 @@ class WindowClassifier(nn.Module):
         """Parameter dtype (windows are cast to it on entry)."""
         return _DTYPES[self.spec["dtype"]]
 
+    def fit_scales(self, windows: Tensor) -> None:
+        """Set ``displacement_scale_nm`` to the RMS per-frame displacement of (AA) windows (B, T+1, N, 3) nm, so that
+        the vector input is O(1); windows of one frame keep the current scale."""
+        if windows.shape[1] > 1:
+            scale = max(displacement_rms(windows), 1e-4)
+            self.displacement_scale_nm = scale
+            self.spec["displacement_scale_nm"] = scale
+
     def _check(self, windows: Tensor) -> None:
         if windows.dim() != 4 or windows.shape[2] != self.n_beads or windows.shape[3] != 3:
             raise ValueError(f"windows must have shape (batch, T+1, n_beads={self.n_beads}, 3), "

@@ -20,7 +20,6 @@ tied to a fixed bead order (no weight sharing over beads) and quadratic in the n
 """
 from __future__ import annotations
 
-import copy
 from typing import List
 
 import torch
@@ -136,13 +135,3 @@ class InvariantWindowClassifier(nn.Module):
         z = (self.features(windows) - self.feature_mean) / self.feature_scale
         return self.mlp(z).squeeze(-1)
 
-
-def build_invariant_classifier(spec: dict) -> InvariantWindowClassifier:
-    """Rebuild an :class:`InvariantWindowClassifier` from its ``spec``."""
-    spec = copy.deepcopy(spec)
-    spec.pop("kind", None)
-    known = {"n_beads", "window_frames", "hidden", "n_layers", "dtype", "chiral"}
-    unknown = sorted(set(spec) - known)
-    if unknown:
-        raise ValueError(f"unknown invariant classifier spec keys {unknown}; available: {sorted(known)}")
-    return InvariantWindowClassifier(**spec)
