@@ -32,8 +32,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 from openmm_dynmatch import trajio
 from openmm_dynmatch.analysis import compare, to_jsonable
 from openmm_dynmatch.demo import FULL, QUICK, demo_config, prepare_aa_data, produce, train_model

@@ -202,6 +202,10 @@ class TrainConfig:
                                     valid="[-1, inf)")
     iterations: int = option(300, "generator (potential) iterations", valid="[1, inf)", resumable=True)
     walkers: int = option(256, "CG walkers (windows) simulated per iteration", valid="[1, inf)")
+    walkers_per_start: int = option(1, "conditional mode: CG walkers launched from every start frame; with the "
+                                    "mean or loo baseline the baseline is then formed per start frame, removing the "
+                                    "reward variance of the start itself (walkers must be a multiple)",
+                                    valid="[1, inf)")
     batch_size: int = option(256, "frames per force-matching / relative-entropy step", valid="[1, inf)")
     snr_every: int = option(10, "iterations between gradient signal-to-noise estimates (0: never)", valid="[0, inf)")
     classifier_steps: int = option(3, "classifier updates per generator update", valid="[1, inf)")
@@ -209,6 +213,9 @@ class TrainConfig:
     lr_pretrain: float = option(1e-3, "Adam learning rate of force matching / relative entropy (objective or "
                                 "pre-training)", valid="(0, inf)")
     lr_potential: float = option(1e-3, "Adam learning rate of the potential in dynamic matching", valid="(0, inf)")
+    lr_prior: float = option(0.02, "Adam learning rate of the prior's constants in dynamic matching "
+                             "(potential.prior_trainable; log force constants and equilibrium values in units of "
+                             "their thermal spread, so one rate suits all)", valid="(0, inf)")
     lr_friction: float = option(3e-3, "Adam learning rate of log friction / log diffusion", valid="(0, inf)")
     lr_classifier: float = option(1e-3, "Adam learning rate of the classifier", valid="(0, inf)")
     beta1: float = option(0.5, "Adam beta1 of the generator", valid="[0, 1)")
@@ -217,6 +224,10 @@ class TrainConfig:
     average_last_fraction: float = option(0.2, "fraction of final iterations whose parameters are averaged",
                                           valid="[0, 1]")
     reward: str = option("neg_logit", "reward per window", ("neg_logit", "softplus"))
+    reward_windows: str = option("unseen", "the generator's rewards come from CG windows the classifier has not been "
+                                 "trained on yet (unseen: generator update first, then the classifier update on the "
+                                 "same windows) or from the windows it was just trained on (seen; biased: the "
+                                 "classifier memorises the batch's noise)", ("unseen", "seen"))
     baseline: str = option("mean", "baseline of the score-function estimator", ("mean", "loo", "none"))
     normalize_advantages: bool = option(False, "divide advantages by their standard deviation")
     label_smoothing: float = option(0.0, "label smoothing of the classifier loss", valid="[0, 0.5)")
@@ -272,6 +283,9 @@ def from_dict(cls, data: Optional[Dict[str, Any]], where: str = "config"):
         check_range(values[name], fields[name].metadata.get("valid", ""), f"{where}.{name}")
     result = cls(**values)
     _check_kind_options(result, where)
+    if isinstance(result, TrainConfig) and result.walkers % result.walkers_per_start:
+        raise ValueError(f"{where}: walkers ({result.walkers}) must be a multiple of walkers_per_start "
+                         f"({result.walkers_per_start})")
     if isinstance(result, TrainConfig) and result.friction_min_per_ps >= result.friction_max_per_ps:
         raise ValueError(f"{where}: friction_min_per_ps ({result.friction_min_per_ps}) must be below "
                          f"friction_max_per_ps ({result.friction_max_per_ps})")

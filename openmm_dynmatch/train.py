@@ -117,7 +117,12 @@ class DynamicMatchingTrainer:
     def _build_optimizers(self) -> None:
         cfg = self.train_cfg
         betas = (cfg.beta1, 0.999)
-        groups = [{"params": [p for p in self.potential.parameters() if p.requires_grad], "lr": cfg.lr_potential}]
+        prior = getattr(self.potential, "prior", None)
+        physical = {id(p) for p in prior.parameters()} if isinstance(prior, torch.nn.Module) else set()
+        trainable = [p for p in self.potential.parameters() if p.requires_grad]
+        groups = [{"params": [p for p in trainable if id(p) not in physical], "lr": cfg.lr_potential}]
+        if physical:
+            groups.append({"params": [p for p in trainable if id(p) in physical], "lr": cfg.lr_prior})
         if self.dynamics.log_friction.requires_grad:
             groups.append({"params": [self.dynamics.log_friction], "lr": cfg.lr_friction})
         self.generator_optimizer = torch.optim.Adam(groups, betas=betas)
@@ -144,15 +149,21 @@ class DynamicMatchingTrainer:
 
     # ------------------------------------------------------------------ one iteration
     def sample(self, iteration: int, mode: str):
-        """Simulate CG windows with OpenMM; returns (paths, AA windows to compare with)."""
+        """Simulate CG windows with OpenMM; returns (paths, AA windows to compare with).
+
+        Conditional mode with ``train.walkers_per_start = k``: every start frame (that of every k-th AA window
+        drawn) launches k CG walkers, whose shared start lets the estimator's baseline be formed per start.
+        """
         cfg = self.train_cfg
         rng = iteration_rng(cfg.seed, iteration, 1)
         self.sampler.set_model(self.potential, self.dynamics)
         n_steps = (self.aa_windows.shape[1] - 1) * self.steps_per_frame
         picks = rng.integers(0, self.aa_windows.shape[0], size=cfg.walkers)
         aa = self.aa_windows[picks]
+        blowups = 0
         if mode == "conditional":
-            starts = aa[:, 0].numpy()
+            k = cfg.walkers_per_start
+            starts = aa[::k, 0].repeat_interleave(k, dim=0)[:cfg.walkers].numpy()
         else:
             if self.free_positions is None:
                 self.free_positions = aa[:, 0].numpy().copy()
@@ -160,11 +171,17 @@ class DynamicMatchingTrainer:
             self.free_positions, blowups = advanced.positions, advanced.blowups
             starts = self.free_positions
         paths = self.sampler.record(starts, n_steps, int(rng.integers(2**31)))
-        if mode == "free":
-            paths.blowups += blowups
+        paths.blowups += blowups
         if mode == "free":
             self.free_positions = paths.positions[:, -1].numpy().copy()
         return paths, aa
+
+    def start_groups(self, mode: str) -> Optional[torch.Tensor]:
+        """The start-frame group of every walker (conditional mode with several walkers per start), else None."""
+        k = self.train_cfg.walkers_per_start
+        if mode != "conditional" or k == 1:
+            return None
+        return torch.arange(self.train_cfg.walkers) // k
 
     def classifier_update(self, aa: torch.Tensor, cg: torch.Tensor) -> dict:
         """``classifier_steps`` Adam steps on AA (1) vs CG (0) windows; returns loss, accuracy, AUC."""
@@ -221,7 +238,8 @@ class DynamicMatchingTrainer:
         reward = rewards_from_logits(logits, self.train_cfg.reward)
         stats = {"reward_mean": float(reward.mean()), "reward_std": float(reward.std())}
         stats.update(score_function_update(lambda index: self.path_log_p(paths.subset(index), mode), reward,
-                                           self.generator_optimizer, self.update_settings(), compute_snr))
+                                           self.generator_optimizer, self.update_settings(), compute_snr,
+                                           self.start_groups(mode)))
         return stats
 
     def step(self) -> dict:
@@ -234,16 +252,20 @@ class DynamicMatchingTrainer:
         paths, aa = self.sample(it, mode)
         t1 = time.perf_counter()
         cg = windows_from_paths(paths.positions, self.steps_per_frame)
-        row = self.classifier_update(aa, cg)
-        t2 = time.perf_counter()
         phase = "warmup" if it < cfg.classifier_warmup else "adversarial"
-        if phase == "adversarial":
-            row.update(self.generator_update(paths, mode, compute_snr=cfg.snr_every > 0 and it % cfg.snr_every == 0))
-            self.scheduler.step()
-            self._accumulate_average(it)
-        t3 = time.perf_counter()
+        row, t_classifier, t_estimator = {}, 0.0, 0.0
+        for part in (("classifier", "generator") if cfg.reward_windows == "seen" else ("generator", "classifier")):
+            start = time.perf_counter()
+            if part == "classifier":
+                row.update(self.classifier_update(aa, cg))
+                t_classifier = time.perf_counter() - start
+            elif phase == "adversarial":
+                row.update(self.generator_update(paths, mode, compute_snr=cfg.snr_every > 0 and it % cfg.snr_every == 0))
+                self.scheduler.step()
+                self._accumulate_average(it)
+                t_estimator = time.perf_counter() - start
         row.update({"iteration": it, "phase": phase, "mode": mode, "blowups": paths.blowups,
-                    "time_sampling_s": t1 - t0, "time_classifier_s": t2 - t1, "time_estimator_s": t3 - t2})
+                    "time_sampling_s": t1 - t0, "time_classifier_s": t_classifier, "time_estimator_s": t_estimator})
         row.update(self.dynamics.friction_summary())
         row["classifier_collapsed"] = int(self.collapse.update(row))
         self.iteration += 1

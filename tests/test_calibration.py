@@ -84,6 +84,7 @@ def set_type_frictions(dynamics, frictions) -> None:
         dynamics.log_friction.copy_(torch.log(torch.as_tensor(frictions, dtype=torch.float64)))
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_calibration_recovers_the_friction_of_openmm_data(tmp_path, case):
     integrator, frictions, *_ = CASES[case]
@@ -185,6 +186,7 @@ def test_lags_starts_and_set_friction_validate_and_follow_their_definitions():
 
 
 # ----------------------------------------------------------------------------------------- training runs
+@pytest.mark.integration
 def test_run_with_pretrain_friction_writes_the_calibration_and_exports_its_friction(tmp_path):
     """Force matching on Brownian dimer data (true friction 100/ps) started at 30/ps, then the calibration: the
     JSON holds the table and the choice, the exported model and the summary carry that friction, and a resumed

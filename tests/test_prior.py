@@ -1,4 +1,6 @@
 """Prior terms against their formulas written out again, forces, numerical safety, Boltzmann inversion."""
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -131,7 +133,7 @@ def test_boltzmann_inversion_recovers_harmonic_bond(rng):
     assert fitted["k_kj_per_mol_nm2"] == pytest.approx(k, rel=0.05)
     # without the r^2 Jacobian the minimum would sit at the mean, 2 kT / (k r0) above r0
     assert r.mean() - r0 == pytest.approx(2 * kt / (k * r0), rel=0.2)
-    np.testing.assert_allclose(prior.bond_k.numpy(), [fitted["k_kj_per_mol_nm2"]])
+    np.testing.assert_allclose(prior.constants()["bond_k"].numpy(), [fitted["k_kj_per_mol_nm2"]])
 
 
 def test_boltzmann_inversion_recovers_harmonic_angle(rng):
@@ -216,3 +218,32 @@ def test_prior_dihedral_modes_select_quadruplets(rng):
     with pytest.raises(ValueError, match="dihedrals"):
         fit_prior(positions, ALA2_HEAVY_BONDS, 300.0, dihedrals="some")
 
+
+
+def test_trainable_constants_live_at_their_natural_scales(prior_and_params):
+    """log k for force constants, thermal-spread units for equilibrium values: a unit step of any parameter
+    changes its constant by a comparable relative amount, whatever its physical size."""
+    _, p = prior_and_params
+    kt = 2.494
+    prior = PriorPotential(6, BONDS, trainable=True, scale_kt=kt, **p)
+    constants = prior.constants()
+    np.testing.assert_allclose(constants["bond_k"].detach().numpy(), np.broadcast_to(p["bond_k"], (len(BONDS),)))
+    np.testing.assert_allclose(constants["bond_r0"].detach().numpy(),
+                               np.broadcast_to(p["bond_r0_nm"], (len(BONDS),)))
+    with torch.no_grad():
+        prior.log_bond_k += 0.1
+        prior.bond_r0_shift += 1.0
+        prior.angle_theta0_shift -= 2.0
+    moved = prior.constants()
+    np.testing.assert_allclose(moved["bond_k"].detach().numpy() / constants["bond_k"].detach().numpy(),
+                               math.exp(0.1))
+    np.testing.assert_allclose((moved["bond_r0"] - constants["bond_r0"]).detach().numpy(),
+                               np.sqrt(kt / constants["bond_k"].detach().numpy()))
+    np.testing.assert_allclose((moved["angle_theta0"] - constants["angle_theta0"]).detach().numpy(),
+                               -2.0 * np.sqrt(kt / constants["angle_k"].detach().numpy()))
+    # the energy uses the moved constants
+    x = torch.randn(3, 6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    bonds = torch.tensor(BONDS)
+    r = (x[:, bonds[:, 1]] - x[:, bonds[:, 0]]).norm(dim=-1)
+    expected = 0.5 * moved["bond_k"].detach() * (r - moved["bond_r0"].detach()) ** 2
+    torch.testing.assert_close(prior.bond_energy(x).detach(), expected)

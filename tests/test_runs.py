@@ -13,7 +13,6 @@ from openmm_dynmatch import trajio
 from openmm_dynmatch.cli import main as cli_main
 from openmm_dynmatch.config import load_config
 from openmm_dynmatch.data import split_blocks
-from openmm_dynmatch.data import split_blocks
 from openmm_dynmatch.models.potential import load_potential
 from openmm_dynmatch.runs import run_training
 from openmm_dynmatch.train import CollapseMonitor
@@ -44,6 +43,7 @@ def _config_file(tmp_path, data_path, **train):
     return path
 
 
+@pytest.mark.integration
 def test_force_matching_run_fits_the_prior_and_exports_an_openmm_model(tmp_path, dimer_file):
     import openmm
 
@@ -55,7 +55,7 @@ def test_force_matching_run_fits_the_prior_and_exports_an_openmm_model(tmp_path,
     potential, metadata = load_potential(summary["potential"])
     assert metadata["integrator"] == "brownian" and metadata["bonds"] == [[0, 1]]
     # the prior fitted to ~80 independent samples of the harmonic bond is near the truth (sd of r is 0.07 nm)
-    assert abs(float(potential.prior.bond_r0[0].detach()) - R0) < 0.04
+    assert abs(float(potential.prior.constants()["bond_r0"][0].detach()) - R0) < 0.04
     cg = create_system(summary["model"], 3, platform="Reference")
     x = np.random.default_rng(0).normal(scale=0.2, size=(3, 2, 3))
     cg.context.setPositions(x.reshape(-1, 3))
@@ -70,6 +70,7 @@ def _stage_rows(path):
         return list(csv.DictReader(handle))
 
 
+@pytest.mark.integration
 def test_force_matching_run_logs_the_validation_loss_stops_on_it_and_draws_curves(tmp_path, dimer_file):
     config = load_config(_config_file(tmp_path, dimer_file, objective="force_matching", iterations=60,
                                       lr_pretrain=0.02, pretrain_eval_every=10, pretrain_patience=1))
@@ -111,6 +112,7 @@ def test_force_matching_run_logs_the_validation_loss_stops_on_it_and_draws_curve
     assert log.read_bytes() == before and resumed["stages"] == summary["stages"]
 
 
+@pytest.mark.integration
 def test_dynamic_matching_run_through_the_cli_writes_log_checkpoint_and_model(tmp_path, dimer_file, capsys):
     config_path = _config_file(tmp_path, dimer_file)
     run_dir = tmp_path / "run"
@@ -201,6 +203,7 @@ def test_training_data_of_a_file_with_several_runs_never_joins_them(tmp_path):
     np.testing.assert_allclose(data.frames, frames[in_train], atol=1e-6)
 
 
+@pytest.mark.integration
 def test_resume_refuses_a_changed_config_naming_the_keys_and_accepts_more_iterations(tmp_path, dimer_file, capsys):
     config_path = _config_file(tmp_path, dimer_file)
     run_dir = tmp_path / "run"
@@ -245,6 +248,7 @@ def test_a_new_run_that_fails_on_its_data_leaves_nothing_that_blocks_the_rerun(t
     assert run_training(fixed, run_dir, progress=False)["model"].endswith("model.pt")
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "foreign"])
 def test_damaged_checkpoint_is_one_error_naming_the_file(tmp_path, dimer_file, capsys, damage):
     config_path = _config_file(tmp_path, dimer_file)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from dimer_toy import (MASS_AMU, TEMPERATURE_K, HarmonicDimer, boltzmann_dimers, dimer_metadata,
-                       simulate_dimer_data, write_dimer_data)
+                       simulate_dimer_data)
 from openmm_dynmatch import estimators
 from openmm_dynmatch.baselines import train_force_matching
 from openmm_dynmatch.config import Config, DynamicsConfig, TrainConfig
@@ -191,6 +191,7 @@ def _trainer(tmp_path, integrator, iterations, walkers=256, seed=0):
     return trainer, frames
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("integrator", ["brownian", "langevin"])
 def test_dynamic_matching_recovers_force_constant_and_friction_where_force_matching_cannot(tmp_path, integrator):
     friction_true = SETTINGS[integrator][0]
@@ -215,6 +216,7 @@ def test_dynamic_matching_recovers_force_constant_and_friction_where_force_match
     assert abs(float(fm.r0.detach()) / TRUE_R0 - 1) < 0.01
 
 
+@pytest.mark.integration
 def test_resume_continues_exactly(tmp_path):
     uninterrupted, _ = _trainer(tmp_path / "a", "brownian", iterations=8, walkers=32)
     uninterrupted.config.train.classifier_warmup = 2
@@ -238,6 +240,7 @@ def test_resume_continues_exactly(tmp_path):
         assert torch.equal(value, resumed.classifier.state_dict()[name]), name
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("mode, chunk, reuse", [("conditional", 8, 1), ("conditional", 5, 3), ("free", 7, 2)])
 def test_chunked_estimator_gives_the_unchunked_updates_and_snr(tmp_path, mode, chunk, reuse):
     runs = {}
@@ -258,6 +261,7 @@ def test_chunked_estimator_gives_the_unchunked_updates_and_snr(tmp_path, mode, c
             assert b["gradient_snr"] == pytest.approx(a["gradient_snr"], rel=1e-8)
 
 
+@pytest.mark.integration
 def test_conditional_then_free_schedule_starts_free_windows_from_persistent_cg_walkers(tmp_path):
     trainer, _ = _trainer(tmp_path, "brownian", iterations=6, walkers=32)
     trainer.config.train.mode = "conditional_then_free"
@@ -272,3 +276,18 @@ def test_conditional_then_free_schedule_starts_free_windows_from_persistent_cg_w
     k_now = math.exp(float(trainer.potential.log_k.detach()))
     assert abs(bond.mean() - float(trainer.potential.r0.detach())) < 6 * math.sqrt(KT / k_now)
     assert all(math.isfinite(row["reward_mean"]) for row in rows[1:])
+
+
+def test_several_walkers_per_start_share_their_start_frame_and_baseline_group(tmp_path):
+    trainer, _ = _trainer(tmp_path, "brownian", iterations=3, walkers=32)
+    cfg = trainer.config.train
+    cfg.walkers_per_start, cfg.baseline, cfg.classifier_warmup = 4, "loo", 1
+    paths, aa = trainer.sample(0, "conditional")
+    starts = paths.positions[:, 0].reshape(8, 4, 2, 3)
+    assert torch.equal(starts, starts[:, :1].expand_as(starts))
+    torch.testing.assert_close(starts[:, 0], aa[::4, 0])
+    assert not torch.equal(paths.positions[0, -1], paths.positions[1, -1])  # same start, own noise
+    assert trainer.start_groups("conditional").tolist() == [g for g in range(8) for _ in range(4)]
+    assert trainer.start_groups("free") is None
+    rows = [trainer.step() for _ in range(3)]
+    assert rows[-1]["updates"] == 1 and math.isfinite(rows[-1]["reward_mean"])

@@ -78,7 +78,13 @@ class PriorPotential(nn.Module):
     repulsion_exclude_bonds : int
         Pairs up to this many bonds apart get no repulsion (default 3).
     trainable : bool
-        Make bond, angle and dihedral constants ``nn.Parameter`` (the repulsion stays fixed).
+        Make bond, angle and dihedral constants ``nn.Parameter`` (the repulsion stays fixed). They are
+        parameterised at their natural scales, so that one learning rate moves each by comparable relative amounts:
+        force constants as ``log k``; equilibrium lengths and angles as ``x0 = x0_init + s * shift`` with the
+        thermal spread ``s = sqrt(kT / k_init)`` of the term (``shift`` starts at 0); dihedral amplitudes (kJ/mol)
+        and phases (rad) as they are. :meth:`constants` gives the physical values.
+    scale_kt : float
+        Thermal energy (kJ/mol) that sets the spreads ``s`` of the trainable equilibrium values.
     dtype : str
         ``'float64'`` or ``'float32'``; inputs are cast to it.
     """
@@ -91,7 +97,7 @@ class PriorPotential(nn.Module):
     def __init__(self, n_beads: int, bonds, bond_r0_nm=0.38, bond_k=1000.0, angle_theta0_rad=None, angle_k=None,
                  dihedral_k=None, dihedral_phi0_rad=None, angles=None, dihedrals=None, repulsion_sigma_nm=None,
                  repulsion_epsilon: float = 2.5, repulsion_power: float = 6.0, repulsion_exclude_bonds: int = 3,
-                 trainable: bool = False, dtype: str = "float64"):
+                 trainable: bool = False, scale_kt: float = 2.494, dtype: str = "float64"):
         super().__init__()
         self.n_beads = int(n_beads)
         torch_dtype = resolve_dtype(dtype)
@@ -116,12 +122,21 @@ class PriorPotential(nn.Module):
             "dihedral_phi0": _per_term(0.0 if dihedral_phi0_rad is None else dihedral_phi0_rad, len(dihedrals),
                                        "dihedral_phi0_rad", n_terms),
         }
-        for name, value in values.items():
+        learned = {
+            "log_bond_k": np.log(values["bond_k"]), "bond_r0_shift": np.zeros(len(bonds)),
+            "log_angle_k": np.log(np.maximum(values["angle_k"], 1e-300)), "angle_theta0_shift": np.zeros(len(angles)),
+            "dihedral_k": values["dihedral_k"], "dihedral_phi0": values["dihedral_phi0"],
+        }
+        for name, value in learned.items():
             tensor = torch.as_tensor(value, dtype=torch_dtype)
             if trainable:
                 setattr(self, name, nn.Parameter(tensor))
             else:
                 self.register_buffer(name, tensor)
+        for name, k in (("bond_r0", values["bond_k"]), ("angle_theta0", values["angle_k"])):
+            spread = np.sqrt(float(scale_kt) / np.where(k > 0, k, float(scale_kt)))
+            self.register_buffer(f"{name}_ref", torch.as_tensor(values[name], dtype=torch_dtype))
+            self.register_buffer(f"{name}_scale", torch.as_tensor(spread, dtype=torch_dtype))
         sigma = _per_term(1.0 if repulsion_sigma_nm is None else repulsion_sigma_nm, pairs.shape[1],
                           "repulsion_sigma_nm")
         self.register_buffer("repulsion_sigma", torch.as_tensor(sigma, dtype=torch_dtype))
@@ -141,21 +156,36 @@ class PriorPotential(nn.Module):
             "dihedral_phi0_rad": None if dihedral_k is None else values["dihedral_phi0"].tolist(),
             "repulsion_sigma_nm": None if repulsion_sigma_nm is None else sigma.tolist(),
             "repulsion_epsilon": self.repulsion_epsilon, "repulsion_power": self.repulsion_power,
-            "repulsion_exclude_bonds": int(repulsion_exclude_bonds), "trainable": bool(trainable), "dtype": dtype,
+            "repulsion_exclude_bonds": int(repulsion_exclude_bonds), "trainable": bool(trainable),
+            "scale_kt": float(scale_kt), "dtype": dtype,
         }
         self.fit_report: dict = {}
+
+    @torch.jit.export
+    def constants(self) -> Dict[str, Tensor]:
+        """The physical constants: ``bond_r0`` (nm), ``bond_k`` (kJ/mol/nm^2), ``angle_theta0`` (rad),
+        ``angle_k`` (kJ/mol/rad^2), ``dihedral_k`` (kJ/mol), ``dihedral_phi0`` (rad)."""
+        return {
+            "bond_r0": self.bond_r0_ref + self.bond_r0_scale * self.bond_r0_shift,
+            "bond_k": torch.exp(self.log_bond_k),
+            "angle_theta0": self.angle_theta0_ref + self.angle_theta0_scale * self.angle_theta0_shift,
+            "angle_k": torch.exp(self.log_angle_k),
+            "dihedral_k": self.dihedral_k, "dihedral_phi0": self.dihedral_phi0,
+        }
 
     def bond_energy(self, x: Tensor) -> Tensor:
         """Harmonic bond energies, positions ``x`` (B, N, 3) nm -> (B, n_bonds) kJ/mol."""
         r = safe_norm(x[:, self.bond_index[:, 1]] - x[:, self.bond_index[:, 0]])
-        return 0.5 * self.bond_k * (r - self.bond_r0) ** 2
+        r0 = self.bond_r0_ref + self.bond_r0_scale * self.bond_r0_shift
+        return 0.5 * torch.exp(self.log_bond_k) * (r - r0) ** 2
 
     def angle_energy(self, x: Tensor) -> Tensor:
         """Harmonic angle energies, positions ``x`` (B, N, 3) nm -> (B, n_angles) kJ/mol."""
         u = x[:, self.angle_index[:, 0]] - x[:, self.angle_index[:, 1]]
         v = x[:, self.angle_index[:, 2]] - x[:, self.angle_index[:, 1]]
         theta = torch.atan2(safe_norm(torch.linalg.cross(u, v, dim=-1)), (u * v).sum(-1))
-        return 0.5 * self.angle_k * (theta - self.angle_theta0) ** 2
+        theta0 = self.angle_theta0_ref + self.angle_theta0_scale * self.angle_theta0_shift
+        return 0.5 * torch.exp(self.log_angle_k) * (theta - theta0) ** 2
 
     def dihedral_energy(self, x: Tensor) -> Tensor:
         """Fourier dihedral energies, positions ``x`` (B, N, 3) nm -> (B, n_dihedrals) kJ/mol."""
@@ -179,7 +209,7 @@ class PriorPotential(nn.Module):
     @torch.jit.export
     def energy_terms(self, positions: Tensor) -> Dict[str, Tensor]:
         """Energy of each kind of term, summed per walker: positions (B, N, 3) nm -> {name: (B,) kJ/mol}."""
-        x = positions.to(self.bond_r0.dtype)
+        x = positions.to(self.bond_r0_ref.dtype)
         return {
             "bonds": self.bond_energy(x).sum(-1),
             "angles": self.angle_energy(x).sum(-1),
@@ -198,7 +228,7 @@ class PriorPotential(nn.Module):
         -------
         torch.Tensor, shape (n_walkers,), kJ/mol
         """
-        x = positions.to(self.bond_r0.dtype)
+        x = positions.to(self.bond_r0_ref.dtype)
         energy = self.bond_energy(x).sum(-1) + self.angle_energy(x).sum(-1)
         energy = energy + self.dihedral_energy(x).sum(-1) + self.repulsion_energy(x).sum(-1)
         return energy
@@ -359,6 +389,6 @@ def fit_prior(positions, bonds, temperature_k, angles: bool = True, dihedrals="a
         report["repulsion"] = {"sigma_nm": sigma, "epsilon_kj_per_mol": epsilon, "power": repulsion_power,
                                "n_pairs": int(pairs.shape[1]), "percentile": repulsion_percentile}
     prior = PriorPotential(n_beads, bonds, repulsion_exclude_bonds=repulsion_exclude_bonds, trainable=trainable,
-                           dtype=dtype, **kwargs)
+                           scale_kt=kt, dtype=dtype, **kwargs)
     prior.fit_report = report
     return prior
