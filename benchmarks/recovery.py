@@ -199,7 +199,153 @@ def chirality_case(settings: ChiralitySettings, work: Path, seed: int = 0) -> di
     }
 
 
-CASES = {"chirality": chirality_case}
+# ------------------------------------------------------------------------------------------ L1: a known chain
+@dataclass
+class ChainSettings:
+    """Sizes of the L1 case: a 3-bead chain with known bonds, angle, masses and friction (full run)."""
+
+    iterations: int = 300
+    walkers: int = 256
+    classifier_warmup: int = 30
+    classifier_hidden: int = 32
+    data_walkers: int = 64
+    data_frames: int = 2000
+    start_factor: float = 4.0          # friction starts this many times off the truth (both directions are run)
+    constants_factor: float = 0.5      # force constants start at this multiple of the truth
+    lr_prior: float = 0.02
+    lr_friction: float = 0.03
+    reward_windows: str = "unseen"
+    mode: str = "conditional"
+    integrators: str = "brownian,langevin"   # which of the four runs (comma-separated lists)
+    directions: str = "above,below"
+
+
+CHAIN = {  # integrator: true friction 1/ps, time step ps, steps per frame, window frames
+    "brownian": dict(friction_per_ps=10.0, timestep_ps=0.01, steps_per_frame=5, window_frames=6),
+    "langevin": dict(friction_per_ps=5.0, timestep_ps=0.005, steps_per_frame=10, window_frames=9),
+}
+CHAIN_BONDS = [[0, 1], [1, 2]]
+CHAIN_QUICK = ChainSettings(iterations=150, walkers=128, data_frames=800)
+
+
+def chain_truth(trainable: bool = False, factor: float = 1.0, kt: float = 2.494) -> PriorPotential:
+    """The 3-bead chain's potential: bonds 0.38 nm / 1000 kJ/mol/nm^2, angle 100 deg / 100 kJ/mol/rad^2, force
+    constants times ``factor``."""
+    return PriorPotential(3, CHAIN_BONDS, bond_r0_nm=BOND_NM, bond_k=factor * BOND_K, angle_theta0_rad=ANGLE_RAD,
+                          angle_k=factor * ANGLE_K, trainable=trainable, scale_kt=kt)
+
+
+def chain_case_metadata(integrator: str) -> dict:
+    spec = CHAIN[integrator]
+    return {"n_beads": 3, "bead_names": ["A", "B", "C"], "bead_types": [0, 0, 0], "type_names": ["A"],
+            "masses_amu": [MASS_AMU] * 3, "temperature_k": TEMPERATURE_K, "integrator": integrator,
+            "friction_per_ps": spec["friction_per_ps"], "timestep_ps": spec["timestep_ps"], "cutoff_nm": None,
+            "periodic": False, "bonds": CHAIN_BONDS}
+
+
+def chain_data(integrator: str, settings: ChainSettings, work: Path, seed: int) -> np.ndarray:
+    """OpenMM trajectories ``(walkers, frames, 3, 3)`` nm of the true chain, first tenth dropped."""
+    from openmm_dynmatch.openmm.export import export
+    from openmm_dynmatch.openmm.runner import simulate
+
+    spec = CHAIN[integrator]
+    path = export(chain_truth(), work / f"truth_{integrator}.pt", chain_case_metadata(integrator))
+    start = np.array([[0.0, 0.0, 0.0], [BOND_NM, 0.0, 0.0],
+                      [BOND_NM * (1 - math.cos(ANGLE_RAD)), BOND_NM * math.sin(ANGLE_RAD), 0.0]])
+    out = work / f"truth_{integrator}.h5"
+    n = settings.data_walkers
+    frames = int(settings.data_frames * 10 / 9)
+    simulate(path, np.repeat(start[None], n, axis=0), n, out, n_steps=frames * spec["steps_per_frame"],
+             frame_interval_ps=spec["steps_per_frame"] * spec["timestep_ps"], platform="Reference", seed=seed,
+             progress=False, start_selection="cyclic")
+    data = trajio.load(out).positions.reshape(-1, n, 3, 3).transpose(1, 0, 2, 3)
+    return data[:, data.shape[1] // 10:]
+
+
+def chain_case(settings: ChainSettings, work: Path, seed: int = 0, integrator: str = "brownian",
+               direction: float = 1.0) -> dict:
+    """Dynamic matching of the chain from force constants ``constants_factor`` x and friction
+    ``start_factor ** direction`` x the truth; returns the recovered constants and their errors."""
+    from openmm_dynmatch.models.potential import NoNet
+    from openmm_dynmatch.openmm.sampler import OpenMMSampler
+    from openmm_dynmatch.units import kt_kj_per_mol
+
+    spec, t0 = CHAIN[integrator], time.perf_counter()
+    data = chain_data(integrator, settings, work, seed + 1)
+    windows = np.concatenate([make_windows(f, spec["window_frames"]) for f in data])
+    t1 = time.perf_counter()
+    torch.manual_seed(seed)
+    kt = kt_kj_per_mol(TEMPERATURE_K)
+    potential = CGPotential(chain_truth(trainable=True, factor=settings.constants_factor, kt=kt), NoNet(3))
+    friction0 = spec["friction_per_ps"] * settings.start_factor ** direction
+    classifier = InvariantWindowClassifier(3, spec["window_frames"], hidden=settings.classifier_hidden)
+    classifier.fit_scales(torch.as_tensor(windows[np.random.default_rng(seed).permutation(len(windows))[:4000]]))
+    config = Config(
+        train=TrainConfig(mode=settings.mode, iterations=settings.iterations, walkers=settings.walkers,
+                          classifier_warmup=settings.classifier_warmup, lr_prior=settings.lr_prior,
+                          lr_friction=settings.lr_friction, reward_windows=settings.reward_windows,
+                          checkpoint_every=10**6, snr_every=0, seed=seed),
+        dynamics=DynamicsConfig(integrator=integrator, timestep_ps=spec["timestep_ps"], friction_per_ps=friction0))
+    dynamics = DynamicsParameters(integrator, friction0, [0, 0, 0])
+    sampler = OpenMMSampler(chain_case_metadata(integrator), settings.walkers)
+    trainer = DynamicMatchingTrainer(config, potential, classifier, dynamics, sampler, windows, [MASS_AMU] * 3,
+                                     TEMPERATURE_K, spec["steps_per_frame"], work / f"run_{integrator}")
+    trace = []
+    for _ in range(settings.iterations):
+        row = trainer.step()
+        if trainer.iteration % 10 == 0:
+            constants = potential.prior.constants()
+            trace.append({"iteration": trainer.iteration, "classifier_auc": row["classifier_auc"],
+                          "friction_per_ps": float(dynamics.friction_per_bead()[0].detach()),
+                          "bond_k": float(constants["bond_k"].detach().mean()),
+                          "angle_k": float(constants["angle_k"][0].detach())})
+    trainer.load_averaged()
+    t2 = time.perf_counter()
+    constants = {k: v.detach() for k, v in potential.prior.constants().items()}
+    recovered = {"friction_per_ps": float(dynamics.friction_per_bead()[0].detach()),
+                 "bond_k": constants["bond_k"].tolist(), "bond_r0_nm": constants["bond_r0"].tolist(),
+                 "angle_k": constants["angle_k"].tolist(), "angle_theta0_rad": constants["angle_theta0"].tolist()}
+    errors = {"friction": recovered["friction_per_ps"] / spec["friction_per_ps"] - 1,
+              "bond_k": max(abs(k / BOND_K - 1) for k in recovered["bond_k"]),
+              "angle_k": abs(recovered["angle_k"][0] / ANGLE_K - 1),
+              "bond_r0": max(abs(r / BOND_NM - 1) for r in recovered["bond_r0_nm"]),
+              "angle_theta0": abs(recovered["angle_theta0_rad"][0] / ANGLE_RAD - 1)}
+    worst = max(abs(errors["friction"]), errors["bond_k"], errors["angle_k"])
+    return {"case": "chain", "integrator": integrator, "settings": vars(settings), "seed": seed,
+            "truth": {"friction_per_ps": spec["friction_per_ps"], "bond_k": BOND_K, "bond_r0_nm": BOND_NM,
+                      "angle_k": ANGLE_K, "angle_theta0_rad": ANGLE_RAD},
+            "start": {"friction_per_ps": friction0, "constants_factor": settings.constants_factor},
+            "recovered": recovered, "relative_errors": errors, "worst_relative_error": worst,
+            "target": 0.05, "met": bool(worst <= 0.05), "trace": trace,
+            "time_data_s": t1 - t0, "time_train_s": t2 - t1}
+
+
+def chain_cases(settings, work: Path, seed: int = 0) -> list:
+    """The four L1 runs: both integrators, friction started ``start_factor`` x above and below the truth."""
+    rows = []
+    for integrator in settings.integrators.split(","):
+        for side in settings.directions.split(","):
+            folder = work / f"{integrator}_{side}"
+            folder.mkdir()
+            rows.append(chain_case(settings, folder, seed, integrator, {"above": 1.0, "below": -1.0}[side]))
+    return rows
+
+
+CASES = {"chirality": chirality_case, "chain": chain_cases}
+
+
+SETTINGS = {"chirality": (ChiralitySettings, QUICK), "chain": (ChainSettings, CHAIN_QUICK)}
+
+
+def _summary(row: dict) -> str:
+    if row["case"] == "chirality":
+        return (f"phi > 0 data {row['data_right_handed']:.3f}, CG {row['cg_right_handed']:.3f} "
+                f"({row['difference_points']:+.1f} points; target 5: {'met' if row['met'] else 'missed'})")
+    errors = row["relative_errors"]
+    return (f"{row['integrator']} friction {row['start']['friction_per_ps']:.3g} -> "
+            f"{row['recovered']['friction_per_ps']:.3g}/ps (truth {row['truth']['friction_per_ps']:g}, "
+            f"{100 * errors['friction']:+.1f}%), bond k {100 * errors['bond_k']:.1f}%, angle k "
+            f"{100 * errors['angle_k']:.1f}% (target 5%: {'met' if row['met'] else 'missed'})")
 
 
 def main(argv=None) -> dict:
@@ -209,23 +355,28 @@ def main(argv=None) -> dict:
     parser.add_argument("--mode", choices=["free", "conditional", "conditional_then_free"], default=None,
                         help="where CG windows start (default: the case's)")
     parser.add_argument("--iterations", type=int, default=None, help="override the case's iterations")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any setting of the cases that have it, e.g. --set lr_friction=0.05")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--out", default=None, help="also write the JSON result to this file")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    settings = QUICK if args.quick else ChiralitySettings()
     overrides = {k: v for k, v in (("mode", args.mode), ("iterations", args.iterations)) if v is not None}
-    settings = replace(settings, **overrides)
+    for item in args.set:
+        key, value = item.split("=", 1)
+        overrides[key] = json.loads(value) if value[:1] in "0123456789-[{" else value
     rows = []
     for case in args.case or sorted(CASES):
+        full, quick = SETTINGS[case]
+        settings = quick if args.quick else full()
+        settings = replace(settings, **{k: v for k, v in overrides.items() if hasattr(settings, k)})
         for seed in args.seeds:
             with tempfile.TemporaryDirectory(prefix="recovery-") as tmp:
-                row = CASES[case](settings, Path(tmp), seed)
-            rows.append(row)
-            print(f"{case} seed {seed}: phi > 0 data {row['data_right_handed']:.3f}, CG {row['cg_right_handed']:.3f} "
-                  f"({row['difference_points']:+.1f} points; target 5: {'met' if row['met'] else 'missed'}), "
-                  f"train {row['time_train_s']:.0f} s", file=sys.stderr)
+                result = CASES[case](settings, Path(tmp), seed)
+            for row in result if isinstance(result, list) else [result]:
+                rows.append(row)
+                print(f"{case} seed {seed}: {_summary(row)}, train {row['time_train_s']:.0f} s", file=sys.stderr)
     result = {"benchmark": "recovery", "quick": bool(args.quick), "python": platform.python_version(),
               "torch": torch.__version__, "threads": args.threads, "cases": rows}
     print(json.dumps(result, indent=2))

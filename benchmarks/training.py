@@ -234,6 +234,7 @@ def run_case(n_beads: int, n_walkers: int, n_steps: int, classifier_arg: str, re
         "potential_parameters": sum(p.numel() for p in trainer.potential.parameters()),
         **{f"{key}_median": value for key, value in medians.items()},
         "iteration_s_median": iteration_s,
+        "estimator_to_sampling": medians["time_estimator_s"] / medians["time_sampling_s"],
         "walker_steps_per_s_sampling": n_walkers * n_steps / medians["time_sampling_s"],
         "sampling_breakdown_s": breakdown,
         "fractions": {key.split("_")[1]: value / iteration_s for key, value in medians.items()},
@@ -242,6 +243,49 @@ def run_case(n_beads: int, n_walkers: int, n_steps: int, classifier_arg: str, re
         "rss_peak_mib": rss_mib(), "tracemalloc_peak_mib": traced_peak / 2**20,
         "paths_mib": n_walkers * (n_steps + 1) * n_beads * 3 * 8 / 2**20,
     }
+
+
+SNR_OPTIONS = (  # (label, baseline, walkers per start)
+    ("mean baseline", "mean", 1), ("leave-one-out", "loo", 1), ("per-start LOO, 4 per start", "loo", 4),
+    ("per-start LOO, 16 per start", "loo", 16))
+
+
+def snr_study(n_beads: int, n_walkers: int, n_steps: int, batches: int, seed: int) -> dict:
+    """Gradient signal-to-noise ratio of each estimator option at equal cost (same walkers and steps).
+
+    The "AA" windows come from the chain at ``FRICTION_PER_PS``; the CG model runs at 3x that friction, so the
+    classifier has something to find. After ``40`` classifier-only iterations the model is frozen (learning rates
+    0) and every option draws ``batches`` independent batches; the SNR of the friction gradient is
+    ``|mean| / std`` over batches (a single batch's SNR), and that of the whole gradient vector
+    ``|mean| / sqrt(sum of variances)``.
+    """
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="dynmatch-snr-") as run_dir:
+        trainer = build_trainer(n_beads, n_walkers, n_steps, "invariant", run_dir, seed)
+        with torch.no_grad():
+            trainer.dynamics.log_friction += np.log(3.0)
+        cfg = trainer.train_cfg
+        cfg.classifier_warmup, cfg.grad_clip = 40, 1e30
+        for _ in range(40):
+            trainer.step()
+        for group in trainer.generator_optimizer.param_groups:
+            group["lr"] = 0.0
+        params = [p for group in trainer.generator_optimizer.param_groups for p in group["params"]]
+        for label, baseline, per_start in SNR_OPTIONS:
+            cfg.baseline, cfg.walkers_per_start = baseline, per_start
+            grads, start = [], time.perf_counter()
+            for b in range(batches):
+                paths, _ = trainer.sample(10_000 + b, "conditional")
+                trainer.generator_update(paths, "conditional", compute_snr=False)
+                grads.append(torch.cat([p.grad.reshape(-1).double() for p in params if p.grad is not None]))
+            grads = torch.stack(grads)
+            friction = grads[:, -1]   # log friction is the last parameter group
+            rows.append({"option": label, "baseline": baseline, "walkers_per_start": per_start,
+                         "snr_friction": float(friction.mean().abs() / friction.std()),
+                         "snr_all": float(grads.mean(0).norm() / grads.var(0).sum().sqrt()),
+                         "seconds_per_batch": (time.perf_counter() - start) / batches})
+    return {"n_beads": n_beads, "walkers": n_walkers, "steps_per_window": n_steps, "batches": batches,
+            "friction_ratio_cg_to_data": 3.0, "options": rows}
 
 
 def parse_case(text: str) -> tuple:
@@ -267,6 +311,9 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--estimator-chunk", type=int, default=0,
                         help="walkers per backward pass of the path likelihood (train.estimator_chunk; 0: all)")
+    parser.add_argument("--snr", action="store_true",
+                        help="also measure the gradient SNR of every estimator option at equal cost")
+    parser.add_argument("--snr-batches", type=int, default=12, help="independent batches per option of --snr")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="also write the JSON result to this file")
     args = parser.parse_args(argv)
@@ -289,7 +336,9 @@ def main(argv=None) -> int:
         "memory_note": "rss_peak_mib: ru_maxrss of the whole process so far (monotone over cases); "
                        "tracemalloc_peak_mib: Python objects and numpy buffers during one extra step "
                        "(torch tensor storage is not traced)",
-        "cases": rows, "total_wall_s": time.perf_counter() - start,
+        "cases": rows,
+        "snr": snr_study(10, 64 if args.quick else 128, 50, args.snr_batches, args.seed) if args.snr else None,
+        "total_wall_s": time.perf_counter() - start,
         "torch": torch.__version__, "openmm": openmm.__version__, "host": platform.platform(),
     }
     print(json.dumps(result, indent=2))
