@@ -109,7 +109,8 @@ def describe_interval(spec: str) -> str:
 class DataConfig:
     """Mapped AA (CG-resolution) reference data and how windows are cut from it."""
 
-    cg_path: str = option("", "mapped AA trajectory (HDF5 written by `dynmatch map`)")
+    cg_path: str = option("", "CG-resolution trajectory: mapped AA data (HDF5 written by `dynmatch map`) or "
+                          "CG data imported with `dynmatch import`")
     window_frames: int = option(6, "frames per window, T + 1", valid="[1, inf)")
     frame_step: int = option(1, "saved frames between consecutive frames of a window", valid="[1, inf)")
     window_stride: int = option(1, "saved frames between the starts of consecutive windows", valid="[1, inf)")

@@ -74,14 +74,16 @@ class TrainingData:
 def load_training_data(config: Config) -> TrainingData:
     """Read ``data.cg_path`` and cut training/validation windows as the configuration says."""
     if not config.data.cg_path:
-        raise ValueError("data.cg_path is empty: give the mapped AA trajectory (written by `dynmatch map`)")
+        raise ValueError("data.cg_path is empty: give the mapped AA trajectory (written by `dynmatch map`) "
+                         "or CG data imported with `dynmatch import`")
     traj = trajio.load(config.data.cg_path)
     meta = traj.metadata
     for key in ("bead_types", "bonds", "masses_amu", "temperature_k", "frame_interval_ps"):
         if meta.get(key) is None:  # absent, or None in files mapped before map required the run settings
             raise ValueError(f"{config.data.cg_path} lacks metadata '{key}' (found {meta.get(key)!r}): map it with "
                              f"`dynmatch map` (AA files that do not record the temperature or the frame interval "
-                             f"need --temperature-k K and --frame-interval-ps PS)")
+                             f"need --temperature-k K and --frame-interval-ps PS), or import CG data with "
+                             f"`dynmatch import`")
     window_interval_ps = meta["frame_interval_ps"] * config.data.frame_step
     steps = window_interval_ps / config.dynamics.timestep_ps
     if abs(steps - round(steps)) > 1e-6 or round(steps) < 1:

@@ -24,6 +24,7 @@ VERBS = {
     "demo": "demo",
     "reference": "reference",
     "map": "map_cmd",
+    "import": "import_cmd",
     "train": "train",
     "export": "export",
     "simulate": "simulate",

@@ -1,9 +1,9 @@
 """The command line's policy for existing outputs: a verb never replaces a file or report it finds in its way
 unless given ``--overwrite``.
 
-``map``, ``export``, ``simulate`` and ``analyze`` follow it through :func:`refuse_existing`; ``train`` refuses a
-non-empty run directory (continue it with ``--resume``) and ``reference`` continues or keeps the run already
-in its output (start over with ``--no-resume``).
+``map``, ``import``, ``export``, ``simulate`` and ``analyze`` follow it through :func:`refuse_existing`;
+``train`` refuses a non-empty run directory (continue it with ``--resume``) and ``reference`` continues or keeps
+the run already in its output (start over with ``--no-resume``).
 """
 from __future__ import annotations
 
