@@ -205,7 +205,7 @@ class ChainSettings:
     """Sizes of the L1 case: a 3-bead chain with known bonds, angle, masses and friction (full run)."""
 
     iterations: int = 300
-    walkers: int = 256
+    walkers: int = 1024
     classifier_warmup: int = 30
     classifier_hidden: int = 32
     data_walkers: int = 64
@@ -216,6 +216,9 @@ class ChainSettings:
     lr_friction: float = 0.03
     reward_windows: str = "unseen"
     mode: str = "conditional"
+    classifier_steps: int = 10
+    average_last_fraction: float = 0.2
+    decay_last_fraction: float = 0.33
     integrators: str = "brownian,langevin"   # which of the four runs (comma-separated lists)
     directions: str = "above,below"
 
@@ -225,7 +228,7 @@ CHAIN = {  # integrator: true friction 1/ps, time step ps, steps per frame, wind
     "langevin": dict(friction_per_ps=5.0, timestep_ps=0.005, steps_per_frame=10, window_frames=9),
 }
 CHAIN_BONDS = [[0, 1], [1, 2]]
-CHAIN_QUICK = ChainSettings(iterations=150, walkers=128, data_frames=800)
+CHAIN_QUICK = ChainSettings(iterations=150, walkers=256, data_frames=800)
 
 
 def chain_truth(trainable: bool = False, factor: float = 1.0, kt: float = 2.494) -> PriorPotential:
@@ -284,7 +287,10 @@ def chain_case(settings: ChainSettings, work: Path, seed: int = 0, integrator: s
         train=TrainConfig(mode=settings.mode, iterations=settings.iterations, walkers=settings.walkers,
                           classifier_warmup=settings.classifier_warmup, lr_prior=settings.lr_prior,
                           lr_friction=settings.lr_friction, reward_windows=settings.reward_windows,
-                          checkpoint_every=10**6, snr_every=0, seed=seed),
+                          classifier_steps=settings.classifier_steps,
+                          average_last_fraction=settings.average_last_fraction,
+                          decay_last_fraction=settings.decay_last_fraction, checkpoint_every=10**6, snr_every=0,
+                          seed=seed),
         dynamics=DynamicsConfig(integrator=integrator, timestep_ps=spec["timestep_ps"], friction_per_ps=friction0))
     dynamics = DynamicsParameters(integrator, friction0, [0, 0, 0])
     sampler = OpenMMSampler(chain_case_metadata(integrator), settings.walkers)
