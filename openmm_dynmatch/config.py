@@ -217,7 +217,9 @@ class TrainConfig:
     lr_prior: float = option(0.02, "Adam learning rate of the prior's constants in dynamic matching "
                              "(potential.prior_trainable; log force constants and equilibrium values in units of "
                              "their thermal spread, so one rate suits all)", valid="(0, inf)")
-    lr_friction: float = option(3e-3, "Adam learning rate of log friction / log diffusion", valid="(0, inf)")
+    lr_friction: float = option(0.03, "Adam learning rate of log friction / log diffusion (0.03 took a 4x-off "
+                                "friction to the truth in 60-80 iterations on the chain of docs/concepts.md)",
+                                valid="(0, inf)")
     lr_classifier: float = option(1e-3, "Adam learning rate of the classifier", valid="(0, inf)")
     beta1: float = option(0.5, "Adam beta1 of the generator", valid="[0, 1)")
     decay_last_fraction: float = option(0.33, "fraction of iterations over which learning rates decay to 0",
