@@ -309,8 +309,9 @@ def main(argv=None) -> int:
                         help=f"window classifier (auto: equivariant up to {EQUIVARIANT_MAX_BEADS} beads)")
     parser.add_argument("--repeats", type=int, default=None, help="timed steps per case (default 5, quick 2)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    parser.add_argument("--estimator-chunk", type=int, default=0,
-                        help="walkers per backward pass of the path likelihood (train.estimator_chunk; 0: all)")
+    parser.add_argument("--estimator-chunk", type=int, default=TrainConfig().estimator_chunk,
+                        help="walkers per backward pass of the path likelihood (train.estimator_chunk; 0: all; "
+                             "default: the config's)")
     parser.add_argument("--snr", action="store_true",
                         help="also measure the gradient SNR of every estimator option at equal cost")
     parser.add_argument("--snr-batches", type=int, default=12, help="independent batches per option of --snr")
