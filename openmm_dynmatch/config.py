@@ -209,7 +209,9 @@ class TrainConfig:
                                     valid="[1, inf)")
     batch_size: int = option(256, "frames per force-matching / relative-entropy step", valid="[1, inf)")
     snr_every: int = option(10, "iterations between gradient signal-to-noise estimates (0: never)", valid="[0, inf)")
-    classifier_steps: int = option(3, "classifier updates per generator update", valid="[1, inf)")
+    classifier_steps: int = option(3, "classifier updates per generator update (the known-truth chain of "
+                                   "docs/concepts.md needed 10 for the friction to settle within 5%)",
+                                   valid="[1, inf)")
     classifier_warmup: int = option(50, "classifier-only iterations before the generator moves", valid="[0, inf)")
     lr_pretrain: float = option(1e-3, "Adam learning rate of force matching / relative entropy (objective or "
                                 "pre-training)", valid="(0, inf)")

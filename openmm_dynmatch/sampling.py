@@ -12,7 +12,6 @@ redraw or reset such walkers and report how many they met.
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Dict, Protocol, Union, runtime_checkable
 
@@ -133,13 +132,11 @@ def register_sampler(kind: str, sampler_class) -> None:
 
 def sampler_class(kind: str) -> type:
     """The class of sampler ``kind``."""
+    from openmm_dynmatch.models.registry import resolve
+
     if kind not in SAMPLERS:
         raise ValueError(f"unknown sampler '{kind}'; available: {sorted(SAMPLERS)}")
-    entry = SAMPLERS[kind]
-    if isinstance(entry, str):
-        module, name = entry.split(":")
-        entry = getattr(importlib.import_module(module), name)
-    return entry
+    return resolve(SAMPLERS[kind])
 
 
 def build_sampler(kind: str, metadata: dict, n_walkers: int, platform: str = "Reference", workdir=None):

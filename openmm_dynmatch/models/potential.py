@@ -21,7 +21,6 @@ Example
 (torch.Size([4]), torch.Size([4, 10, 3]))
 """
 import copy
-import importlib
 import inspect
 from collections import OrderedDict
 
@@ -34,6 +33,7 @@ from ..fileio import torch_load, torch_save
 from .graph import bead_type_array, pair_index, validate_bonds
 from .prior import PriorPotential, resolve_dtype
 from .radial import build_radial_basis, cosine_cutoff, safe_norm
+from .registry import resolve
 
 ACTIVATIONS = {"silu": nn.SiLU, "tanh": nn.Tanh, "softplus": nn.Softplus}
 
@@ -181,11 +181,7 @@ def net_class(kind: str):
     """The class of network ``kind`` (imports lazily registered kinds)."""
     if kind not in NETS:
         raise ValueError(f"unknown net kind '{kind}'; available: {sorted(NETS)}")
-    entry = NETS[kind]
-    if isinstance(entry, str):
-        module, name = entry.split(":")
-        entry = getattr(importlib.import_module(module), name)
-    return entry
+    return resolve(NETS[kind])
 
 
 def build_net(spec: dict) -> nn.Module:
