@@ -163,7 +163,8 @@ def probe_auc(config: Config, data: TrainingData, potential, dynamics) -> Option
     rng = np.random.default_rng([config.train.seed, 303])
     train = data.windows[rng.choice(len(data.windows), n, replace=False)]
     heldout = data.validation[rng.choice(len(data.validation), n, replace=False)]
-    return heldout_auc(_sampler(config, data, dynamics, n), potential, dynamics, train, heldout, data.steps_per_frame, config.train.probe_steps, config.train.seed)
+    return heldout_auc(_sampler(config, data, dynamics, n), potential, dynamics, train, heldout, data.steps_per_frame,
+                       config.train.probe_steps, config.train.seed)
 
 
 def _pretrain(config, data, potential, dynamics, objective: str, iterations: int, progress: bool, log_path=None):

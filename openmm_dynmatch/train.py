@@ -136,9 +136,6 @@ class DynamicMatchingTrainer:
 
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.generator_optimizer, factor)
 
-    def _generator_parameters(self):
-        return [p for group in self.generator_optimizer.param_groups for p in group["params"]]
-
     def mode_at(self, iteration: int) -> str:
         """``conditional`` or ``free`` for this iteration, following ``train.mode``."""
         cfg = self.train_cfg

@@ -176,16 +176,16 @@ class PriorPotential(nn.Module):
     def bond_energy(self, x: Tensor) -> Tensor:
         """Harmonic bond energies, positions ``x`` (B, N, 3) nm -> (B, n_bonds) kJ/mol."""
         r = safe_norm(x[:, self.bond_index[:, 1]] - x[:, self.bond_index[:, 0]])
-        r0 = self.bond_r0_ref + self.bond_r0_scale * self.bond_r0_shift
-        return 0.5 * torch.exp(self.log_bond_k) * (r - r0) ** 2
+        constants = self.constants()
+        return 0.5 * constants["bond_k"] * (r - constants["bond_r0"]) ** 2
 
     def angle_energy(self, x: Tensor) -> Tensor:
         """Harmonic angle energies, positions ``x`` (B, N, 3) nm -> (B, n_angles) kJ/mol."""
         u = x[:, self.angle_index[:, 0]] - x[:, self.angle_index[:, 1]]
         v = x[:, self.angle_index[:, 2]] - x[:, self.angle_index[:, 1]]
         theta = torch.atan2(safe_norm(torch.linalg.cross(u, v, dim=-1)), (u * v).sum(-1))
-        theta0 = self.angle_theta0_ref + self.angle_theta0_scale * self.angle_theta0_shift
-        return 0.5 * torch.exp(self.log_angle_k) * (theta - theta0) ** 2
+        constants = self.constants()
+        return 0.5 * constants["angle_k"] * (theta - constants["angle_theta0"]) ** 2
 
     def dihedral_energy(self, x: Tensor) -> Tensor:
         """Fourier dihedral energies, positions ``x`` (B, N, 3) nm -> (B, n_dihedrals) kJ/mol."""

@@ -266,9 +266,9 @@ def particle_masses(metadata: dict, friction_overridden: bool = False) -> list:
         return masses
     if len(per_bead) != len(masses):
         raise ValueError(f"metadata bead_friction_per_ps must list {len(masses)} values, got {len(per_bead)}")
-    realised, mean = openmm_masses_and_friction(metadata["integrator"], masses, per_bead)
-    scale = mean / float(metadata["friction_per_ps"])  # the integrator runs at friction_per_ps, not the mean
-    return [float(m) * scale for m in realised]
+    realised, _ = openmm_masses_and_friction(metadata["integrator"], masses, per_bead,
+                                             integrator_friction_per_ps=metadata["friction_per_ps"])
+    return [float(m) for m in realised]
 
 
 def create_simulation(model_path, n_walkers: int, **kwargs) -> openmm.app.Simulation:

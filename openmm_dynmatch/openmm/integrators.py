@@ -97,8 +97,8 @@ def integrator_parameters(integrator) -> Tuple[str, float, float, float]:
     raise ValueError(f"unsupported integrator {type(integrator).__name__}; supported: {supported}")
 
 
-def openmm_masses_and_friction(name: str, masses_amu: Sequence[float],
-                               friction_per_ps) -> Tuple[np.ndarray, float]:
+def openmm_masses_and_friction(name: str, masses_amu: Sequence[float], friction_per_ps,
+                               integrator_friction_per_ps: Optional[float] = None) -> Tuple[np.ndarray, float]:
     """Particle masses (amu) and the single OpenMM friction (1/ps) that realise per-bead frictions.
 
     Parameters
@@ -109,13 +109,15 @@ def openmm_masses_and_friction(name: str, masses_amu: Sequence[float],
         Bead masses.
     friction_per_ps : float or array, shape () or (N,), 1/ps
         Friction of every bead.
+    integrator_friction_per_ps : float, optional
+        The integrator's friction ``gamma`` to realise them with (default: the beads' mean friction).
 
     Returns
     -------
     masses : np.ndarray, shape (N,), amu
         The bead masses, or for integrators whose masses carry the friction (Brownian) ``m_i gamma_i / gamma``.
     friction : float, 1/ps
-        The integrator's friction ``gamma``: the beads' mean friction.
+        The integrator's friction ``gamma``.
 
     Raises
     ------
@@ -128,10 +130,12 @@ def openmm_masses_and_friction(name: str, masses_amu: Sequence[float],
         raise ValueError(f"need one mass per bead and finite positive frictions; got masses {masses.shape} and "
                          f"frictions {friction.tolist()}")
     mean = float(friction.mean())
+    gamma = mean if integrator_friction_per_ps is None else positive_float(
+        integrator_friction_per_ps, "1/ps", "integrator_friction_per_ps")
     if openmm_integrator(name).masses_carry_friction:
-        return masses * friction / mean, mean
+        return masses * friction / gamma, gamma
     if not np.allclose(friction, mean, rtol=1e-12, atol=0.0):
         raise ValueError(f"integrator '{name}' has one friction for all particles; got per-bead frictions "
                          f"{friction.tolist()}")
-    return masses, mean
+    return masses, gamma
 
