@@ -18,7 +18,9 @@ Each case runs one warm-up ``trainer.step()`` (TorchScript optimises on its firs
 timed steps (``classifier_warmup = 0`` so the generator update runs, ``snr_every = 0``), and reports the median
 of the trainer's own ``time_sampling_s`` (OpenMM, every step recorded, including the per-call export of the
 model), ``time_classifier_s`` (``classifier_steps`` Adam updates plus the evaluation) and ``time_estimator_s``
-(rewards, path log-likelihood with its double-backward through the forces, one Adam step).
+(rewards, path log-likelihood with its double-backward through the forces, one Adam step) and
+``time_friction_runs_s`` (the two extra OpenMM runs of the friction's common-random-number gradient,
+``train.friction_gradient: crn``, the default; sampling cost, counted apart from the estimator).
 
 ``sampling_breakdown_s`` then splits one sampling call into its parts, each timed alone (median of up to three):
 ``export_s`` (refresh the scripted copy's weights and write the TorchScript file), ``context_s`` (new System and
@@ -223,8 +225,8 @@ def run_case(n_beads: int, n_walkers: int, n_steps: int, classifier_arg: str, re
         _, traced_peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         breakdown = sampling_breakdown(trainer, n_walkers, n_beads, n_steps, min(repeats, 3), seed)
-    medians = {key: statistics.median(row[key] for row in rows)
-               for key in ("time_sampling_s", "time_classifier_s", "time_estimator_s")}
+    medians = {key: statistics.median(row.get(key, 0.0) for row in rows)
+               for key in ("time_sampling_s", "time_classifier_s", "time_estimator_s", "time_friction_runs_s")}
     iteration_s = sum(medians.values())
     return {
         "n_beads": n_beads, "n_walkers": n_walkers, "steps_per_window": n_steps,
@@ -245,9 +247,10 @@ def run_case(n_beads: int, n_walkers: int, n_steps: int, classifier_arg: str, re
     }
 
 
-SNR_OPTIONS = (  # (label, baseline, walkers per start)
-    ("mean baseline", "mean", 1), ("leave-one-out", "loo", 1), ("per-start LOO, 4 per start", "loo", 4),
-    ("per-start LOO, 16 per start", "loo", 16))
+SNR_OPTIONS = (  # (label, baseline, walkers per start, friction gradient)
+    ("mean baseline", "mean", 1, "score"), ("leave-one-out", "loo", 1, "score"),
+    ("per-start LOO, 4 per start", "loo", 4, "score"), ("per-start LOO, 16 per start", "loo", 16, "score"),
+    ("common random numbers (friction; 2 extra runs)", "mean", 1, "crn"))
 
 
 def snr_study(n_beads: int, n_walkers: int, n_steps: int, batches: int, seed: int) -> dict:
@@ -271,8 +274,8 @@ def snr_study(n_beads: int, n_walkers: int, n_steps: int, batches: int, seed: in
         for group in trainer.generator_optimizer.param_groups:
             group["lr"] = 0.0
         params = [p for group in trainer.generator_optimizer.param_groups for p in group["params"]]
-        for label, baseline, per_start in SNR_OPTIONS:
-            cfg.baseline, cfg.walkers_per_start = baseline, per_start
+        for label, baseline, per_start, friction_gradient in SNR_OPTIONS:
+            cfg.baseline, cfg.walkers_per_start, cfg.friction_gradient = baseline, per_start, friction_gradient
             grads, start = [], time.perf_counter()
             for b in range(batches):
                 paths, _ = trainer.sample(10_000 + b, "conditional")
@@ -281,6 +284,7 @@ def snr_study(n_beads: int, n_walkers: int, n_steps: int, batches: int, seed: in
             grads = torch.stack(grads)
             friction = grads[:, -1]   # log friction is the last parameter group
             rows.append({"option": label, "baseline": baseline, "walkers_per_start": per_start,
+                         "friction_gradient": friction_gradient,
                          "snr_friction": float(friction.mean().abs() / friction.std()),
                          "snr_all": float(grads.mean(0).norm() / grads.var(0).sum().sqrt()),
                          "seconds_per_batch": (time.perf_counter() - start) / batches})

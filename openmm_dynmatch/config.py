@@ -215,13 +215,21 @@ class TrainConfig:
     classifier_warmup: int = option(50, "classifier-only iterations before the generator moves", valid="[0, inf)")
     lr_pretrain: float = option(1e-3, "Adam learning rate of force matching / relative entropy (objective or "
                                 "pre-training)", valid="(0, inf)")
-    lr_potential: float = option(1e-3, "Adam learning rate of the potential in dynamic matching", valid="(0, inf)")
+    lr_potential: float = option(1e-3, "Adam learning rate of the potential's network in dynamic matching (0: the "
+                                 "network stays as pre-training left it; with a fixed prior only the friction "
+                                 "learns)", valid="[0, inf)")
     lr_prior: float = option(0.02, "Adam learning rate of the prior's constants in dynamic matching "
                              "(potential.prior_trainable; log force constants and equilibrium values in units of "
                              "their thermal spread, so one rate suits all)", valid="(0, inf)")
     lr_friction: float = option(0.03, "Adam learning rate of log friction / log diffusion (0.03 took a 4x-off "
                                 "friction to the truth in 60-80 iterations on the chain of docs/concepts.md)",
                                 valid="(0, inf)")
+    friction_gradient: str = option("crn", "estimator of the friction's gradient: crn (central difference in log "
+                                    "friction of the mean reward of two extra OpenMM runs with common random "
+                                    "numbers; one pair of runs for all frictions, by simultaneous perturbation) "
+                                    "or score (the path likelihood, like the potential; ~70x lower "
+                                    "signal-to-noise on alanine dipeptide, docs/estimators.md)", ("crn", "score"))
+    friction_crn_step: float = option(0.1, "log-friction perturbation of the crn estimator", valid="(0, 1]")
     lr_classifier: float = option(1e-3, "Adam learning rate of the classifier", valid="(0, inf)")
     beta1: float = option(0.5, "Adam beta1 of the generator", valid="[0, 1)")
     decay_last_fraction: float = option(0.33, "fraction of iterations over which learning rates decay to 0",

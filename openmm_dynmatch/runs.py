@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -224,10 +224,7 @@ def run_training(config: Config, run_dir, resume: bool = False, progress: bool =
     probes = {}
     if cfg.objective == "dynamic_matching":
         probes["before"] = _cached_probe(run_dir / "probe_before.json", config, data, potential, dynamics)
-        trainer = DynamicMatchingTrainer(
-            config, potential, build_classifier_from_config(config, data), dynamics,
-            _sampler(config, data, dynamics), data.windows[np.arange(len(data.windows))],
-            data.metadata["masses_amu"], data.metadata["temperature_k"], data.steps_per_frame, run_dir)
+        trainer = build_trainer(config, data, potential, dynamics, run_dir)
         checkpoint = run_dir / "checkpoint.pt"
         if resume and checkpoint.exists():
             _resume_trainer(trainer, checkpoint)
@@ -237,6 +234,43 @@ def run_training(config: Config, run_dir, resume: bool = False, progress: bool =
     summary = finish_run(config, data, potential, dynamics, run_dir, probes, stages, calibration)
     plot_training_curves(run_dir, run_dir / "training_curves.png")
     return summary
+
+
+def build_trainer(config: Config, data: TrainingData, potential, dynamics: DynamicsParameters,
+                  run_dir) -> DynamicMatchingTrainer:
+    """The dynamic-matching trainer of ``config`` for ``potential`` and ``dynamics`` (classifier and sampler built
+    from the configuration), writing to ``run_dir``."""
+    return DynamicMatchingTrainer(
+        config, potential, build_classifier_from_config(config, data), dynamics, _sampler(config, data, dynamics),
+        data.windows[np.arange(len(data.windows))], data.metadata["masses_amu"], data.metadata["temperature_k"],
+        data.steps_per_frame, run_dir)
+
+
+def load_trainer(run_dir, walkers: Optional[int] = None) -> DynamicMatchingTrainer:
+    """The trainer of a dynamic-matching run as its last checkpoint left it (models, friction, optimiser state),
+    to inspect or continue by hand; ``walkers`` replaces ``train.walkers``. Nothing in ``run_dir`` is written
+    unless the trainer is stepped or saved.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``run_dir`` has no ``config.yaml`` or no ``checkpoint.pt``.
+    """
+    run_dir = Path(run_dir)
+    checkpoint = run_dir / "checkpoint.pt"
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"{checkpoint} not found: run_dir must be a dynamic-matching run directory that "
+                                f"has written a checkpoint")
+    config = load_config(run_dir / "config.yaml")
+    if walkers is not None:
+        config = replace(config, train=replace(config.train, walkers=int(walkers)))
+    data = load_training_data(config)
+    potential = build_potential_from_config(config, data)
+    dynamics = DynamicsParameters(config.dynamics.integrator, config.dynamics.friction_per_ps,
+                                  data.metadata["bead_types"], learnable=config.dynamics.learn_friction)
+    trainer = build_trainer(config, data, potential, dynamics, run_dir)
+    _resume_trainer(trainer, checkpoint)
+    return trainer
 
 
 def _resume_trainer(trainer: DynamicMatchingTrainer, checkpoint: Path) -> None:

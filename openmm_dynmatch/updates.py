@@ -20,7 +20,7 @@ and the gradient is the same for every chunk size: memory is bounded, the mathem
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -104,7 +104,8 @@ def accumulate_gradient(log_p_of: LogProbability, coefficients: torch.Tensor, ch
 
 def score_function_update(log_p_of: LogProbability, reward: torch.Tensor, optimizer: torch.optim.Optimizer,
                           settings: UpdateSettings, compute_snr: bool = False,
-                          groups: Optional[torch.Tensor] = None) -> dict:
+                          groups: Optional[torch.Tensor] = None,
+                          given_gradients: Optional[Sequence[Tuple[torch.Tensor, torch.Tensor]]] = None) -> dict:
     """One batch of paths: the score-function step and, with ``max_reuse > 1``, reweighted steps on the same paths.
 
     Parameters
@@ -122,6 +123,10 @@ def score_function_update(log_p_of: LogProbability, reward: torch.Tensor, optimi
     groups : torch.Tensor, shape (B,), int64, optional
         Start-frame index of every walker when several walkers share a start (conditional mode): the baseline
         is then formed within each group (:func:`~openmm_dynmatch.estimators.advantages`).
+    given_gradients : sequence of (parameter, gradient), optional
+        Parameters of the optimizer whose gradient another estimator supplies (the friction's common-random-number
+        difference, :meth:`openmm_dynmatch.train.DynamicMatchingTrainer.friction_crn_gradient`): their
+        score-function gradient is neither formed nor clipped, and every update steps them with the given one.
 
     Returns
     -------
@@ -131,9 +136,19 @@ def score_function_update(log_p_of: LogProbability, reward: torch.Tensor, optimi
     """
     reward = torch.as_tensor(reward).detach().to(torch.float64)
     n_walkers = reward.shape[0]
-    parameters = [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
+    given = list(given_gradients or [])
+    given_ids = {id(p) for p, _ in given}
+    parameters = [p for group in optimizer.param_groups for p in group["params"]
+                  if p.requires_grad and id(p) not in given_ids]
     coefficients = estimators.advantages(reward, settings.baseline, settings.normalize, groups) / n_walkers
     stats = {"updates": 0, "ess_fraction": 1.0, "gradient_snr": float("nan")}
+    if not parameters:  # every parameter has its gradient given: no path likelihood to differentiate
+        optimizer.zero_grad()
+        for parameter, gradient in given:
+            parameter.grad = gradient.detach().to(parameter.dtype).clone()
+        optimizer.step()
+        stats["updates"] = 1
+        return stats
     log_p_old = None
     for _ in range(settings.max_reuse):
         if log_p_old is not None:
@@ -153,6 +168,8 @@ def score_function_update(log_p_of: LogProbability, reward: torch.Tensor, optimi
         if log_p_old is None:
             log_p_old = values
         torch.nn.utils.clip_grad_norm_(parameters, settings.grad_clip)
+        for parameter, gradient in given:
+            parameter.grad = gradient.detach().to(parameter.dtype).clone()
         optimizer.step()
         stats["updates"] += 1
     return stats

@@ -67,7 +67,7 @@ def test_docs_config_reference_matches_the_code():
     ("train.walkers=-4", "config.train.walkers: expected a value in [1, inf) (>= 1), got -4"),
     ("dynamics.timestep_ps=0", "config.dynamics.timestep_ps: expected a value in (0, inf) (> 0), got 0.0"),
     ("data.validation_fraction=1.0", "config.data.validation_fraction: expected a value in [0, 1)"),
-    ("train.lr_potential=-1e-3", "config.train.lr_potential: expected a value in (0, inf)"),
+    ("train.lr_potential=-1e-3", "config.train.lr_potential: expected a value in [0, inf)"),
     ("train.seed=-1", "config.train.seed: expected a value in [0, inf)"),
     ("dynamics.friction_per_ps=.nan", "config.dynamics.friction_per_ps: expected a value in (0, inf)"),
     ("train.friction_min_per_ps=200", "friction_min_per_ps (200.0) must be below friction_max_per_ps (100.0)"),

@@ -117,7 +117,8 @@ def test_kinds_registered_in_a_test_file_are_selectable_from_yaml_and_train(tmp_
     NumpyBrownianSampler.instances.clear()
     summary = run_training(cfg, tmp_path / "run", progress=False)
     sampler = NumpyBrownianSampler.instances[-1]
-    assert isinstance(sampler, PathSampler) and sampler.calls == 3
+    # one recording per iteration, plus the friction's two common-random-number runs in the 2 adversarial ones
+    assert isinstance(sampler, PathSampler) and sampler.calls == 3 + 2 * 2
     potential, _ = load_potential(summary["potential"])
     assert isinstance(potential.net, SpringNet) and potential.net.spec["k"] == 50.0
     log = (tmp_path / "run" / "log.csv").read_text().splitlines()

@@ -14,7 +14,7 @@ from openmm_dynmatch.cli import main as cli_main
 from openmm_dynmatch.config import load_config
 from openmm_dynmatch.data import split_blocks
 from openmm_dynmatch.models.potential import load_potential
-from openmm_dynmatch.runs import run_training
+from openmm_dynmatch.runs import load_trainer, run_training
 from openmm_dynmatch.train import CollapseMonitor
 from openmm_dynmatch.units import kt_kj_per_mol
 
@@ -134,6 +134,15 @@ def test_dynamic_matching_run_through_the_cli_writes_log_checkpoint_and_model(tm
     assert cli_main(["train", "--resume", str(run_dir), "--no-progress"]) == 0
     after = load_potential(run_dir / "potential.pt")[0].state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+    # the trainer as the last checkpoint left it, with another batch size
+    checkpoint = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    trainer = load_trainer(run_dir, walkers=8)
+    assert trainer.iteration == 4 and trainer.train_cfg.walkers == 8
+    assert torch.equal(trainer.dynamics.log_friction.detach(), checkpoint["dynamics"]["log_friction"])
+    classifier = trainer.classifier.state_dict()
+    assert all(torch.equal(classifier[k], v) for k, v in checkpoint["classifier"].items())
+    with pytest.raises(FileNotFoundError, match="checkpoint.pt not found"):
+        load_trainer(tmp_path)
 
 
 def test_exported_brownian_model_keeps_per_type_frictions(tmp_path):

@@ -168,6 +168,89 @@ def test_score_function_gradient_equals_finite_differences_of_openmm(integrator,
     assert abs(sf - fd) < 4 * error, f"score function {sf:.4g} +- {sf_se:.2g} vs FD {fd:.4g} +- {fd_se:.2g}"
 
 
+# ------------------------------------------------------------------ the friction's common-random-number gradient
+class _FreeBeads(torch.nn.Module):
+    """Zero potential (free Brownian beads), with one parameter so that the generator has something to hold."""
+
+    def __init__(self):
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros((), dtype=torch.float64))
+
+    def forward(self, positions: torch.Tensor) -> torch.Tensor:
+        return self.unused * positions.to(torch.float64).sum(dim=(1, 2)) * 0.0
+
+
+class _DisplacementLogit(torch.nn.Module):
+    """Logit ``-|x_T - x_0|^2`` of bead 0 (nm^2), so that the reward ``g = -logit`` is its squared displacement."""
+
+    def __init__(self):
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        return -((windows[:, -1, 0] - windows[:, 0, 0]) ** 2).sum(-1) + 0.0 * self.unused
+
+
+def _free_trainer(tmp_path, walkers, friction, dt, steps_per_frame, potential=None, **train):
+    config = Config(train=TrainConfig(walkers=walkers, checkpoint_every=10**6, snr_every=0, **train),
+                    dynamics=DynamicsConfig(integrator="brownian", timestep_ps=dt, friction_per_ps=friction))
+    windows = np.zeros((4, 3, 2, 3))
+    windows[:, :, 1, 0] = TRUE_R0
+    sampler = OpenMMSampler(dimer_metadata("brownian", friction, dt), walkers)
+    return DynamicMatchingTrainer(config, potential or _FreeBeads(), _DisplacementLogit(),
+                                  DynamicsParameters("brownian", friction, [0, 0]), sampler, windows, [MASS_AMU] * 2,
+                                  TEMPERATURE_K, steps_per_frame, tmp_path / "run")
+
+
+def test_friction_crn_gradient_of_free_brownian_beads_is_the_analytic_derivative(tmp_path):
+    """Free Brownian beads: the squared displacement over ``n`` steps has mean ``6 D n dt`` with
+    ``D = kT / (gamma m)``, so ``d E[g] / d log gamma = -6 D n dt``; with common random numbers each walker's
+    displacement scales exactly like ``gamma^(-1/2)``, so the central difference is that times ``sinh(h) / h``."""
+    friction, dt, n_steps, walkers, h = 50.0, 0.01, 20, 2000, 0.1
+    trainer = _free_trainer(tmp_path, walkers, friction, dt, 10, friction_crn_step=h)
+    starts = np.zeros((walkers, 2, 3))
+    starts[:, 1, 0] = TRUE_R0
+    gradient, stats = trainer.friction_crn_gradient(starts, n_steps)
+    mean_square = 6 * KT / (friction * MASS_AMU) * n_steps * dt
+    expected = -mean_square * math.sinh(h) / h
+    relative_se = math.sqrt(2 / 3) / math.sqrt(walkers)       # a chi-square with 3 degrees of freedom
+    assert gradient.shape == (1,)
+    assert float(gradient[0]) == pytest.approx(expected, rel=4 * relative_se)
+    assert stats["friction_crn_gradient"] == float(gradient[0])
+    assert trainer.dynamics.friction_per_bead()[0].item() == pytest.approx(friction), "the friction is restored"
+
+
+def test_trainer_steps_the_friction_with_the_crn_gradient(tmp_path):
+    """One adversarial iteration: the reward (squared displacement) falls as the friction rises, so the first Adam
+    step raises log friction by exactly ``lr_friction``, and the score-function path does not touch it."""
+    trainer = _free_trainer(tmp_path, 64, 50.0, 0.01, 10, classifier_warmup=0, lr_friction=0.05)
+    before = float(trainer.dynamics.log_friction.detach()[0])
+    row = trainer.step()
+    assert row["friction_crn_gradient"] < -3 * row["friction_crn_se"]
+    assert float(trainer.dynamics.log_friction.detach()[0]) - before == pytest.approx(0.05, rel=1e-4)  # Adam eps
+
+
+@pytest.mark.parametrize("lr_potential", [0.0, 0.01])
+def test_zero_potential_rate_leaves_the_potential_as_pre_training_left_it(tmp_path, lr_potential):
+    potential = HarmonicDimer(TRUE_K, TRUE_R0)
+    trainer = _free_trainer(tmp_path, 32, 50.0, 0.01, 10, potential=potential, classifier_warmup=0,
+                            lr_potential=lr_potential, lr_friction=0.05)
+    before = {k: v.clone() for k, v in potential.state_dict().items()}
+    friction_before = float(trainer.dynamics.log_friction.detach()[0])
+    trainer.step()
+    unchanged = all(torch.equal(before[k], v) for k, v in potential.state_dict().items())
+    assert unchanged == (lr_potential == 0)
+    assert float(trainer.dynamics.log_friction.detach()[0]) != friction_before
+
+
+def test_a_run_with_nothing_to_learn_is_refused(tmp_path):
+    config = Config(train=TrainConfig(lr_potential=0.0), dynamics=DynamicsConfig(learn_friction=False))
+    with pytest.raises(ValueError, match="nothing to learn"):
+        DynamicMatchingTrainer(config, HarmonicDimer(TRUE_K, TRUE_R0), _DisplacementLogit(),
+                               DynamicsParameters("langevin", 5.0, [0, 0], learnable=False), None,
+                               np.zeros((2, 3, 2, 3)), [MASS_AMU] * 2, TEMPERATURE_K, 10, tmp_path)
+
+
 # ------------------------------------------------------------------------------ recovery of a known model
 def _trainer(tmp_path, integrator, iterations, walkers=256, seed=0):
     friction, dt = SETTINGS[integrator]
