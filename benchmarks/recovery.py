@@ -1,4 +1,20 @@
-"""Recovery of known models by dynamic matching; first case: the handedness population of a chiral chain.
+"""Recovery of known models by dynamic matching: a chain (L1), a teacher molecule (L2), a chiral chain.
+
+Case ``chain`` (L1): 3-bead Brownian and Langevin chains with known bonds, angle, masses and friction (OpenMM
+data); force constants start at half the truth and the friction 4x above or below it (:class:`ChainSettings`).
+
+Case ``teacher`` (L2): the force-matching model of implicit-solvent alanine dipeptide (10 beads) is the
+*teacher*: OpenMM runs it at a chosen friction (2/ps) and its trajectories, with its exact forces, are the data.
+A student force-matched to those frames starts dynamic matching at a wrong friction (10/ps), once per entry of
+``dm_runs`` (:data:`TEACHER_DM_RUNS`: the friction's estimator, and whether the network keeps learning). The
+student is in the teacher's model class and the data are Markovian, so what it misses is the estimator's or the
+game's failure, not the mapping's. Productions of every model from
+teacher frames are compared with the teacher's data (MSM slowest timescale and psi-core relaxation time ratios,
+FES JS), beside two references: the force-matched student at the start friction and at the teacher's friction
+(the kinetics the potential fit alone allows), and an independent production of the teacher itself (the noise of
+the kinetic ratios at these run lengths). Targets: friction within 10%, both kinetic ratios within 15%,
+held-out AUC of a fresh classifier at most 0.6 (:class:`TeacherSettings`; ``--work-dir`` keeps and reuses the
+finished stages).
 
 Case ``chirality``. The data are OpenMM Brownian trajectories of a 4-bead chain with a known potential: harmonic
 bonds (0.38 nm, 1000 kJ/mol/nm^2), harmonic bond angles (100 degrees, 100 kJ/mol/rad^2) and one dihedral term
@@ -17,7 +33,9 @@ the classifier's AUC on the iteration's windows, and the mirror-energy gap ``<U(
 Usage (JSON on stdout, a summary line on stderr)::
 
     python benchmarks/recovery.py --quick
-    python benchmarks/recovery.py --out benchmarks/results/recovery.json
+    python benchmarks/recovery.py --case chirality --out benchmarks/results/recovery.json
+    python benchmarks/recovery.py --case chain --out benchmarks/results/recovery_chain.json
+    python benchmarks/recovery.py --case teacher --work-dir teacher_work --out benchmarks/results/recovery_teacher.json
 """
 import argparse
 import json
@@ -332,21 +350,234 @@ def chain_cases(settings, work: Path, seed: int = 0) -> list:
     for integrator in settings.integrators.split(","):
         for side in settings.directions.split(","):
             folder = work / f"{integrator}_{side}"
-            folder.mkdir()
+            folder.mkdir(exist_ok=True)
             rows.append(chain_case(settings, folder, seed, integrator, {"above": 1.0, "below": -1.0}[side]))
     return rows
 
 
-CASES = {"chirality": chirality_case, "chain": chain_cases}
+# ------------------------------------------------------------------------------------------ L2: a teacher molecule
+@dataclass
+class TeacherSettings:
+    """Sizes of the L2 case: a CG alanine-dipeptide teacher model simulated as the data (full run)."""
+
+    aa_ns: float = 1.0                      # AA reference MD the teacher is force-matched to
+    fm_iterations: int = 1500               # force matching of the teacher (to the AA data)
+    student_fm_iterations: int = 6000       # force matching of the student (to the teacher's exact forces)
+    teacher_friction_per_ps: float = 2.0
+    start_friction_per_ps: float = 10.0
+    data_walkers: int = 64                  # teacher trajectories (the data), from spaced AA frames
+    data_ps: float = 100.0
+    frame_interval_ps: float = 0.1
+    window_frames: int = 6
+    mode: str = "conditional"
+    iterations: int = 200
+    walkers: int = 256
+    walkers_per_start: int = 1
+    classifier: str = "invariant"
+    classifier_steps: int = 10
+    classifier_warmup: int = 30
+    lr_potential: float = 2e-4
+    lr_friction: float = 0.03
+    dm_runs: str = "crn,crn_fixed_potential,score"   # dynamic-matching runs (TEACHER_DM_RUNS); targets judge the first
+    production_walkers: int = 64            # each model's production, from teacher frames
+    production_ps: float = 100.0
+    probe_windows: int = 256
+    tolerance_friction: float = 0.10
+    tolerance_kinetics: float = 0.15
+    max_auc: float = 0.6
 
 
-SETTINGS = {"chirality": (ChiralitySettings, QUICK), "chain": (ChainSettings, CHAIN_QUICK)}
+#: Dynamic-matching runs of the L2 case: the friction's estimator, and whether the network keeps learning.
+TEACHER_DM_RUNS = {"crn": {"friction_gradient": "crn"}, "score": {"friction_gradient": "score"},
+                   "crn_fixed_potential": {"friction_gradient": "crn", "lr_potential": 0.0},
+                   "crn_teacher_potential": {"friction_gradient": "crn", "lr_potential": 0.0}}
+#: Runs that start from the teacher's own potential instead of the force-matched student (friction only).
+FROM_TEACHER = ("crn_teacher_potential",)
+TEACHER_QUICK = TeacherSettings(aa_ns=0.1, fm_iterations=200, student_fm_iterations=200, data_walkers=16,
+                                data_ps=10.0, iterations=6, walkers=32, classifier_warmup=2, classifier_steps=2,
+                                production_walkers=16, production_ps=10.0, probe_windows=32)
+
+
+def teacher_config(cg_path: Path, settings: TeacherSettings, objective: str, friction_per_ps: float,
+                   seed: int, run: str = "crn") -> Config:
+    """The demo's configuration of one alanine-dipeptide model, at the sizes of ``settings``; ``run`` is
+    ``"teacher"``, ``"student"`` (force matching) or a key of :data:`TEACHER_DM_RUNS`."""
+    from openmm_dynmatch.config import ClassifierConfig, DataConfig
+    from openmm_dynmatch.demo import FULL, demo_config
+
+    fm_iterations = settings.fm_iterations if run == "teacher" else settings.student_fm_iterations
+    demo = replace(FULL, fm_iterations=fm_iterations, dm_iterations=settings.iterations,
+                   dm_walkers=settings.walkers, dm_warmup=settings.classifier_warmup,
+                   window_frames=settings.window_frames, probe_windows=settings.probe_windows)
+    config = demo_config(cg_path, demo, objective, seed)
+    train = replace(config.train, mode=settings.mode, classifier_steps=settings.classifier_steps,
+                    walkers_per_start=settings.walkers_per_start, lr_potential=settings.lr_potential,
+                    lr_friction=settings.lr_friction, checkpoint_every=max(settings.iterations // 4, 1))
+    train = replace(train, **TEACHER_DM_RUNS.get(run, {}))
+    return replace(config, train=train, data=replace(config.data, window_frames=settings.window_frames),
+                   classifier=ClassifierConfig(kind=settings.classifier),
+                   dynamics=replace(config.dynamics, friction_per_ps=friction_per_ps))
+
+
+def walker_trajectories(path: Path, n_beads: int) -> list:
+    """The walkers of a CG production file, each ``(n_frames, n_beads, 3)`` nm."""
+    positions = trajio.load(path).positions
+    walkers = positions.reshape(len(positions), -1, n_beads, 3)
+    return [walkers[:, i] for i in range(walkers.shape[1])]
+
+
+def teacher_data(teacher_run: Path, mapped: Path, settings: TeacherSettings, work: Path, seed: int) -> Path:
+    """OpenMM trajectories of the teacher at its friction, with its exact forces, as a CG data file."""
+    from openmm_dynmatch.cgdata import import_cg
+    from openmm_dynmatch.models.potential import forces, load_potential
+
+    out = work / "teacher_data.h5"
+    if out.exists():
+        return out
+    aa = trajio.load(mapped)
+    n_beads = aa.positions.shape[1]
+    production = run_production(teacher_run / "model.pt", aa.positions, settings.data_walkers, settings.data_ps,
+                                settings, work / "teacher_run.h5", seed, settings.teacher_friction_per_ps)
+    trajectories = [t[len(t) // 10:] for t in walker_trajectories(production, n_beads)]
+    potential, _ = load_potential(teacher_run / "potential.pt")
+    potential = potential.double()
+    teacher_forces = [forces(potential, torch.as_tensor(t))[1].detach().numpy() for t in trajectories]
+    meta = aa.metadata
+    import_cg(trajectories, out, masses_amu=meta["masses_amu"], bonds=meta["bonds"],
+              temperature_k=meta["temperature_k"], frame_interval_ps=settings.frame_interval_ps,
+              bead_names=[a.name for a in aa.topology.atoms], bead_types=meta.get("bead_types"),
+              type_names=meta.get("type_names"), forces=teacher_forces, timestep_ps=0.002, topology=aa.topology)
+    return out
+
+
+def run_production(model: Path, frames: np.ndarray, n_walkers: int, ps: float, settings: TeacherSettings,
+                   out: Path, seed: int, friction_per_ps=None) -> Path:
+    """Batched OpenMM run of ``model`` (at ``friction_per_ps`` when given) from spaced ``frames``."""
+    from openmm_dynmatch.openmm.runner import simulate
+
+    if not out.exists():
+        simulate(model, frames, n_walkers, out, ns=ps / 1000.0, frame_interval_ps=settings.frame_interval_ps,
+                 platform="Reference", seed=seed, progress=False, start_selection="spaced",
+                 friction_per_ps=friction_per_ps)
+    return out
+
+
+def teacher_case(settings: TeacherSettings, work: Path, seed: int = 0) -> dict:
+    """L2: recover a CG alanine-dipeptide teacher's friction and kinetics by dynamic matching.
+
+    The teacher is the force-matching model of AA data, run by OpenMM at ``teacher_friction_per_ps``; its
+    trajectories (with its exact forces) are the data. The student is force-matched to those frames and starts
+    dynamic matching at ``start_friction_per_ps``. The student is in the teacher's model class and the data are
+    Markovian at the CG resolution, so whatever it misses is the estimator's (or the game's) failure.
+    Reference rows: the teacher itself in an independent production (the noise of the kinetic ratios at these
+    run lengths), and the force-matched student at the start friction and at the teacher's friction (the kinetics
+    the potential fit alone allows).
+    """
+    from openmm_dynmatch.analysis import compare
+    from openmm_dynmatch.demo import FULL, prepare_aa_data, train_model
+
+    clock = {}
+    t0 = time.perf_counter()
+    _, mapped = prepare_aa_data(work, replace(FULL, aa_ns=settings.aa_ns), seed, progress=False)
+    clock["aa_data_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    teacher = train_model(teacher_config(mapped, settings, "force_matching", settings.teacher_friction_per_ps,
+                                         seed, "teacher"), work / "run_teacher", False)
+    data = teacher_data(Path(teacher["run_dir"]), mapped, settings, work, seed + 1)
+    clock["teacher_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fm = train_model(teacher_config(data, settings, "force_matching", settings.start_friction_per_ps, seed,
+                                    "student"), work / "run_fm", False)
+    clock["student_fm_s"] = time.perf_counter() - t0
+    runs = {"teacher_again": (teacher, settings.teacher_friction_per_ps), "fm_start_friction": (fm, None),
+            "fm_teacher_friction": (fm, settings.teacher_friction_per_ps)}
+    dm_runs = settings.dm_runs.split(",")
+    for name in dm_runs:
+        t0 = time.perf_counter()
+        config = teacher_config(data, settings, "dynamic_matching", settings.start_friction_per_ps, seed, name)
+        if name in FROM_TEACHER:
+            summary = train_from_potential(config, Path(teacher["potential"]), work / f"run_dm_{name}")
+        else:
+            summary = train_model(config, work / f"run_dm_{name}", False)
+        runs[f"dm_{name}"] = (summary, None)
+        clock[f"student_dm_{name}_s"] = time.perf_counter() - t0
+    frames = np.concatenate(walker_trajectories(work / "teacher_run.h5", trajio.load(data).positions.shape[1]))
+    truth = trajio.load(data)
+    models = {}
+    for label, (summary, friction) in runs.items():
+        t0 = time.perf_counter()
+        out = run_production(Path(summary["model"]), frames, settings.production_walkers, settings.production_ps,
+                             settings, work / f"cg_{label}.h5", seed + 2, friction)
+        clock[f"production_{label}_s"] = time.perf_counter() - t0
+        s = compare(truth, trajio.load(out), seed=seed)["summary"]
+        ratios = s.get("timescale_ratio") or [None]
+        models[label] = {"friction_per_ps": friction or summary["friction_per_ps"],
+                         "slowest_timescale_ratio": ratios[0], "core_relaxation_ratio": s.get("core_relaxation_ratio"),
+                         "js_fes_2d": s.get("js_fes_2d"), "timescales_teacher_ps": s.get("timescales_aa_ps"),
+                         "timescales_cg_ps": s.get("timescales_cg_ps"),
+                         # the teacher's probe compares it with the AA data, not with its own trajectories
+                         "heldout_auc": {} if label == "teacher_again" else summary.get("heldout_auc", {})}
+    judged = f"dm_{dm_runs[0]}"
+    kinetics = models[judged]
+    auc, friction = kinetics["heldout_auc"], kinetics["friction_per_ps"]
+    errors = {"friction": friction / settings.teacher_friction_per_ps - 1,
+              "msm": _ratio_error(kinetics["slowest_timescale_ratio"]),
+              "core": _ratio_error(kinetics["core_relaxation_ratio"])}
+    auc_after = (auc.get("after") or {}).get("auc")
+    met = {"friction": abs(errors["friction"]) <= settings.tolerance_friction,
+           "msm": errors["msm"] <= settings.tolerance_kinetics, "core": errors["core"] <= settings.tolerance_kinetics,
+           "auc": auc_after is not None and auc_after <= settings.max_auc}
+    return {"case": "teacher", "settings": vars(settings), "seed": seed, "judged": judged,
+            "teacher_friction_per_ps": settings.teacher_friction_per_ps,
+            "start_friction_per_ps": settings.start_friction_per_ps, "recovered_friction_per_ps": friction,
+            "relative_errors": errors, "heldout_auc": auc, "models": models, "met": met,
+            "all_met": bool(all(met.values())), "timings_s": clock, "time_train_s": clock[f"student_{judged}_s"]}
+
+
+def train_from_potential(config: Config, potential_file: Path, run_dir: Path) -> dict:
+    """Dynamic matching of ``config`` started from the potential in ``potential_file`` (no pre-training), with the
+    held-out probes and exported files of :func:`openmm_dynmatch.runs.run_training`; a finished run is reused."""
+    from openmm_dynmatch.models.potential import load_potential
+    from openmm_dynmatch.runs import build_trainer, finish_run, load_training_data, probe_auc
+
+    if (run_dir / "summary.json").exists():
+        return json.loads((run_dir / "summary.json").read_text())
+    data = load_training_data(config)
+    potential = load_potential(potential_file)[0]
+    dynamics = DynamicsParameters(config.dynamics.integrator, config.dynamics.friction_per_ps,
+                                  data.metadata["bead_types"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.train.seed)
+    probes = {"before": probe_auc(config, data, potential, dynamics)}
+    trainer = build_trainer(config, data, potential, dynamics, run_dir)
+    trainer.run(progress=False)
+    trainer.load_averaged()
+    probes["after"] = probe_auc(config, data, potential, dynamics)
+    return finish_run(config, data, potential, dynamics, run_dir, probes)
+
+
+def _ratio_error(ratio) -> float:
+    """``|ratio - 1|``, or infinity when the ratio could not be measured."""
+    return abs(ratio - 1.0) if ratio is not None and math.isfinite(ratio) else math.inf
+
+
+CASES = {"chirality": chirality_case, "chain": chain_cases, "teacher": teacher_case}
+
+
+SETTINGS = {"chirality": (ChiralitySettings, QUICK), "chain": (ChainSettings, CHAIN_QUICK),
+            "teacher": (TeacherSettings, TEACHER_QUICK)}
 
 
 def _summary(row: dict) -> str:
     if row["case"] == "chirality":
         return (f"phi > 0 data {row['data_right_handed']:.3f}, CG {row['cg_right_handed']:.3f} "
                 f"({row['difference_points']:+.1f} points; target 5: {'met' if row['met'] else 'missed'})")
+    if row["case"] == "teacher":
+        dm, met = row["models"][row["judged"]], row["met"]
+        return (f"teacher friction {row['teacher_friction_per_ps']:g}/ps, DM {row['start_friction_per_ps']:g} -> "
+                f"{row['recovered_friction_per_ps']:.3g}/ps ({100 * row['relative_errors']['friction']:+.1f}%), "
+                f"MSM ratio {dm['slowest_timescale_ratio']}, core ratio {dm['core_relaxation_ratio']}, held-out AUC "
+                f"{(row['heldout_auc'].get('after') or {}).get('auc')} (met: {met})")
     errors = row["relative_errors"]
     return (f"{row['integrator']} friction {row['start']['friction_per_ps']:.3g} -> "
             f"{row['recovered']['friction_per_ps']:.3g}/ps (truth {row['truth']['friction_per_ps']:g}, "
@@ -366,6 +597,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--out", default=None, help="also write the JSON result to this file")
+    parser.add_argument("--work-dir", default=None,
+                        help="keep intermediate files here (the teacher case reuses its finished stages; default: "
+                             "a temporary folder per case)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     overrides = {k: v for k, v in (("mode", args.mode), ("iterations", args.iterations)) if v is not None}
@@ -378,8 +612,13 @@ def main(argv=None) -> dict:
         settings = quick if args.quick else full()
         settings = replace(settings, **{k: v for k, v in overrides.items() if hasattr(settings, k)})
         for seed in args.seeds:
-            with tempfile.TemporaryDirectory(prefix="recovery-") as tmp:
-                result = CASES[case](settings, Path(tmp), seed)
+            if args.work_dir:
+                work = Path(args.work_dir) / f"{case}_seed{seed}"
+                work.mkdir(parents=True, exist_ok=True)
+                result = CASES[case](settings, work, seed)
+            else:
+                with tempfile.TemporaryDirectory(prefix="recovery-") as tmp:
+                    result = CASES[case](settings, Path(tmp), seed)
             for row in result if isinstance(result, list) else [result]:
                 rows.append(row)
                 print(f"{case} seed {seed}: {_summary(row)}, train {row['time_train_s']:.0f} s", file=sys.stderr)

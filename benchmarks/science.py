@@ -33,6 +33,9 @@ plus the many-body ``internal_mlp`` network; see docs/models.md for why) and the
    ``-kT ln p``, the sampled free energy of the full model and of its prior alone, and the network's energy
    averaged per bin.
 
+``--friction-starts 1 20`` also trains dynamic matching from those initial frictions (training only) and reports
+whether the learned frictions agree with the main run's within 15%.
+
 Writes ``<out>`` (JSON: settings, timings, per-model metrics, the targets and whether they are met) and three
 figures beside it, ``<stem>_fes.png``, ``<stem>_summary.png`` and ``<stem>_profiles.png``; prints a one-line
 summary to stderr. Finished stages in ``--work-dir`` are reused, so an interrupted run continues where it
@@ -66,6 +69,7 @@ OBJECTIVES = {"fm": "force_matching", "fmc": "force_matching", "rem": "relative_
 LABELS = {"aa": "AA (mapped)", "fm": "force matching", "fmc": "FM + calibrated friction", "rem": "relative entropy",
           "dm": "dynamic matching"}
 ITS_TOLERANCE = 0.25
+FRICTION_START_TOLERANCE = 0.15
 JS_MARGIN = 0.01
 SPLIT_HALF_FACTOR = 2.0
 PSI_BARRIER_RAD = (0.0, 2.0)
@@ -270,7 +274,25 @@ def plot_summary(models: dict, path: Path) -> None:
     save_figure(fig, path)
 
 
-def run(settings: DemoSettings, work: Path, out: Path, seed: int, aa_mapped, progress: bool) -> dict:
+def friction_starts_study(cg_path: Path, work: Path, settings: DemoSettings, seed: int, clock: StageClock,
+                          progress: bool, starts: list, dm_friction: float) -> dict:
+    """Dynamic matching again from other initial frictions (training only): the learned friction of each start,
+    beside the main run's (from 10/ps), and the target that they agree within 15% (largest over smallest)."""
+    learned = {"10": dm_friction}
+    for start in starts:
+        run_dir = work / f"run_dm_from_{start:g}"
+        config = demo_config(cg_path, settings, "dynamic_matching", seed)
+        config = replace(config, dynamics=replace(config.dynamics, friction_per_ps=float(start)))
+        summary = clock.run(f"train_dm_from_{start:g}_s", (run_dir / "summary.json").exists(), train_model, config,
+                            run_dir, progress)
+        learned[f"{start:g}"] = summary["friction_per_ps"]
+    spread = max(learned.values()) / min(learned.values()) - 1.0
+    return {"learned_friction_per_ps": learned, "spread": spread,
+            "within_15pct": bool(spread <= FRICTION_START_TOLERANCE)}
+
+
+def run(settings: DemoSettings, work: Path, out: Path, seed: int, aa_mapped, progress: bool,
+        friction_starts=()) -> dict:
     """All stages; returns the JSON document (also written to ``out``)."""
     work.mkdir(parents=True, exist_ok=True)
     clock = StageClock(work)
@@ -280,6 +302,8 @@ def run(settings: DemoSettings, work: Path, out: Path, seed: int, aa_mapped, pro
     else:
         cg_path = Path(aa_mapped)
     summaries = train_all(cg_path, work, settings, seed, clock, progress)
+    starts = friction_starts_study(cg_path, work, settings, seed, clock, progress, list(friction_starts),
+                                   summaries["dm"]["friction_per_ps"]) if friction_starts else None
     models, analysis_s = {}, 0.0
     aa = trajio.load(cg_path)
     for label, summary in summaries.items():
@@ -301,6 +325,7 @@ def run(settings: DemoSettings, work: Path, out: Path, seed: int, aa_mapped, pro
         "system": "alanine-dipeptide-implicit" if aa_mapped is None else str(aa_mapped), "mapping": "ala2-heavy10",
         "settings": asdict(settings), "seed": seed, "timings_s": timings,
         "aa_frames": int(aa.n_frames), "aa_split_half_js": floor, "targets": targets(models, floor),
+        "friction_starts": starts,
         "psi_barrier_kj_per_mol": profiles["psi_barrier_kj_per_mol"],
         "models": {k: {n: v for n, v in m.items() if n != "curves"} for k, m in models.items()},
         "curves": dict({k: m["curves"] for k, m in models.items()}, profiles=profiles),
@@ -324,7 +349,14 @@ def one_line(result: dict) -> str:
               f"{t['fm_walkers_cross']} | DM within 25% (MSM/core): {t['msm_dm_within_25pct']}/"
               f"{t['core_dm_within_25pct']}, FM off by "
               f"more: {t['msm_fm_off_by_more']}/{t['core_fm_off_by_more']}, DM JS <= FM + 0.01: "
-              f"{t['dm_js_no_worse_than_fm_plus_0.01']}")
+              f"{t['dm_js_no_worse_than_fm_plus_0.01']}" + _starts_line(result.get("friction_starts")))
+
+
+def _starts_line(starts) -> str:
+    if not starts:
+        return ""
+    learned = ", ".join(f"{k} -> {v:.3g}" for k, v in starts["learned_friction_per_ps"].items())
+    return f" | DM friction from each start (1/ps): {learned}; within 15%: {starts['within_15pct']}"
 
 
 def _fmt(value) -> str:
@@ -343,6 +375,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--friction-starts", type=float, nargs="*", default=[], metavar="PER_PS",
+                        help="also train dynamic matching from these initial frictions (e.g. 1 20) and report "
+                             "whether the learned frictions agree within 15%% (training only, ~8 min each)")
     args = parser.parse_args(argv)
     if args.threads is not None:
         if args.threads < 1:
@@ -353,7 +388,10 @@ def main(argv=None) -> int:
     if args.aa_mapped is not None and not Path(args.aa_mapped).is_file():
         parser.error(f"--aa-mapped: no such file '{args.aa_mapped}'")
     settings = LARGE if args.full else QUICK if args.quick else DEFAULT
-    result = run(settings, Path(args.work_dir), Path(args.out), args.seed, args.aa_mapped, not args.no_progress)
+    if any(f <= 0 for f in args.friction_starts):
+        parser.error(f"--friction-starts must be positive frictions in 1/ps, got {args.friction_starts}")
+    result = run(settings, Path(args.work_dir), Path(args.out), args.seed, args.aa_mapped, not args.no_progress,
+                 args.friction_starts)
     print(json.dumps({k: v for k, v in result.items() if k != "curves"}, indent=2))
     print(one_line(result), file=sys.stderr)
     return 0

@@ -103,3 +103,30 @@ def test_snr_is_formed_from_four_walker_groups_written_out_again():
                         for g in range(0, B, 3)])
     mean, variance_of_mean = rows.mean(0), rows.var(0, unbiased=True) / 4
     assert stats["gradient_snr"] == pytest.approx(float(mean.norm() / variance_of_mean.sum().sqrt()), rel=1e-10)
+
+
+@pytest.mark.parametrize("others", [True, False])
+def test_given_gradients_replace_the_score_function_and_escape_the_clip(others):
+    """A parameter with a given gradient is stepped with exactly that gradient, is left out of the clip norm, and
+    the other parameters keep their score-function gradient; with nothing else to learn no likelihood is built."""
+    y, reward = _problem(3)
+    theta = torch.nn.Parameter(torch.tensor([0.3, -0.2], dtype=torch.float64))
+    friction = torch.nn.Parameter(torch.tensor([1.0], dtype=torch.float64))
+    optimizer = torch.optim.SGD([theta, friction] if others else [friction], lr=1.0)
+    calls = []
+
+    def log_p_of(index):
+        calls.append(index.numel())
+        return -0.5 * (y[index] - theta).pow(2).sum(-1) + 0.0 * friction.sum()
+
+    given, clip = torch.tensor([250.0], dtype=torch.float64), 1e-3   # far above the clip: it must not be scaled
+    score_function_update(log_p_of, reward, optimizer, UpdateSettings(grad_clip=clip), False, None,
+                          [(friction, given)])
+    assert float(friction.detach()) == pytest.approx(1.0 - 250.0)
+    if others:
+        start = torch.tensor([0.3, -0.2], dtype=torch.float64)
+        gradient = _first_gradient(y, reward, start)
+        assert gradient.norm() > 10 * clip
+        torch.testing.assert_close(theta.detach(), start - gradient * clip / (gradient.norm() + 1e-6))
+    else:
+        assert calls == [] and theta.grad is None
