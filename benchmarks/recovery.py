@@ -378,7 +378,7 @@ class TeacherSettings:
     classifier_warmup: int = 30
     lr_potential: float = 2e-4
     lr_friction: float = 0.03
-    dm_runs: str = "crn,crn_fixed_potential,score"   # dynamic-matching runs (TEACHER_DM_RUNS); targets judge the first
+    dm_runs: str = "crn,crn_fixed_potential,crn_teacher_potential,score"  # TEACHER_DM_RUNS; the first is judged
     production_walkers: int = 64            # each model's production, from teacher frames
     production_ps: float = 100.0
     probe_windows: int = 256
