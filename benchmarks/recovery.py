@@ -402,7 +402,7 @@ def teacher_config(cg_path: Path, settings: TeacherSettings, objective: str, fri
                    seed: int, run: str = "crn") -> Config:
     """The demo's configuration of one alanine-dipeptide model, at the sizes of ``settings``; ``run`` is
     ``"teacher"``, ``"student"`` (force matching) or a key of :data:`TEACHER_DM_RUNS`."""
-    from openmm_dynmatch.config import ClassifierConfig, DataConfig
+    from openmm_dynmatch.config import ClassifierConfig
     from openmm_dynmatch.demo import FULL, demo_config
 
     fm_iterations = settings.fm_iterations if run == "teacher" else settings.student_fm_iterations
@@ -419,26 +419,19 @@ def teacher_config(cg_path: Path, settings: TeacherSettings, objective: str, fri
                    dynamics=replace(config.dynamics, friction_per_ps=friction_per_ps))
 
 
-def walker_trajectories(path: Path, n_beads: int) -> list:
-    """The walkers of a CG production file, each ``(n_frames, n_beads, 3)`` nm."""
-    positions = trajio.load(path).positions
-    walkers = positions.reshape(len(positions), -1, n_beads, 3)
-    return [walkers[:, i] for i in range(walkers.shape[1])]
-
-
 def teacher_data(teacher_run: Path, mapped: Path, settings: TeacherSettings, work: Path, seed: int) -> Path:
     """OpenMM trajectories of the teacher at its friction, with its exact forces, as a CG data file."""
     from openmm_dynmatch.cgdata import import_cg
     from openmm_dynmatch.models.potential import forces, load_potential
+    from openmm_dynmatch.openmm.runner import load_walkers
 
     out = work / "teacher_data.h5"
     if out.exists():
         return out
     aa = trajio.load(mapped)
-    n_beads = aa.positions.shape[1]
     production = run_production(teacher_run / "model.pt", aa.positions, settings.data_walkers, settings.data_ps,
                                 settings, work / "teacher_run.h5", seed, settings.teacher_friction_per_ps)
-    trajectories = [t[len(t) // 10:] for t in walker_trajectories(production, n_beads)]
+    trajectories = [t[len(t) // 10:] for t in load_walkers(production)]
     potential, _ = load_potential(teacher_run / "potential.pt")
     potential = potential.double()
     teacher_forces = [forces(potential, torch.as_tensor(t))[1].detach().numpy() for t in trajectories]
@@ -475,6 +468,7 @@ def teacher_case(settings: TeacherSettings, work: Path, seed: int = 0) -> dict:
     """
     from openmm_dynmatch.analysis import compare
     from openmm_dynmatch.demo import FULL, prepare_aa_data, train_model
+    from openmm_dynmatch.openmm.runner import load_walkers
 
     clock = {}
     t0 = time.perf_counter()
@@ -501,7 +495,7 @@ def teacher_case(settings: TeacherSettings, work: Path, seed: int = 0) -> dict:
             summary = train_model(config, work / f"run_dm_{name}", False)
         runs[f"dm_{name}"] = (summary, None)
         clock[f"student_dm_{name}_s"] = time.perf_counter() - t0
-    frames = np.concatenate(walker_trajectories(work / "teacher_run.h5", trajio.load(data).positions.shape[1]))
+    frames = np.concatenate(load_walkers(work / "teacher_run.h5"))
     truth = trajio.load(data)
     models = {}
     for label, (summary, friction) in runs.items():
