@@ -227,8 +227,8 @@ class TrainConfig:
     friction_gradient: str = option("crn", "estimator of the friction's gradient: crn (central difference in log "
                                     "friction of the mean reward of two extra OpenMM runs with common random "
                                     "numbers; one pair of runs for all frictions, by simultaneous perturbation) "
-                                    "or score (the path likelihood, like the potential; ~70x lower "
-                                    "signal-to-noise on alanine dipeptide, docs/estimators.md)", ("crn", "score"))
+                                    "or score (the path likelihood, like the potential; its standard "
+                                    "error was 86x larger on alanine dipeptide, docs/estimators.md)", ("crn", "score"))
     friction_crn_step: float = option(0.1, "log-friction perturbation of the crn estimator", valid="(0, 1]")
     lr_classifier: float = option(1e-3, "Adam learning rate of the classifier", valid="(0, inf)")
     beta1: float = option(0.5, "Adam beta1 of the generator", valid="[0, 1)")

@@ -264,7 +264,7 @@ class DynamicMatchingTrainer:
         ``Delta`` a random sign per friction parameter (simultaneous perturbation; with one friction it is the
         central difference). The estimate ``Delta (mean g+ - mean g-) / (2 h)`` is unbiased up to ``O(h^2)``, and
         because both runs share their noise the difference of a walker's rewards is small: on alanine dipeptide
-        its signal-to-noise was ~70x that of the score function at equal walkers (docs/estimators.md).
+        its standard error was 86x smaller than the score function's at equal walkers (docs/estimators.md).
 
         Returns ``(gradient like log_friction, {"friction_crn_gradient": ..., "friction_crn_se": ...})``: the
         estimate for the first friction (the only one of Langevin dynamics) and its standard error over walkers.

@@ -126,7 +126,8 @@ def score_function_update(log_p_of: LogProbability, reward: torch.Tensor, optimi
     given_gradients : sequence of (parameter, gradient), optional
         Parameters of the optimizer whose gradient another estimator supplies (the friction's common-random-number
         difference, :meth:`openmm_dynmatch.train.DynamicMatchingTrainer.friction_crn_gradient`): their
-        score-function gradient is neither formed nor clipped, and every update steps them with the given one.
+        score-function gradient is discarded and left out of the clip norm, and every update steps them with the
+        given one; when no other parameter learns, no path likelihood is evaluated.
 
     Returns
     -------
