@@ -71,7 +71,7 @@ def fm_variant(cg_path: Path, work: Path, label: str, variant: str, settings, se
         "slowest_timescale_ratio": (s.get("timescale_ratio") or [None])[0],
         "validation_force_loss": summary.get("validation_force_loss"),
         "fm_stopped_at_iteration": stage.get("stopped_at_iteration"),
-        "train_s": trained - start, "production_s": produced - trained, "cg_file": str(cg_file)}
+        "train_s": trained - start, "production_s": produced - trained, "cg_file": Path(cg_file).name}
 
 
 def with_targets(row: dict) -> dict:
@@ -93,7 +93,7 @@ def study_variants(work: Path, variants, settings, seed: int, progress: bool) ->
     for row in rows:
         if row["net"] == "internal_mlp":
             cvs[f"FM, prior dihedrals: {row['prior_dihedrals']}"] = backbone_cvs(
-                walker_frames(Path(row["cg_file"])), aa.metadata)
+                walker_frames(work / row["cg_file"]), aa.metadata)
     profiles = free_energy_profiles(cvs, aa.metadata["temperature_k"], ["phi", "psi"])
     return {"rows": rows, "profiles": to_jsonable(profiles)}
 
