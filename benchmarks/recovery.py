@@ -369,6 +369,7 @@ class TeacherSettings:
     data_ps: float = 100.0
     frame_interval_ps: float = 0.1
     window_frames: int = 6
+    frame_step: int = 1                     # saved frames between a window's frames
     mode: str = "conditional"
     iterations: int = 200
     walkers: int = 256
@@ -414,7 +415,8 @@ def teacher_config(cg_path: Path, settings: TeacherSettings, objective: str, fri
                     walkers_per_start=settings.walkers_per_start, lr_potential=settings.lr_potential,
                     lr_friction=settings.lr_friction, checkpoint_every=max(settings.iterations // 4, 1))
     train = replace(train, **TEACHER_DM_RUNS.get(run, {}))
-    return replace(config, train=train, data=replace(config.data, window_frames=settings.window_frames),
+    data = replace(config.data, window_frames=settings.window_frames, frame_step=settings.frame_step)
+    return replace(config, train=train, data=data,
                    classifier=ClassifierConfig(kind=settings.classifier),
                    dynamics=replace(config.dynamics, friction_per_ps=friction_per_ps))
 
@@ -489,10 +491,8 @@ def teacher_case(settings: TeacherSettings, work: Path, seed: int = 0) -> dict:
     for name in dm_runs:
         t0 = time.perf_counter()
         config = teacher_config(data, settings, "dynamic_matching", settings.start_friction_per_ps, seed, name)
-        if name in FROM_TEACHER:
-            summary = train_from_potential(config, Path(teacher["potential"]), work / f"run_dm_{name}")
-        else:
-            summary = train_model(config, work / f"run_dm_{name}", False)
+        start = Path(teacher["potential"]) if name in FROM_TEACHER else None
+        summary = train_model(config, work / f"run_dm_{name}", False, start_potential=start)
         runs[f"dm_{name}"] = (summary, None)
         clock[f"student_dm_{name}_s"] = time.perf_counter() - t0
     frames = np.concatenate(load_walkers(work / "teacher_run.h5"))
@@ -526,28 +526,6 @@ def teacher_case(settings: TeacherSettings, work: Path, seed: int = 0) -> dict:
             "start_friction_per_ps": settings.start_friction_per_ps, "recovered_friction_per_ps": friction,
             "relative_errors": errors, "heldout_auc": auc, "models": models, "met": met,
             "all_met": bool(all(met.values())), "timings_s": clock, "time_train_s": clock[f"student_{judged}_s"]}
-
-
-def train_from_potential(config: Config, potential_file: Path, run_dir: Path) -> dict:
-    """Dynamic matching of ``config`` started from the potential in ``potential_file`` (no pre-training), with the
-    held-out probes and exported files of :func:`openmm_dynmatch.runs.run_training`; a finished run is reused."""
-    from openmm_dynmatch.models.potential import load_potential
-    from openmm_dynmatch.runs import build_trainer, finish_run, load_training_data, probe_auc
-
-    if (run_dir / "summary.json").exists():
-        return json.loads((run_dir / "summary.json").read_text())
-    data = load_training_data(config)
-    potential = load_potential(potential_file)[0]
-    dynamics = DynamicsParameters(config.dynamics.integrator, config.dynamics.friction_per_ps,
-                                  data.metadata["bead_types"])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(config.train.seed)
-    probes = {"before": probe_auc(config, data, potential, dynamics)}
-    trainer = build_trainer(config, data, potential, dynamics, run_dir)
-    trainer.run(progress=False)
-    trainer.load_averaged()
-    probes["after"] = probe_auc(config, data, potential, dynamics)
-    return finish_run(config, data, potential, dynamics, run_dir, probes)
 
 
 def _ratio_error(ratio) -> float:

@@ -114,9 +114,9 @@ def prepare_aa_data(out: Path, settings: DemoSettings, seed: int, progress: bool
     return aa_path, cg_path
 
 
-def train_model(config: Config, run_dir: Path, progress: bool) -> dict:
-    """:func:`openmm_dynmatch.runs.run_training` in ``run_dir``, resumed if interrupted; a finished run's
-    ``summary.json`` is returned as it is."""
+def train_model(config: Config, run_dir: Path, progress: bool, start_potential=None) -> dict:
+    """:func:`openmm_dynmatch.runs.run_training` in ``run_dir`` (from ``start_potential`` when given), resumed if
+    interrupted; a finished run's ``summary.json`` is returned as it is."""
     from openmm_dynmatch.runs import run_training
 
     summary_file = run_dir / "summary.json"
@@ -124,7 +124,7 @@ def train_model(config: Config, run_dir: Path, progress: bool) -> dict:
         import json
 
         return json.loads(summary_file.read_text())
-    return run_training(config, run_dir, resume=run_dir.exists(), progress=progress)
+    return run_training(config, run_dir, resume=run_dir.exists(), progress=progress, start_potential=start_potential)
 
 
 def produce(model_path, cg_path: Path, out_path: Path, settings: DemoSettings, seed: int, progress: bool) -> Path:

@@ -121,6 +121,12 @@ def build_potential_from_config(config: Config, data: TrainingData) -> CGPotenti
     return potential
 
 
+def dynamics_from_config(config: Config, data: TrainingData) -> DynamicsParameters:
+    """The integrator and (learnable or fixed) friction of ``config.dynamics`` for the bead types of ``data``."""
+    return DynamicsParameters(config.dynamics.integrator, config.dynamics.friction_per_ps,
+                              data.metadata["bead_types"], learnable=config.dynamics.learn_friction)
+
+
 def build_classifier_from_config(config: Config, data: TrainingData):
     """The window classifier of ``classifier.kind`` (:data:`openmm_dynmatch.models.registry.CLASSIFIERS`), its
     input scales set from the training windows."""
@@ -185,8 +191,13 @@ def _pretrain(config, data, potential, dynamics, objective: str, iterations: int
                                   **evaluation)
 
 
-def run_training(config: Config, run_dir, resume: bool = False, progress: bool = True) -> dict:
+def run_training(config: Config, run_dir, resume: bool = False, progress: bool = True,
+                 start_potential=None) -> dict:
     """Train a CG model as ``config`` says and export it; returns a summary (paths and final parameters).
+
+    ``start_potential`` (a potential file written by a run, e.g. its ``potential.pt``) replaces the potential
+    ``config`` would build: training starts from it and the pre-training stages are skipped, so dynamic matching
+    can start from a given model (the known-truth teacher of ``benchmarks/recovery.py``).
 
     Nothing is written before the data have been read and the models built, so a run that fails on its input
     (a wrong ``data.cg_path``, a file without the mapping metadata) leaves no folder that blocks the rerun.
@@ -203,13 +214,15 @@ def run_training(config: Config, run_dir, resume: bool = False, progress: bool =
     check_run_dir(config, run_dir, resume)
     torch.manual_seed(config.train.seed)
     data = load_training_data(config)
-    potential = build_potential_from_config(config, data)
-    dynamics = DynamicsParameters(config.dynamics.integrator, config.dynamics.friction_per_ps,
-                                  data.metadata["bead_types"], learnable=config.dynamics.learn_friction)
+    if start_potential is None:
+        potential = build_potential_from_config(config, data)
+    else:
+        potential = _start_potential(start_potential, config)
+    dynamics = dynamics_from_config(config, data)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_config(config, run_dir / "config.yaml")
     cfg = config.train
-    stages = [(cfg.pretrain, cfg.pretrain_iterations)] if cfg.pretrain != "none" else []
+    stages = [(cfg.pretrain, cfg.pretrain_iterations)] if cfg.pretrain != "none" and start_potential is None else []
     if cfg.objective != "dynamic_matching":
         stages.append((cfg.objective, cfg.iterations))
     for index, (objective, iterations) in enumerate(stages):
@@ -234,6 +247,19 @@ def run_training(config: Config, run_dir, resume: bool = False, progress: bool =
     summary = finish_run(config, data, potential, dynamics, run_dir, probes, stages, calibration)
     plot_training_curves(run_dir, run_dir / "training_curves.png")
     return summary
+
+
+def _start_potential(path, config: Config) -> CGPotential:
+    """The potential in ``path`` to start training from; its prior must be trainable exactly when
+    ``potential.prior_trainable`` says, since what learns follows the potential's own parameters."""
+    potential = load_potential(path)[0]
+    prior = getattr(potential, "prior", None)
+    trainable = isinstance(prior, torch.nn.Module) and any(p.requires_grad for p in prior.parameters())
+    if trainable != config.potential.prior_trainable:
+        raise ValueError(f"start_potential: {path} has a {'trainable' if trainable else 'fixed'} prior but "
+                         f"potential.prior_trainable is {config.potential.prior_trainable}; set it to {trainable} "
+                         f"or start from a potential built that way")
+    return potential
 
 
 def build_trainer(config: Config, data: TrainingData, potential, dynamics: DynamicsParameters,
@@ -266,8 +292,7 @@ def load_trainer(run_dir, walkers: Optional[int] = None) -> DynamicMatchingTrain
         config = replace(config, train=replace(config.train, walkers=int(walkers)))
     data = load_training_data(config)
     potential = build_potential_from_config(config, data)
-    dynamics = DynamicsParameters(config.dynamics.integrator, config.dynamics.friction_per_ps,
-                                  data.metadata["bead_types"], learnable=config.dynamics.learn_friction)
+    dynamics = dynamics_from_config(config, data)
     trainer = build_trainer(config, data, potential, dynamics, run_dir)
     _resume_trainer(trainer, checkpoint)
     return trainer

@@ -211,12 +211,20 @@ class DynamicMatchingTrainer:
         return {"classifier_loss": float(loss), "classifier_accuracy": float(accuracy),
                 "classifier_auc": roc_auc(scores, labels), "classifier_logit_std": spread}
 
+    @property
+    def friction_by_crn(self) -> bool:
+        """Whether the friction learns and its gradient comes from common random numbers, not the likelihood."""
+        return self.dynamics.log_friction.requires_grad and self.train_cfg.friction_gradient == "crn"
+
     def log_likelihood(self, paths: Paths) -> torch.Tensor:
-        """``log P_theta`` of every recorded path, shape (B,), differentiable in potential and friction."""
+        """``log P_theta`` of every recorded path, shape (B,), differentiable in the potential, and in the friction
+        unless its gradient comes from common random numbers."""
         force_fn = estimators.potential_force_fn(self.potential, create_graph=True)
+        friction = self.dynamics.friction_per_bead()
+        if self.friction_by_crn:
+            friction = friction.detach()
         return path_log_likelihood(self.dynamics.integrator, paths.positions, paths.velocities, force_fn,
-                                   self.masses, self.dynamics.friction_per_bead(), self.config.dynamics.timestep_ps,
-                                   self.kt)
+                                   self.masses, friction, self.config.dynamics.timestep_ps, self.kt)
 
     def path_log_p(self, paths: Paths, mode: str) -> torch.Tensor:
         """The log-probability the score function differentiates: the path likelihood, and in free mode also the
@@ -238,7 +246,7 @@ class DynamicMatchingTrainer:
         reward = self.window_rewards(paths)
         stats = {"reward_mean": float(reward.mean()), "reward_std": float(reward.std())}
         given = None
-        if self.dynamics.log_friction.requires_grad and self.train_cfg.friction_gradient == "crn":
+        if self.friction_by_crn:
             start = time.perf_counter()
             gradient, crn_stats = self.friction_crn_gradient(paths.positions[:, 0].numpy(),
                                                              paths.positions.shape[1] - 1)

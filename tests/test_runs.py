@@ -1,6 +1,7 @@
 """Training runs from a configuration, through the library and the CLI: run directory, export, resume,
 Brownian per-type frictions in exported models, and the collapse monitor."""
 import csv
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -143,6 +144,33 @@ def test_dynamic_matching_run_through_the_cli_writes_log_checkpoint_and_model(tm
     assert all(torch.equal(classifier[k], v) for k, v in checkpoint["classifier"].items())
     with pytest.raises(FileNotFoundError, match="checkpoint.pt not found"):
         load_trainer(tmp_path)
+
+
+@pytest.mark.integration
+def test_dynamic_matching_from_a_start_potential_skips_pre_training_and_keeps_that_potential(tmp_path, dimer_file):
+    from openmm_dynmatch.models.potential import save_potential
+
+    fixed_prior = {"kind": "pair_mlp", "prior_trainable": False, "net": {"hidden": 8}}
+    config = load_config(_config_file(tmp_path, dimer_file, objective="force_matching", iterations=5))
+    fm = run_training(replace(config, potential=replace(config.potential, **fixed_prior)), tmp_path / "fm",
+                      progress=False)
+    start, metadata = load_potential(fm["potential"])
+    with torch.no_grad():  # a bond length no fit to these data would give (the data's r0 is 0.3 nm)
+        start.prior.bond_r0_ref.fill_(0.45)
+    save_potential(tmp_path / "start.pt", start, metadata)
+    config = load_config(_config_file(tmp_path, dimer_file, lr_potential=0.0))
+    # a start potential whose prior is fixed while the configuration says trainable is refused, naming the key
+    with pytest.raises(ValueError, match="prior_trainable is True"):
+        run_training(config, tmp_path / "refused", progress=False, start_potential=tmp_path / "start.pt")
+    # the prior is fixed and lr_potential is 0: only the friction learns, the potential must come back unchanged
+    config = replace(config, potential=replace(config.potential, **fixed_prior))
+    summary = run_training(config, tmp_path / "dm", progress=False, start_potential=tmp_path / "start.pt")
+    trained = load_potential(summary["potential"])[0].state_dict()
+    assert all(torch.equal(trained[k], v) for k, v in start.state_dict().items())
+    assert float(start.prior.constants()["bond_r0"][0]) == pytest.approx(0.45)
+    assert not list((tmp_path / "dm").glob("stage*"))  # no pre-training stage ran
+    log = np.genfromtxt(tmp_path / "dm" / "log.csv", delimiter=",", names=True, dtype=None, encoding=None)
+    assert log["friction_per_ps_type0"][-1] != pytest.approx(50.0)  # the friction did learn
 
 
 def test_exported_brownian_model_keeps_per_type_frictions(tmp_path):
