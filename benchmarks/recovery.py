@@ -457,6 +457,18 @@ def run_production(model: Path, frames: np.ndarray, n_walkers: int, ps: float, s
     return out
 
 
+def force_error(potential_file: Path, data: "trajio.Trajectory", every: int = 20) -> float:
+    """RMS of a potential's force error against the teacher's exact forces stored in ``data``, relative to the
+    RMS teacher force, on every ``every``-th frame."""
+    from openmm_dynmatch.models.potential import forces, load_potential
+
+    potential = load_potential(potential_file)[0].double()
+    positions = torch.as_tensor(data.positions[::every], dtype=torch.float64)
+    teacher = torch.as_tensor(data.forces[::every], dtype=torch.float64)
+    model = forces(potential, positions)[1].detach()
+    return float(torch.sqrt(((model - teacher) ** 2).mean() / (teacher ** 2).mean()))
+
+
 def teacher_case(settings: TeacherSettings, work: Path, seed: int = 0) -> dict:
     """L2: recover a CG alanine-dipeptide teacher's friction and kinetics by dynamic matching.
 
@@ -466,49 +478,52 @@ def teacher_case(settings: TeacherSettings, work: Path, seed: int = 0) -> dict:
     Markovian at the CG resolution, so whatever it misses is the estimator's (or the game's) failure.
     Reference rows: the teacher itself in an independent production (the noise of the kinetic ratios at these
     run lengths), and the force-matched student at the start friction and at the teacher's friction (the kinetics
-    the potential fit alone allows).
+    the potential fit alone allows). Every model's potential is also scored by its force error against the
+    teacher's exact forces on the data's frames.
     """
     from openmm_dynmatch.analysis import compare
     from openmm_dynmatch.demo import FULL, prepare_aa_data, train_model
     from openmm_dynmatch.openmm.runner import load_walkers
+    from science import StageClock
 
-    clock = {}
-    t0 = time.perf_counter()
-    _, mapped = prepare_aa_data(work, replace(FULL, aa_ns=settings.aa_ns), seed, progress=False)
-    clock["aa_data_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    teacher = train_model(teacher_config(mapped, settings, "force_matching", settings.teacher_friction_per_ps,
-                                         seed, "teacher"), work / "run_teacher", False)
-    data = teacher_data(Path(teacher["run_dir"]), mapped, settings, work, seed + 1)
-    clock["teacher_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    fm = train_model(teacher_config(data, settings, "force_matching", settings.start_friction_per_ps, seed,
-                                    "student"), work / "run_fm", False)
-    clock["student_fm_s"] = time.perf_counter() - t0
+    clock = StageClock(work)
+    _, mapped = clock.run("aa_data_s", (work / "aa_mapped.h5").exists(), prepare_aa_data, work,
+                          replace(FULL, aa_ns=settings.aa_ns), seed, False)
+
+    def teacher_stage():
+        summary = train_model(teacher_config(mapped, settings, "force_matching", settings.teacher_friction_per_ps,
+                                             seed, "teacher"), work / "run_teacher", False)
+        return summary, teacher_data(Path(summary["run_dir"]), mapped, settings, work, seed + 1)
+
+    teacher, data = clock.run("teacher_s", (work / "teacher_data.h5").exists(), teacher_stage)
+    fm_dir = work / "run_fm"
+    fm = clock.run("student_fm_s", (fm_dir / "summary.json").exists(), train_model,
+                   teacher_config(data, settings, "force_matching", settings.start_friction_per_ps, seed, "student"),
+                   fm_dir, False)
     runs = {"teacher_again": (teacher, settings.teacher_friction_per_ps), "fm_start_friction": (fm, None),
             "fm_teacher_friction": (fm, settings.teacher_friction_per_ps)}
     dm_runs = settings.dm_runs.split(",")
     for name in dm_runs:
-        t0 = time.perf_counter()
         config = teacher_config(data, settings, "dynamic_matching", settings.start_friction_per_ps, seed, name)
         start = Path(teacher["potential"]) if name in FROM_TEACHER else None
-        summary = train_model(config, work / f"run_dm_{name}", False, start_potential=start)
+        run_dir = work / f"run_dm_{name}"
+        summary = clock.run(f"student_dm_{name}_s", (run_dir / "summary.json").exists(), train_model, config,
+                            run_dir, False, start)
         runs[f"dm_{name}"] = (summary, None)
-        clock[f"student_dm_{name}_s"] = time.perf_counter() - t0
     frames = np.concatenate(load_walkers(work / "teacher_run.h5"))
     truth = trajio.load(data)
     models = {}
     for label, (summary, friction) in runs.items():
-        t0 = time.perf_counter()
-        out = run_production(Path(summary["model"]), frames, settings.production_walkers, settings.production_ps,
-                             settings, work / f"cg_{label}.h5", seed + 2, friction)
-        clock[f"production_{label}_s"] = time.perf_counter() - t0
+        out = work / f"cg_{label}.h5"
+        clock.run(f"production_{label}_s", out.exists(), run_production, Path(summary["model"]), frames,
+                  settings.production_walkers, settings.production_ps, settings, out, seed + 2, friction)
         s = compare(truth, trajio.load(out), seed=seed)["summary"]
         ratios = s.get("timescale_ratio") or [None]
         models[label] = {"friction_per_ps": friction or summary["friction_per_ps"],
                          "slowest_timescale_ratio": ratios[0], "core_relaxation_ratio": s.get("core_relaxation_ratio"),
                          "js_fes_2d": s.get("js_fes_2d"), "timescales_teacher_ps": s.get("timescales_aa_ps"),
                          "timescales_cg_ps": s.get("timescales_cg_ps"),
+                         "force_error_vs_teacher": force_error(Path(summary["potential"]), truth),
                          # the teacher's probe compares it with the AA data, not with its own trajectories
                          "heldout_auc": {} if label == "teacher_again" else summary.get("heldout_auc", {})}
     judged = f"dm_{dm_runs[0]}"
@@ -525,7 +540,8 @@ def teacher_case(settings: TeacherSettings, work: Path, seed: int = 0) -> dict:
             "teacher_friction_per_ps": settings.teacher_friction_per_ps,
             "start_friction_per_ps": settings.start_friction_per_ps, "recovered_friction_per_ps": friction,
             "relative_errors": errors, "heldout_auc": auc, "models": models, "met": met,
-            "all_met": bool(all(met.values())), "timings_s": clock, "time_train_s": clock[f"student_{judged}_s"]}
+            "all_met": bool(all(met.values())), "timings_s": dict(clock.seconds),
+            "time_train_s": clock.seconds[f"student_{judged}_s"]}
 
 
 def _ratio_error(ratio) -> float:
