@@ -79,7 +79,8 @@ PROFILE_STYLES = {"AA": {"color": "black", "linewidth": 2}, "CG (prior + network
 
 class StageClock:
     """Wall seconds of each stage, kept in ``<work>/timings.json``: a stage reused from an earlier (or
-    interrupted) run reports the time it took when it ran, so a resumed run's timings still add up to one run."""
+    interrupted) run reports the time it took when it ran, so a resumed run's timings still add up to one run.
+    Stages timed by another process in the same work directory are kept."""
 
     def __init__(self, work: Path):
         self.path = work / "timings.json"
@@ -89,8 +90,11 @@ class StageClock:
         """``function(*args)``, timed under ``key`` unless its output existed already (``reused``)."""
         start = time.perf_counter()
         value = function(*args)
+        elapsed = time.perf_counter() - start
+        if self.path.exists():  # another process may have timed stages in the same work directory
+            self.seconds.update(json.loads(self.path.read_text()))
         if not reused or key not in self.seconds:
-            self.seconds[key] = time.perf_counter() - start
+            self.seconds[key] = elapsed
             write_json(self.path, self.seconds)
         return value
 
@@ -378,6 +382,9 @@ def main(argv=None) -> int:
     parser.add_argument("--friction-starts", type=float, nargs="*", default=[], metavar="PER_PS",
                         help="also train dynamic matching from these initial frictions (e.g. 1 20) and report "
                              "whether the learned frictions agree within 15%% (training only, ~8 min each)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a size of the run (a field of openmm_dynmatch.demo.DemoSettings), e.g. "
+                             "--set frame_step=5")
     args = parser.parse_args(argv)
     if args.threads is not None:
         if args.threads < 1:
@@ -388,6 +395,12 @@ def main(argv=None) -> int:
     if args.aa_mapped is not None and not Path(args.aa_mapped).is_file():
         parser.error(f"--aa-mapped: no such file '{args.aa_mapped}'")
     settings = LARGE if args.full else QUICK if args.quick else DEFAULT
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if not hasattr(settings, key) or not value:
+            parser.error(f"--set expects KEY=VALUE with KEY a field of DemoSettings "
+                         f"({', '.join(vars(settings))}), got '{item}'")
+        settings = replace(settings, **{key: type(getattr(settings, key))(value)})
     if any(f <= 0 for f in args.friction_starts):
         parser.error(f"--friction-starts must be positive frictions in 1/ps, got {args.friction_starts}")
     result = run(settings, Path(args.work_dir), Path(args.out), args.seed, args.aa_mapped, not args.no_progress,

@@ -31,6 +31,8 @@ class DemoSettings:
     cg_walkers: int
     cg_ns: float
     probe_windows: int
+    frame_step: int = 1            # saved frames between a window's frames
+    classifier_steps: int = 3      # classifier updates per generator update
 
 
 FULL = DemoSettings(aa_ns=2.0, frame_interval_ps=0.1, fm_iterations=1500, dm_iterations=150, dm_walkers=64,
@@ -45,12 +47,14 @@ def demo_config(cg_path: Path, settings: DemoSettings, objective: str, seed: int
                         classifier_warmup=settings.dm_warmup, seed=seed, platform="Reference",
                         checkpoint_every=max(settings.dm_iterations // 5, 1), snr_every=5,
                         lr_pretrain=1e-3, lr_potential=2e-4, lr_friction=0.05,
-                        probe_windows=settings.probe_windows, probe_steps=200)
+                        probe_windows=settings.probe_windows, probe_steps=200,
+                        classifier_steps=settings.classifier_steps)
     if objective == "force_matching":
         train = replace(train, iterations=settings.fm_iterations)
     else:
         train = replace(train, pretrain="force_matching", pretrain_iterations=settings.fm_iterations)
-    return Config(data=DataConfig(cg_path=str(cg_path), window_frames=settings.window_frames),
+    return Config(data=DataConfig(cg_path=str(cg_path), window_frames=settings.window_frames,
+                                  frame_step=settings.frame_step),
                   dynamics=DynamicsConfig(timestep_ps=0.002, friction_per_ps=10.0),
                   train=train)
 
