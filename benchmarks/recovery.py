@@ -369,7 +369,7 @@ class TeacherSettings:
     data_ps: float = 100.0
     frame_interval_ps: float = 0.1
     window_frames: int = 6
-    frame_step: int = 1                     # saved frames between a window's frames
+    frame_step: int = 3                     # windows of 1.5 ps: 3/gamma at the truth (docs/concepts.md)
     mode: str = "conditional"
     iterations: int = 200
     walkers: int = 256
@@ -379,7 +379,7 @@ class TeacherSettings:
     classifier_warmup: int = 30
     lr_potential: float = 2e-4
     lr_friction: float = 0.03
-    dm_runs: str = "crn,crn_fixed_potential,crn_teacher_potential,score"  # TEACHER_DM_RUNS; the first is judged
+    dm_runs: str = "crn,crn_teacher_potential"  # keys of TEACHER_DM_RUNS; the first is judged
     production_walkers: int = 64            # each model's production, from teacher frames
     production_ps: float = 100.0
     probe_windows: int = 256
