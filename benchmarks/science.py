@@ -34,7 +34,9 @@ plus the many-body ``internal_mlp`` network; see docs/models.md for why) and the
    averaged per bin.
 
 ``--friction-starts 1 20`` also trains dynamic matching from those initial frictions (training only) and reports
-whether the learned frictions agree with the main run's within 15%.
+whether the learned frictions agree with the main run's within 15%. ``--friction-scan 0.25 0.5 1 2`` also runs
+the force-matched and the dynamic-matching potentials at those frictions (production only) and writes
+``<stem>_friction_scan.png``: whether any single friction gives both AA times with either potential.
 
 Writes ``<out>`` (JSON: settings, timings, per-model metrics, the targets and whether they are met) and three
 figures beside it, ``<stem>_fes.png``, ``<stem>_summary.png`` and ``<stem>_profiles.png``; prints a one-line
@@ -295,8 +297,57 @@ def friction_starts_study(cg_path: Path, work: Path, settings: DemoSettings, see
             "within_15pct": bool(spread <= FRICTION_START_TOLERANCE)}
 
 
+SCAN_MODELS = ("fm", "dm")  # the two potentials (fmc shares fm's)
+
+
+def friction_scan_study(aa, cg_path: Path, work: Path, settings: DemoSettings, seed: int, clock: StageClock,
+                        progress: bool, frictions: list, models: dict, summaries: dict) -> dict:
+    """Production of the force-matched and the dynamic-matching potential at other frictions: can any one
+    friction give both AA times with that potential? Separates a friction that dynamic matching learned badly
+    from a potential (or a Markovian model with one friction) that cannot match."""
+    scan = {}
+    for label in SCAN_MODELS:
+        points = {f"{summaries[label]['friction_per_ps']:g}": models[label]}
+        for friction in frictions:
+            target = work / f"cg_{label}_friction_{friction:g}.h5"
+            trajectory = clock.run(f"production_{label}_friction_{friction:g}_s", target.exists(), produce,
+                                   summaries[label]["model"], cg_path, target, settings, seed, progress,
+                                   float(friction))
+            points[f"{friction:g}"] = compare(aa, trajio.load(trajectory), seed=seed)["summary"]
+        rows = []
+        for key, m in sorted(points.items(), key=lambda item: float(item[0])):
+            row = {"friction_per_ps": float(key)}
+            row.update({name: m.get(name) for name in ("diffusion_com_ratio", "core_relaxation_ratio")})
+            row["slowest_timescale_ratio"] = m.get("slowest_timescale_ratio",
+                                                   (m.get("timescale_ratio") or [None])[0])
+            row["both_within_25pct"] = all(v is not None and abs(v - 1.0) <= ITS_TOLERANCE for v in
+                                           (row["slowest_timescale_ratio"], row["core_relaxation_ratio"]))
+            rows.append(row)
+        scan[label] = rows
+    return scan
+
+
+def plot_friction_scan(scan: dict, dm_friction: float, path: Path) -> None:
+    """CG/AA ratios of the MSM slowest timescale, the psi-core relaxation time and the COM diffusion coefficient
+    against the friction, for each potential; the band is the +-25% target."""
+    keys = (("slowest_timescale_ratio", "MSM slowest timescale"), ("core_relaxation_ratio", "psi-core relaxation"),
+            ("diffusion_com_ratio", "COM diffusion"))
+    fig, axes = pyplot().subplots(1, 3, figsize=(13, 3.8), layout="constrained")
+    for ax, (key, title) in zip(axes, keys):
+        for k, (label, rows) in enumerate(scan.items()):
+            x = [r["friction_per_ps"] for r in rows]
+            y = [np.nan if r[key] is None else r[key] for r in rows]
+            ax.plot(x, y, marker="o", color=f"C{k}", label=f"{LABELS[label]} potential")
+        ax.axhspan(1 - ITS_TOLERANCE, 1 + ITS_TOLERANCE, color="0.85")
+        ax.axhline(1.0, color="black", linewidth=1)
+        ax.axvline(dm_friction, color="0.5", linestyle="--", linewidth=1, label="friction DM learned")
+        ax.set(xscale="log", yscale="log", xlabel="friction (1/ps)", ylabel="CG / AA", title=title)
+    axes[0].legend(fontsize=8)
+    save_figure(fig, path)
+
+
 def run(settings: DemoSettings, work: Path, out: Path, seed: int, aa_mapped, progress: bool,
-        friction_starts=()) -> dict:
+        friction_starts=(), friction_scan=()) -> dict:
     """All stages; returns the JSON document (also written to ``out``)."""
     work.mkdir(parents=True, exist_ok=True)
     clock = StageClock(work)
@@ -317,6 +368,8 @@ def run(settings: DemoSettings, work: Path, out: Path, seed: int, aa_mapped, pro
         start = time.perf_counter()
         models[label] = model_metrics(aa, trajectory, summary, seed)
         analysis_s += time.perf_counter() - start
+    scan = friction_scan_study(aa, cg_path, work, settings, seed, clock, progress, list(friction_scan), models,
+                               summaries) if friction_scan else None
     floor = models["fm"]["js_fes_2d_aa_split_half"]
     prior_file = clock.run("production_fm_prior_only_s", (work / "cg_fm_prior.h5").exists(), produce,
                            prior_only_model(work / "run_fm"), cg_path, work / "cg_fm_prior.h5", settings, seed,
@@ -329,7 +382,7 @@ def run(settings: DemoSettings, work: Path, out: Path, seed: int, aa_mapped, pro
         "system": "alanine-dipeptide-implicit" if aa_mapped is None else str(aa_mapped), "mapping": "ala2-heavy10",
         "settings": asdict(settings), "seed": seed, "timings_s": timings,
         "aa_frames": int(aa.n_frames), "aa_split_half_js": floor, "targets": targets(models, floor),
-        "friction_starts": starts,
+        "friction_starts": starts, "friction_scan": scan,
         "psi_barrier_kj_per_mol": profiles["psi_barrier_kj_per_mol"],
         "models": {k: {n: v for n, v in m.items() if n != "curves"} for k, m in models.items()},
         "curves": dict({k: m["curves"] for k, m in models.items()}, profiles=profiles),
@@ -338,6 +391,8 @@ def run(settings: DemoSettings, work: Path, out: Path, seed: int, aa_mapped, pro
     plot_fes(models, out.with_name(out.stem + "_fes.png"))
     plot_summary(models, out.with_name(out.stem + "_summary.png"))
     plot_profiles(profiles, ["phi", "psi"], out.with_name(out.stem + "_profiles.png"), PROFILE_STYLES)
+    if scan:
+        plot_friction_scan(scan, summaries["dm"]["friction_per_ps"], out.with_name(out.stem + "_friction_scan.png"))
     return result
 
 
@@ -353,7 +408,8 @@ def one_line(result: dict) -> str:
               f"{t['fm_walkers_cross']} | DM within 25% (MSM/core): {t['msm_dm_within_25pct']}/"
               f"{t['core_dm_within_25pct']}, FM off by "
               f"more: {t['msm_fm_off_by_more']}/{t['core_fm_off_by_more']}, DM JS <= FM + 0.01: "
-              f"{t['dm_js_no_worse_than_fm_plus_0.01']}" + _starts_line(result.get("friction_starts")))
+              f"{t['dm_js_no_worse_than_fm_plus_0.01']}" + _starts_line(result.get("friction_starts"))
+            + _scan_line(result.get("friction_scan")))
 
 
 def _starts_line(starts) -> str:
@@ -361,6 +417,15 @@ def _starts_line(starts) -> str:
         return ""
     learned = ", ".join(f"{k} -> {v:.3g}" for k, v in starts["learned_friction_per_ps"].items())
     return f" | DM friction from each start (1/ps): {learned}; within 15%: {starts['within_15pct']}"
+
+
+def _scan_line(scan) -> str:
+    if not scan:
+        return ""
+    parts = [f"{label} potential: " + ", ".join(f"{r['friction_per_ps']:g} -> MSM {_fmt(r['slowest_timescale_ratio'])} "
+                                                f"core {_fmt(r['core_relaxation_ratio'])}" for r in rows)
+             for label, rows in scan.items()]
+    return " | friction scan: " + "; ".join(parts)
 
 
 def _fmt(value) -> str:
@@ -382,6 +447,9 @@ def main(argv=None) -> int:
     parser.add_argument("--friction-starts", type=float, nargs="*", default=[], metavar="PER_PS",
                         help="also train dynamic matching from these initial frictions (e.g. 1 20) and report "
                              "whether the learned frictions agree within 15%% (training only, ~8 min each)")
+    parser.add_argument("--friction-scan", type=float, nargs="*", default=[], metavar="PER_PS",
+                        help="also run the force-matched and the dynamic-matching potentials at these frictions "
+                             "(e.g. 0.25 0.5 2) and report their kinetics (production only, a few min each)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a size of the run (a field of openmm_dynmatch.demo.DemoSettings), e.g. "
                              "--set frame_step=5")
@@ -401,10 +469,11 @@ def main(argv=None) -> int:
             parser.error(f"--set expects KEY=VALUE with KEY a field of DemoSettings "
                          f"({', '.join(vars(settings))}), got '{item}'")
         settings = replace(settings, **{key: type(getattr(settings, key))(value)})
-    if any(f <= 0 for f in args.friction_starts):
-        parser.error(f"--friction-starts must be positive frictions in 1/ps, got {args.friction_starts}")
+    for option, values in (("--friction-starts", args.friction_starts), ("--friction-scan", args.friction_scan)):
+        if any(f <= 0 for f in values):
+            parser.error(f"{option} must be positive frictions in 1/ps, got {values}")
     result = run(settings, Path(args.work_dir), Path(args.out), args.seed, args.aa_mapped, not args.no_progress,
-                 args.friction_starts)
+                 args.friction_starts, args.friction_scan)
     print(json.dumps({k: v for k, v in result.items() if k != "curves"}, indent=2))
     print(one_line(result), file=sys.stderr)
     return 0

@@ -131,8 +131,10 @@ def train_model(config: Config, run_dir: Path, progress: bool, start_potential=N
     return run_training(config, run_dir, resume=run_dir.exists(), progress=progress, start_potential=start_potential)
 
 
-def produce(model_path, cg_path: Path, out_path: Path, settings: DemoSettings, seed: int, progress: bool) -> Path:
-    """Batched OpenMM production of a CG model from mapped AA start frames."""
+def produce(model_path, cg_path: Path, out_path: Path, settings: DemoSettings, seed: int, progress: bool,
+            friction_per_ps=None) -> Path:
+    """Batched OpenMM production of a CG model from mapped AA start frames (at the model's own friction unless
+    ``friction_per_ps`` is given)."""
     from openmm_dynmatch import trajio
     from openmm_dynmatch.openmm.runner import simulate
 
@@ -141,7 +143,8 @@ def produce(model_path, cg_path: Path, out_path: Path, settings: DemoSettings, s
     frames = trajio.load(cg_path).positions
     picks = frames[:: max(len(frames) // settings.cg_walkers, 1)][: settings.cg_walkers]
     simulate(model_path, picks, settings.cg_walkers, out_path, ns=settings.cg_ns,
-             frame_interval_ps=settings.frame_interval_ps, platform="Reference", seed=seed, progress=progress)
+             frame_interval_ps=settings.frame_interval_ps, platform="Reference", seed=seed, progress=progress,
+             friction_per_ps=friction_per_ps)
     return out_path
 
 
