@@ -232,6 +232,11 @@ class TrainConfig:
     friction_crn_step: float = option(0.1, "log-friction perturbation of the crn estimator", valid="(0, 1]")
     lr_classifier: float = option(1e-3, "Adam learning rate of the classifier", valid="(0, inf)")
     beta1: float = option(0.5, "Adam beta1 of the generator", valid="[0, 1)")
+    friction_beta2: float = option(0.9, "Adam beta2 of the log friction (the network keeps 0.999): a short memory "
+                                   "of the squared gradient, so the friction's steps stay near lr_friction after "
+                                   "the large gradients far from the optimum; with 0.999 a start at 20/ps stalled "
+                                   "at 1.2/ps where one at 1/ps reached 0.92/ps (docs/estimators.md)",
+                                   valid="[0, 1)")
     decay_last_fraction: float = option(0.33, "fraction of iterations over which learning rates decay to 0",
                                         valid="[0, 1]")
     average_last_fraction: float = option(0.2, "fraction of final iterations whose parameters are averaged",

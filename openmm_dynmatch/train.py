@@ -127,7 +127,8 @@ class DynamicMatchingTrainer:
         if physical:
             groups.append({"params": [p for p in trainable if id(p) in physical], "lr": cfg.lr_prior})
         if self.dynamics.log_friction.requires_grad:
-            groups.append({"params": [self.dynamics.log_friction], "lr": cfg.lr_friction})
+            groups.append({"params": [self.dynamics.log_friction], "lr": cfg.lr_friction,
+                           "betas": (cfg.beta1, cfg.friction_beta2)})
         if not any(group["params"] for group in groups):
             raise ValueError("dynamic matching has nothing to learn: train.lr_potential is 0, the prior is not "
                              "trainable (potential.prior_trainable) and dynamics.learn_friction is false")

@@ -230,6 +230,23 @@ def test_trainer_steps_the_friction_with_the_crn_gradient(tmp_path):
     assert float(trainer.dynamics.log_friction.detach()[0]) - before == pytest.approx(0.05, rel=1e-4)  # Adam eps
 
 
+def test_the_friction_steps_are_adam_with_its_own_short_memory_of_the_squared_gradient(tmp_path):
+    """Several iterations: each step of log friction is Adam's written out again from the logged crn gradients,
+    with ``beta1`` and ``friction_beta2`` (not the network's 0.999), so a gradient that shrinks after large ones
+    still moves the friction by about ``lr_friction``."""
+    lr, beta1, beta2 = 0.05, 0.5, 0.9
+    trainer = _free_trainer(tmp_path, 64, 50.0, 0.01, 10, classifier_warmup=0, lr_friction=lr,
+                            decay_last_fraction=0.0, beta1=beta1, friction_beta2=beta2)
+    m = v = 0.0
+    for t in range(1, 5):
+        before = float(trainer.dynamics.log_friction.detach()[0])
+        g = trainer.step()["friction_crn_gradient"]
+        m, v = beta1 * m + (1 - beta1) * g, beta2 * v + (1 - beta2) * g * g
+        expected = -lr * (m / (1 - beta1 ** t)) / (math.sqrt(v / (1 - beta2 ** t)) + 1e-8)
+        step = float(trainer.dynamics.log_friction.detach()[0]) - before
+        assert step == pytest.approx(expected, rel=1e-5, abs=1e-9), f"iteration {t}"
+
+
 @pytest.mark.parametrize("lr_potential", [0.0, 0.01])
 def test_zero_potential_rate_leaves_the_potential_as_pre_training_left_it(tmp_path, lr_potential):
     potential = HarmonicDimer(TRUE_K, TRUE_R0)
