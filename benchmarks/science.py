@@ -301,43 +301,62 @@ SCAN_MODELS = ("fm", "dm")  # the two potentials (fmc shares fm's)
 
 
 def friction_scan_study(aa, cg_path: Path, work: Path, settings: DemoSettings, seed: int, clock: StageClock,
-                        progress: bool, frictions: list, models: dict, summaries: dict) -> dict:
+                        progress: bool, frictions: list, summaries: dict) -> dict:
     """Production of the force-matched and the dynamic-matching potential at other frictions: can any one
     friction give both AA times with that potential? Separates a friction that dynamic matching learned badly
     from a potential (or a Markovian model with one friction) that cannot match."""
     scan = {}
     for label in SCAN_MODELS:
-        points = {f"{summaries[label]['friction_per_ps']:g}": models[label]}
-        for friction in frictions:
-            target = work / f"cg_{label}_friction_{friction:g}.h5"
-            trajectory = clock.run(f"production_{label}_friction_{friction:g}_s", target.exists(), produce,
-                                   summaries[label]["model"], cg_path, target, settings, seed, progress,
-                                   float(friction))
-            points[f"{friction:g}"] = compare(aa, trajio.load(trajectory), seed=seed)["summary"]
+        own = float(summaries[label]["friction_per_ps"])
         rows = []
-        for key, m in sorted(points.items(), key=lambda item: float(item[0])):
-            row = {"friction_per_ps": float(key)}
-            row.update({name: m.get(name) for name in ("diffusion_com_ratio", "core_relaxation_ratio")})
-            row["slowest_timescale_ratio"] = m.get("slowest_timescale_ratio",
-                                                   (m.get("timescale_ratio") or [None])[0])
-            row["both_within_25pct"] = all(v is not None and abs(v - 1.0) <= ITS_TOLERANCE for v in
-                                           (row["slowest_timescale_ratio"], row["core_relaxation_ratio"]))
-            rows.append(row)
+        for friction in sorted({own, *map(float, frictions)}):
+            if friction == own:
+                trajectory = work / f"cg_{label}.h5"
+            else:
+                trajectory = work / f"cg_{label}_friction_{friction:g}.h5"
+                clock.run(f"production_{label}_friction_{friction:g}_s", trajectory.exists(), produce,
+                          summaries[label]["model"], cg_path, trajectory, settings, seed, progress, friction)
+            rows.append(dict(friction_per_ps=friction, **kinetics_with_spread(compare(aa, trajio.load(trajectory),
+                                                                                      seed=seed))))
         scan[label] = rows
     return scan
 
 
+def kinetics_with_spread(result: dict) -> dict:
+    """CG/AA ratios of the MSM slowest timescale (at the comparison's lag) and of the psi-core relaxation time,
+    each with the CG side's 16th-84th bootstrap percentiles over the AA value, and the COM diffusion ratio."""
+    s = result["summary"]
+    row = {"slowest_timescale_ratio": (s.get("timescale_ratio") or [None])[0],
+           "core_relaxation_ratio": s.get("core_relaxation_ratio"), "diffusion_com_ratio": s.get("diffusion_com_ratio")}
+    its, lag = result.get("its"), s.get("timescale_lag_ps")
+    if its and lag is not None and row["slowest_timescale_ratio"] is not None:
+        k = int(np.argmin(np.abs(np.asarray(its["aa"]["lags_ps"], dtype=float) - lag)))
+        aa = float(np.asarray(its["aa"]["timescales_ps"], dtype=float)[k, 0])
+        row["slowest_timescale_ratio_16_84"] = [float(np.asarray(its["cg"][q], dtype=float)[k, 0]) / aa
+                                                for q in ("lower_ps", "upper_ps")]
+    cores = result.get("cores")
+    if cores and row["core_relaxation_ratio"] is not None:
+        row["core_relaxation_ratio_16_84"] = [float(cores["cg"][q]) / float(cores["aa"]["relaxation_time_ps"])
+                                              for q in ("lower_ps", "upper_ps")]
+    row["both_within_25pct"] = all(v is not None and abs(v - 1.0) <= ITS_TOLERANCE for v in
+                                   (row["slowest_timescale_ratio"], row["core_relaxation_ratio"]))
+    return row
+
+
 def plot_friction_scan(scan: dict, dm_friction: float, path: Path) -> None:
     """CG/AA ratios of the MSM slowest timescale, the psi-core relaxation time and the COM diffusion coefficient
-    against the friction, for each potential; the band is the +-25% target."""
+    against the friction, for each potential (bars: 16th-84th bootstrap percentiles of the CG side); the band is
+    the +-25% target."""
     keys = (("slowest_timescale_ratio", "MSM slowest timescale"), ("core_relaxation_ratio", "psi-core relaxation"),
             ("diffusion_com_ratio", "COM diffusion"))
     fig, axes = pyplot().subplots(1, 3, figsize=(13, 3.8), layout="constrained")
     for ax, (key, title) in zip(axes, keys):
         for k, (label, rows) in enumerate(scan.items()):
             x = [r["friction_per_ps"] for r in rows]
-            y = [np.nan if r[key] is None else r[key] for r in rows]
-            ax.plot(x, y, marker="o", color=f"C{k}", label=f"{LABELS[label]} potential")
+            y = np.array([np.nan if r[key] is None else r[key] for r in rows], dtype=float)
+            spread = np.array([r.get(f"{key}_16_84", [np.nan, np.nan]) for r in rows], dtype=float)
+            ax.errorbar(x, y, yerr=np.abs(spread.T - y), marker="o", color=f"C{k}", capsize=3,
+                        label=f"{LABELS[label]} potential")
         ax.axhspan(1 - ITS_TOLERANCE, 1 + ITS_TOLERANCE, color="0.85")
         ax.axhline(1.0, color="black", linewidth=1)
         ax.axvline(dm_friction, color="0.5", linestyle="--", linewidth=1, label="friction DM learned")
@@ -368,7 +387,7 @@ def run(settings: DemoSettings, work: Path, out: Path, seed: int, aa_mapped, pro
         start = time.perf_counter()
         models[label] = model_metrics(aa, trajectory, summary, seed)
         analysis_s += time.perf_counter() - start
-    scan = friction_scan_study(aa, cg_path, work, settings, seed, clock, progress, list(friction_scan), models,
+    scan = friction_scan_study(aa, cg_path, work, settings, seed, clock, progress, list(friction_scan),
                                summaries) if friction_scan else None
     floor = models["fm"]["js_fes_2d_aa_split_half"]
     prior_file = clock.run("production_fm_prior_only_s", (work / "cg_fm_prior.h5").exists(), produce,
