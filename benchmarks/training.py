@@ -50,7 +50,9 @@ finish in under 20 minutes on two CPU cores with ``--threads 1`` (one run took 2
 machine that others were using) and needs about 3.5 GB of memory at its peak (the 200-bead case).
 
 ``--estimator-chunk k`` builds the likelihood's graph for ``k`` walkers at a time (``train.estimator_chunk``):
-the same gradient, with the estimator's memory bounded by ``k`` instead of the walker count.
+the same gradient, with the estimator's memory bounded by ``k`` instead of the walker count. The default, -1,
+is the trainer's automatic size (:func:`openmm_dynmatch.updates.automatic_chunk`), recorded per case as
+``estimator_chunk_walkers``.
 
 Usage::
 
@@ -86,6 +88,7 @@ from openmm_dynmatch.openmm.sampler import OpenMMSampler
 from openmm_dynmatch.openmm.cg_walkers import create_system
 from openmm_dynmatch.sampling import windows_from_paths
 from openmm_dynmatch.train import DynamicMatchingTrainer
+from openmm_dynmatch.updates import automatic_chunk
 
 TEMPERATURE_K = 300.0
 MASS_AMU = 14.0
@@ -232,6 +235,8 @@ def run_case(n_beads: int, n_walkers: int, n_steps: int, classifier_arg: str, re
         "n_beads": n_beads, "n_walkers": n_walkers, "steps_per_window": n_steps,
         "steps_per_frame": n_steps // (WINDOW_FRAMES - 1), "window_frames": WINDOW_FRAMES, "classifier": kind,
         "estimator_chunk": estimator_chunk,
+        "estimator_chunk_walkers": (estimator_chunk if estimator_chunk >= 0
+                                    else automatic_chunk(n_steps + 1, n_beads)) or n_walkers,
         "classifier_parameters": sum(p.numel() for p in trainer.classifier.parameters()),
         "potential_parameters": sum(p.numel() for p in trainer.potential.parameters()),
         **{f"{key}_median": value for key, value in medians.items()},
@@ -314,7 +319,7 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=None, help="timed steps per case (default 5, quick 2)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--estimator-chunk", type=int, default=TrainConfig().estimator_chunk,
-                        help="walkers per backward pass of the path likelihood (train.estimator_chunk; 0: all; "
+                        help="walkers per backward pass of the path likelihood (train.estimator_chunk; 0: all; -1: automatic; "
                              "default: the config's)")
     parser.add_argument("--snr", action="store_true",
                         help="also measure the gradient SNR of every estimator option at equal cost")
@@ -324,8 +329,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error(f"--threads must be >= 1, got {args.threads}")
-    if args.estimator_chunk < 0:
-        parser.error(f"--estimator-chunk must be >= 0, got {args.estimator_chunk}")
+    if args.estimator_chunk < -1:
+        parser.error(f"--estimator-chunk must be >= -1, got {args.estimator_chunk}")
     if args.repeats is not None and args.repeats < 1:
         parser.error(f"--repeats must be >= 1, got {args.repeats}")
 

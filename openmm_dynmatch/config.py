@@ -253,9 +253,10 @@ class TrainConfig:
     grad_clip: float = option(10.0, "gradient-norm clip of the generator update", valid="(0, inf)")
     ess_threshold: float = option(0.5, "resimulate when the effective sample size fraction falls below", valid="[0, 1]")
     max_reuse: int = option(1, "generator updates per simulated batch (reweighted after the first)", valid="[1, inf)")
-    estimator_chunk: int = option(16, "walkers per backward pass of the path likelihood (0: all at once); bounds "
-                                  "the estimator's memory, same gradient (16 was also the fastest measured: "
-                                  "benchmarks/README.md)", valid="[0, inf)")
+    estimator_chunk: int = option(-1, "walkers per backward pass of the path likelihood (0: all at once; -1: as "
+                                  "many as fit 81,600 frames x beads^2, e.g. 16 walkers of 50 steps at 10 beads, "
+                                  "1 at 100 beads); bounds the estimator's memory, same gradient; the automatic "
+                                  "size was the fastest measured (benchmarks/README.md)", valid="[-1, inf)")
     probe_windows: int = option(256, "windows per set of the held-out AUC probe before/after training (0: off)",
                                 valid="[0, inf)")
     probe_steps: int = option(300, "Adam steps of the held-out AUC probe classifier", valid="[1, inf)")

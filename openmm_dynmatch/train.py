@@ -37,7 +37,7 @@ from openmm_dynmatch.integrators import path_log_likelihood
 from openmm_dynmatch.kinetics import roc_auc
 from openmm_dynmatch.sampling import Paths, windows_from_paths
 from openmm_dynmatch.units import kt_kj_per_mol
-from openmm_dynmatch.updates import UpdateSettings, score_function_update
+from openmm_dynmatch.updates import UpdateSettings, automatic_chunk, score_function_update
 
 LOG_FIELDS = (
     "iteration", "phase", "mode", "classifier_loss", "classifier_accuracy", "classifier_auc", "reward_mean",
@@ -236,9 +236,11 @@ class DynamicMatchingTrainer:
             log_p = log_p - beta * self.potential(paths.positions[:, 0]).to(torch.float64)
         return log_p
 
-    def update_settings(self) -> UpdateSettings:
+    def update_settings(self, paths: Paths) -> UpdateSettings:
+        """How the generator update treats ``paths`` (their shape sets the automatic estimator chunk)."""
         cfg = self.train_cfg
-        return UpdateSettings(baseline=cfg.baseline, normalize=cfg.normalize_advantages, chunk=cfg.estimator_chunk,
+        chunk = cfg.estimator_chunk if cfg.estimator_chunk >= 0 else automatic_chunk(*paths.positions.shape[1:3])
+        return UpdateSettings(baseline=cfg.baseline, normalize=cfg.normalize_advantages, chunk=chunk,
                               max_reuse=cfg.max_reuse, ess_threshold=cfg.ess_threshold, grad_clip=cfg.grad_clip)
 
     def generator_update(self, paths: Paths, mode: str, compute_snr: bool) -> dict:
@@ -254,7 +256,7 @@ class DynamicMatchingTrainer:
             stats.update(crn_stats, time_friction_runs_s=time.perf_counter() - start)
             given = [(self.dynamics.log_friction, gradient)]
         stats.update(score_function_update(lambda index: self.path_log_p(paths.subset(index), mode), reward,
-                                           self.generator_optimizer, self.update_settings(), compute_snr,
+                                           self.generator_optimizer, self.update_settings(paths), compute_snr,
                                            self.start_groups(mode), given))
         return stats
 

@@ -40,7 +40,8 @@ class UpdateSettings:
     normalize : bool
         Divide the advantages by their standard deviation.
     chunk : int
-        Walkers per backward pass (0: all at once). The gradient does not depend on it.
+        Walkers per backward pass (0: all at once; a negative value is not allowed here, the trainer resolves
+        ``train.estimator_chunk: -1`` with :func:`automatic_chunk`). The gradient does not depend on it.
     max_reuse : int
         Updates per batch of paths (reweighted after the first).
     ess_threshold : float
@@ -55,6 +56,18 @@ class UpdateSettings:
     max_reuse: int = 1
     ess_threshold: float = 0.5
     grad_clip: float = 10.0
+
+
+AUTO_CHUNK_BUDGET = 16 * 51 * 10**2  # walkers x recorded frames x beads^2 per backward pass (16 x 50 steps, 10 beads)
+
+
+def automatic_chunk(n_frames: int, n_beads: int) -> int:
+    """Walkers per backward pass of the path likelihood when ``train.estimator_chunk`` is -1: as many as keep
+    ``walkers x n_frames x n_beads^2`` (the size of the forces' graph for a pair network) within
+    :data:`AUTO_CHUNK_BUDGET`, at least one. Smaller graphs were faster as well as smaller
+    (``benchmarks/training.py``): the budget is 16 walkers of 50 steps at 10 beads, the fastest measured there,
+    and one walker of 10 steps at 100 and 200 beads, where one pass of all four took twice as long."""
+    return max(1, AUTO_CHUNK_BUDGET // (n_frames * n_beads * n_beads))
 
 
 def _chunks(n_walkers: int, chunk: int, at_least: int) -> List[torch.Tensor]:

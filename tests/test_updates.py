@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from openmm_dynmatch.updates import UpdateSettings, score_function_update
+from openmm_dynmatch.updates import UpdateSettings, automatic_chunk, score_function_update
 
 B = 12
 
@@ -130,3 +130,23 @@ def test_given_gradients_replace_the_score_function_and_escape_the_clip(others):
         torch.testing.assert_close(theta.detach(), start - gradient * clip / (gradient.norm() + 1e-6))
     else:
         assert calls == [] and theta.grad is None
+
+
+@pytest.mark.parametrize("frames, beads, expected", [(51, 10, 16), (11, 200, 1), (11, 100, 1), (11, 50, 2),
+                                                     (11, 22, 15), (751, 10, 1), (51, 2, 400)])
+def test_automatic_chunk_keeps_walkers_frames_and_squared_beads_within_the_budget(frames, beads, expected):
+    # the budget is 16 walkers of 51 recorded frames at 10 beads; the largest count within it, at least one
+    assert automatic_chunk(frames, beads) == expected
+    assert expected == 1 or expected * frames * beads**2 <= 16 * 51 * 100 < (expected + 1) * frames * beads**2
+
+
+def test_the_trainer_resolves_the_automatic_chunk_from_the_paths_and_keeps_an_explicit_one():
+    from types import SimpleNamespace
+
+    from openmm_dynmatch.config import TrainConfig
+    from openmm_dynmatch.train import DynamicMatchingTrainer
+
+    paths = SimpleNamespace(positions=torch.zeros(64, 51, 10, 3))
+    for setting, expected in ((-1, 16), (0, 0), (5, 5)):
+        trainer = SimpleNamespace(train_cfg=TrainConfig(estimator_chunk=setting))
+        assert DynamicMatchingTrainer.update_settings(trainer, paths).chunk == expected
