@@ -34,16 +34,18 @@ plus the many-body ``internal_mlp`` network; see docs/models.md for why) and the
    targets are judged on the means: one production of 32 walkers x 100 ps moves the ratios by about +-0.2.
 5. The thermodynamic investigation of the ``fm`` model (:func:`profile_study`): along phi and along psi, AA
    ``-kT ln p``, the sampled free energy of the full model and of its prior alone, and the network's energy
-   averaged per bin.
+   averaged per bin. And the landscape behind the kinetics for every model (:func:`psi_landscape`, all its
+   productions pooled): the free energy along psi, the highest point of each of the two gaps between the psi
+   cores (a helical <-> extended transition crosses one) and the extended - helical free energy.
 
 ``--friction-starts 1 20`` also trains dynamic matching from those initial frictions (training only) and reports
 whether the learned frictions agree with the main run's within 15%. ``--friction-scan 0.25 0.5 1 2`` also runs
 the force-matched and the dynamic-matching potentials at those frictions (production only) and writes
 ``<stem>_friction_scan.png``: whether any single friction gives both AA times with either potential.
 
-Writes ``<out>`` (JSON: settings, timings, per-model metrics, the targets and whether they are met) and three
-figures beside it, ``<stem>_fes.png``, ``<stem>_summary.png`` and ``<stem>_profiles.png``; prints a one-line
-summary to stderr. Finished stages in ``--work-dir`` are reused, so an interrupted run continues where it
+Writes ``<out>`` (JSON: settings, timings, per-model metrics, the targets and whether they are met) and four
+figures beside it, ``<stem>_fes.png``, ``<stem>_summary.png``, ``<stem>_profiles.png`` and ``<stem>_psi.png``;
+prints a one-line summary to stderr. Finished stages in ``--work-dir`` are reused, so an interrupted run continues where it
 stopped; the timings of reused stages are the ones measured when they ran (kept in ``<work-dir>/timings.json``).
 
     python benchmarks/science.py --threads 1 --out benchmarks/results/science.json   # ~20-30 min on 2 cores
@@ -61,11 +63,13 @@ import numpy as np
 
 from openmm_dynmatch import trajio
 from openmm_dynmatch.analysis import compare, to_jsonable
+from openmm_dynmatch.cores import alanine_psi_cores
 from openmm_dynmatch.demo import FULL, QUICK, DemoSettings, demo_config, prepare_aa_data, produce, train_model
 from openmm_dynmatch.features import backbone_phi_psi, find_backbone_beads
 from openmm_dynmatch.fileio import write_json
 from openmm_dynmatch.profiles import barrier_height, free_energy_profiles
 from openmm_dynmatch.report import plot_fes_panels, plot_profiles, pyplot, save_figure
+from openmm_dynmatch.units import kt_kj_per_mol
 
 DEFAULT = FULL
 LARGE = DemoSettings(aa_ns=10.0, frame_interval_ps=0.1, fm_iterations=3000, dm_iterations=600, dm_walkers=128,
@@ -78,6 +82,9 @@ FRICTION_START_TOLERANCE = 0.15
 JS_MARGIN = 0.01
 SPLIT_HALF_FACTOR = 2.0
 PSI_BARRIER_RAD = (0.0, 2.0)
+# the two gaps between the psi cores of openmm_dynmatch.cores (helical -1.4..0, extended 1.5..pi and -pi..-2.8):
+# a helical <-> extended transition crosses one of them
+PSI_GAPS_RAD = {"via_psi_0.75": (0.0, 1.5), "via_psi_-2.1": (-2.8, -1.4)}
 PROFILE_STYLES = {"AA": {"color": "black", "linewidth": 2}, "CG (prior + network)": {"color": "C0"},
                   "CG prior only": {"color": "C1"}, "network": {"color": "C2"}, "prior dihedral terms": {"color": "C3"}}
 
@@ -234,6 +241,54 @@ def profile_study(aa, run_dir: Path, cg_file: Path, prior_file: Path, max_frames
         label: barrier_height(curve, psi["edges"], PSI_BARRIER_RAD)
         for kind in ("free_energy", "mean_energy") for label, curve in psi[kind].items()}
     return profiles
+
+
+def psi_landscape(psi_by_source: dict, temperature_k: float) -> dict:
+    """Free energy along psi of each source (AA, each model with all its productions pooled) and the numbers that
+    set the helical <-> extended kinetics: the highest point of each gap between the psi cores
+    (:data:`PSI_GAPS_RAD`), measured from the source's own minimum, and the extended - helical free energy
+    ``-kT ln(P_extended / P_helical)`` from the core populations (:func:`openmm_dynmatch.cores.alanine_psi_cores`).
+
+    Parameters
+    ----------
+    psi_by_source : dict of label -> np.ndarray, shape (n_frames, 2)
+        (phi, psi) of every frame, rad.
+    temperature_k : float, K
+
+    Returns
+    -------
+    dict
+        ``edges`` and ``free_energy`` (label -> curve, kJ/mol) along psi, and ``barriers`` (label -> the two gap
+        heights and ``extended_minus_helical_kj_per_mol``).
+    """
+    psi = free_energy_profiles(psi_by_source, temperature_k, ["phi", "psi"])["psi"]
+    kt = kt_kj_per_mol(temperature_k)
+    barriers = {}
+    for label, angles in psi_by_source.items():
+        labels = alanine_psi_cores(angles)
+        extended, helical = int(np.sum(labels == 0)), int(np.sum(labels == 1))
+        row = {f"barrier_{gap}_kj_per_mol": barrier_height(psi["free_energy"][label], psi["edges"], window)
+               for gap, window in PSI_GAPS_RAD.items()}
+        row["extended_minus_helical_kj_per_mol"] = (-kt * float(np.log(extended / helical))
+                                                    if extended and helical else None)
+        barriers[label] = row
+    return {"edges": psi["edges"], "free_energy": psi["free_energy"], "barriers": barriers}
+
+
+def plot_psi_landscape(landscape: dict, path: Path) -> None:
+    """Free energy along psi of AA and every model, the gaps between the psi cores shaded."""
+    fig, ax = pyplot().subplots(figsize=(7, 4), layout="constrained")
+    edges = np.asarray(landscape["edges"], dtype=float)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    for label, curve in landscape["free_energy"].items():
+        ax.plot(centres, np.asarray(curve, dtype=float), label=LABELS.get(label, label),
+                color="black" if label == "aa" else None, linewidth=2 if label == "aa" else 1.2)
+    for low, high in PSI_GAPS_RAD.values():
+        ax.axvspan(low, high, color="0.9", zorder=0)
+    ax.set(xlabel="psi (rad)", ylabel="free energy (kJ/mol)",
+           title="along psi; shaded: the gaps between the helical and extended cores")
+    ax.legend(fontsize=8)
+    save_figure(fig, path)
 
 
 def targets(models: dict, split_half: float) -> dict:
@@ -444,6 +499,11 @@ def run(settings: DemoSettings, work: Path, out: Path, seed: int, aa_mapped, pro
         analysis_s += time.perf_counter() - start
     scan = friction_scan_study(aa, cg_path, work, settings, seed, clock, progress, list(friction_scan),
                                summaries, models) if friction_scan else None
+    angles = {"aa": backbone_cvs(aa.positions, aa.metadata)}
+    for label in summaries:
+        angles[label] = np.concatenate([backbone_cvs(walker_frames(path), aa.metadata)
+                                        for _, path in productions(work, label, seed, production_seeds)])
+    landscape = to_jsonable(psi_landscape(angles, aa.metadata["temperature_k"]))
     floor = models["fm"]["js_fes_2d_aa_split_half"]
     prior_file = clock.run("production_fm_prior_only_s", (work / "cg_fm_prior.h5").exists(), produce,
                            prior_only_model(work / "run_fm"), cg_path, work / "cg_fm_prior.h5", settings, seed,
@@ -457,14 +517,15 @@ def run(settings: DemoSettings, work: Path, out: Path, seed: int, aa_mapped, pro
         "settings": asdict(settings), "seed": seed, "production_seeds": production_seeds, "timings_s": timings,
         "aa_frames": int(aa.n_frames), "aa_split_half_js": floor, "targets": targets(models, floor),
         "friction_starts": starts, "friction_scan": scan,
-        "psi_barrier_kj_per_mol": profiles["psi_barrier_kj_per_mol"],
+        "psi_barrier_kj_per_mol": profiles["psi_barrier_kj_per_mol"], "psi_landscape": landscape["barriers"],
         "models": {k: {n: v for n, v in m.items() if n != "curves"} for k, m in models.items()},
-        "curves": dict({k: m["curves"] for k, m in models.items()}, profiles=profiles),
+        "curves": dict({k: m["curves"] for k, m in models.items()}, profiles=profiles, psi_landscape=landscape),
     }
     write_json(out, result, indent=None)
     plot_fes(models, out.with_name(out.stem + "_fes.png"))
     plot_summary(models, out.with_name(out.stem + "_summary.png"))
     plot_profiles(profiles, ["phi", "psi"], out.with_name(out.stem + "_profiles.png"), PROFILE_STYLES)
+    plot_psi_landscape(landscape, out.with_name(out.stem + "_psi.png"))
     if scan:
         plot_friction_scan(scan, summaries["dm"]["friction_per_ps"], out.with_name(out.stem + "_friction_scan.png"))
     return result

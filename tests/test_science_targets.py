@@ -46,3 +46,37 @@ def test_targets_compare_dynamic_matching_with_force_matching_and_the_calibrated
     # a ratio that could not be measured leaves the comparison undecided rather than met or missed
     models["fmc"] = _model(1.6, None)
     assert targets(models, split_half=0.049)["dm_as_close_as_calibrated_on_both_closer_on_one"] is None
+
+
+def test_psi_landscape_reads_the_barriers_and_the_basin_free_energy_of_a_known_potential():
+    """Boltzmann samples of psi from U(psi) = a cos(psi) + b cos(2 psi) + c sin(psi): the binned free energy,
+    the gap heights and the extended - helical free energy against the same quantities integrated numerically."""
+    import numpy as np
+
+    from science import PSI_GAPS_RAD, psi_landscape
+
+    temperature = 300.0
+    kt = 0.0083144626 * temperature
+
+    def energy(psi):
+        return 3.0 * np.cos(psi) + 4.0 * np.cos(2 * psi) - 2.0 * np.sin(psi)
+
+    grid = np.linspace(-np.pi, np.pi, 360001)[:-1]
+    weight = np.exp(-energy(grid) / kt)
+    rng = np.random.default_rng(0)
+    psi = rng.choice(grid, size=400_000, p=weight / weight.sum())
+    angles = np.column_stack([rng.uniform(-np.pi, np.pi, psi.size), psi])
+    out = psi_landscape({"known": angles}, temperature)
+    edges = np.asarray(out["edges"])
+    bins = np.digitize(grid, edges) - 1
+    exact = np.array([-kt * np.log(weight[bins == k].mean()) for k in range(len(edges) - 1)])
+    exact -= exact.min()
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    row = out["barriers"]["known"]
+    for gap, (low, high) in PSI_GAPS_RAD.items():
+        inside = (centres >= low) & (centres <= high)
+        assert abs(row[f"barrier_{gap}_kj_per_mol"] - exact[inside].max()) < 0.3, gap
+    extended = ((grid > 1.5) & (grid < np.pi)) | ((grid > -np.pi) & (grid < -2.8))
+    helical = (grid > -1.4) & (grid < 0.0)
+    expected = -kt * np.log(weight[extended].sum() / weight[helical].sum())
+    assert abs(row["extended_minus_helical_kj_per_mol"] - expected) < 0.05
