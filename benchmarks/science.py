@@ -488,21 +488,20 @@ def run(settings: DemoSettings, work: Path, out: Path, seed: int, aa_mapped, pro
     summaries = train_all(cg_path, work, settings, seed, clock, progress)
     starts = friction_starts_study(cg_path, work, settings, seed, clock, progress, list(friction_starts),
                                    summaries["dm"]["friction_per_ps"]) if friction_starts else None
-    models, analysis_s = {}, 0.0
+    models, files, analysis_s = {}, {}, 0.0
     aa = trajio.load(cg_path)
     for label, summary in summaries.items():
-        files = [clock.run(key, target.exists(), produce, summary["model"], cg_path, target, settings, seed + k,
-                           progress)
-                 for k, (key, target) in enumerate(productions(work, label, seed, production_seeds))]
+        files[label] = [clock.run(key, target.exists(), produce, summary["model"], cg_path, target, settings,
+                                  seed + k, progress)
+                        for k, (key, target) in enumerate(productions(work, label, seed, production_seeds))]
         start = time.perf_counter()
-        models[label] = model_metrics(aa, files, summary, seed)
+        models[label] = model_metrics(aa, files[label], summary, seed)
         analysis_s += time.perf_counter() - start
     scan = friction_scan_study(aa, cg_path, work, settings, seed, clock, progress, list(friction_scan),
                                summaries, models) if friction_scan else None
     angles = {"aa": backbone_cvs(aa.positions, aa.metadata)}
-    for label in summaries:
-        angles[label] = np.concatenate([backbone_cvs(walker_frames(path), aa.metadata)
-                                        for _, path in productions(work, label, seed, production_seeds)])
+    for label, paths in files.items():
+        angles[label] = np.concatenate([backbone_cvs(walker_frames(path), aa.metadata) for path in paths])
     landscape = to_jsonable(psi_landscape(angles, aa.metadata["temperature_k"]))
     floor = models["fm"]["js_fes_2d_aa_split_half"]
     prior_file = clock.run("production_fm_prior_only_s", (work / "cg_fm_prior.h5").exists(), produce,

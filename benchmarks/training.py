@@ -51,7 +51,7 @@ machine that others were using) and needs about 3.5 GB of memory at its peak (th
 
 ``--estimator-chunk k`` builds the likelihood's graph for ``k`` walkers at a time (``train.estimator_chunk``):
 the same gradient, with the estimator's memory bounded by ``k`` instead of the walker count. The default, -1,
-is the trainer's automatic size (:func:`openmm_dynmatch.updates.automatic_chunk`), recorded per case as
+is the trainer's automatic size (:func:`openmm_dynmatch.updates.walkers_per_pass`), recorded per case as
 ``estimator_chunk_walkers``.
 
 Usage::
@@ -88,7 +88,7 @@ from openmm_dynmatch.openmm.sampler import OpenMMSampler
 from openmm_dynmatch.openmm.cg_walkers import create_system
 from openmm_dynmatch.sampling import windows_from_paths
 from openmm_dynmatch.train import DynamicMatchingTrainer
-from openmm_dynmatch.updates import automatic_chunk
+from openmm_dynmatch.updates import walkers_per_pass
 
 TEMPERATURE_K = 300.0
 MASS_AMU = 14.0
@@ -235,8 +235,7 @@ def run_case(n_beads: int, n_walkers: int, n_steps: int, classifier_arg: str, re
         "n_beads": n_beads, "n_walkers": n_walkers, "steps_per_window": n_steps,
         "steps_per_frame": n_steps // (WINDOW_FRAMES - 1), "window_frames": WINDOW_FRAMES, "classifier": kind,
         "estimator_chunk": estimator_chunk,
-        "estimator_chunk_walkers": (estimator_chunk if estimator_chunk >= 0
-                                    else automatic_chunk(n_steps + 1, n_beads)) or n_walkers,
+        "estimator_chunk_walkers": walkers_per_pass(estimator_chunk, n_steps + 1, n_beads) or n_walkers,
         "classifier_parameters": sum(p.numel() for p in trainer.classifier.parameters()),
         "potential_parameters": sum(p.numel() for p in trainer.potential.parameters()),
         **{f"{key}_median": value for key, value in medians.items()},

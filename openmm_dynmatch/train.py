@@ -37,7 +37,7 @@ from openmm_dynmatch.integrators import path_log_likelihood
 from openmm_dynmatch.kinetics import roc_auc
 from openmm_dynmatch.sampling import Paths, windows_from_paths
 from openmm_dynmatch.units import kt_kj_per_mol
-from openmm_dynmatch.updates import UpdateSettings, automatic_chunk, score_function_update
+from openmm_dynmatch.updates import UpdateSettings, score_function_update, walkers_per_pass
 
 LOG_FIELDS = (
     "iteration", "phase", "mode", "classifier_loss", "classifier_accuracy", "classifier_auc", "reward_mean",
@@ -239,7 +239,7 @@ class DynamicMatchingTrainer:
     def update_settings(self, paths: Paths) -> UpdateSettings:
         """How the generator update treats ``paths`` (their shape sets the automatic estimator chunk)."""
         cfg = self.train_cfg
-        chunk = cfg.estimator_chunk if cfg.estimator_chunk >= 0 else automatic_chunk(*paths.positions.shape[1:3])
+        chunk = walkers_per_pass(cfg.estimator_chunk, *paths.positions.shape[1:3])
         return UpdateSettings(baseline=cfg.baseline, normalize=cfg.normalize_advantages, chunk=chunk,
                               max_reuse=cfg.max_reuse, ess_threshold=cfg.ess_threshold, grad_clip=cfg.grad_clip)
 

@@ -70,6 +70,12 @@ def automatic_chunk(n_frames: int, n_beads: int) -> int:
     return max(1, AUTO_CHUNK_BUDGET // (n_frames * n_beads * n_beads))
 
 
+def walkers_per_pass(setting: int, n_frames: int, n_beads: int) -> int:
+    """The ``chunk`` of :class:`UpdateSettings` for a ``train.estimator_chunk`` setting: the setting itself when
+    >= 0 (0: all walkers at once), :func:`automatic_chunk` of the paths' shape when -1."""
+    return setting if setting >= 0 else automatic_chunk(n_frames, n_beads)
+
+
 def _chunks(n_walkers: int, chunk: int, at_least: int) -> List[torch.Tensor]:
     """Contiguous index chunks of at most ``chunk`` walkers (all when 0), at least ``at_least`` of them."""
     size = n_walkers if chunk <= 0 else min(chunk, n_walkers)
