@@ -571,6 +571,18 @@ def _fmt(value) -> str:
     return "n/a" if value is None else f"{value:.3g}"
 
 
+def setting_value(default, text: str, parser):
+    """``text`` of ``--set KEY=VALUE`` as the type of the setting's ``default`` (booleans: true/false)."""
+    if isinstance(default, bool):
+        if text.lower() not in ("true", "false"):
+            parser.error(f"--set: a boolean setting takes true or false, got '{text}'")
+        return text.lower() == "true"
+    try:
+        return type(default)(text)
+    except ValueError:
+        parser.error(f"--set: expected a value of type {type(default).__name__}, got '{text}'")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     size = parser.add_mutually_exclusive_group()
@@ -611,7 +623,7 @@ def main(argv=None) -> int:
         if not hasattr(settings, key) or not value:
             parser.error(f"--set expects KEY=VALUE with KEY a field of DemoSettings "
                          f"({', '.join(vars(settings))}), got '{item}'")
-        settings = replace(settings, **{key: type(getattr(settings, key))(value)})
+        settings = replace(settings, **{key: setting_value(getattr(settings, key), value, parser)})
     for option, values in (("--friction-starts", args.friction_starts), ("--friction-scan", args.friction_scan)):
         if any(f <= 0 for f in values):
             parser.error(f"{option} must be positive frictions in 1/ps, got {values}")

@@ -148,6 +148,9 @@ class ClassifierConfig:
     chiral: bool = option(True, "tell a window from its mirror image (invariant under proper rotations only); "
                           "false: also reflection-invariant, for achiral systems")
     dtype: str = option("float32", "dtype of the classifier's parameters", ("float32", "float64"))
+    internal_motion: bool = option(False, "remove each window's rigid-body motion (every frame superposed onto "
+                                   "the previous one) before the classifier sees it, so that only the molecule's "
+                                   "internal motion is matched; see docs/concepts.md")
 
 
 #: Classifier keys of earlier versions, now options of one kind: old key -> (kind, option).

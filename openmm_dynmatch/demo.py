@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from openmm_dynmatch.config import Config, DataConfig, DynamicsConfig, TrainConfig
+from openmm_dynmatch.config import ClassifierConfig, Config, DataConfig, DynamicsConfig, TrainConfig
 from openmm_dynmatch.fileio import write_json
 
 
@@ -33,6 +33,7 @@ class DemoSettings:
     probe_windows: int
     frame_step: int = 1            # saved frames between a window's frames
     classifier_steps: int = 3      # classifier updates per generator update
+    internal_motion: bool = False  # the classifier sees windows without their rigid-body motion
 
 
 FULL = DemoSettings(aa_ns=2.0, frame_interval_ps=0.1, fm_iterations=1500, dm_iterations=150, dm_walkers=64,
@@ -56,7 +57,7 @@ def demo_config(cg_path: Path, settings: DemoSettings, objective: str, seed: int
     return Config(data=DataConfig(cg_path=str(cg_path), window_frames=settings.window_frames,
                                   frame_step=settings.frame_step),
                   dynamics=DynamicsConfig(timestep_ps=0.002, friction_per_ps=10.0),
-                  train=train)
+                  classifier=ClassifierConfig(internal_motion=settings.internal_motion), train=train)
 
 
 def run_demo(out_dir="dynmatch_demo", quick: bool = False, seed: int = 0, progress: bool = True) -> dict:

@@ -134,7 +134,8 @@ def build_classifier_from_config(config: Config, data: TrainingData):
     sample = data.windows[np.arange(min(len(data.windows), 512))]
     n_types = len(data.metadata.get("type_names", [])) or None
     return build_classifier_for(cfg.kind, data.metadata["bead_types"], config.data.window_frames, cfg.options,
-                                cfg.chiral, cfg.dtype, n_types=n_types, scale_windows=sample)
+                                cfg.chiral, cfg.dtype, n_types=n_types, scale_windows=sample,
+                                internal_motion=cfg.internal_motion)
 
 
 def model_metadata(data: TrainingData, config: Config, dynamics: DynamicsParameters) -> dict:

@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from science import seed_average, targets  # noqa: E402
+import pytest  # noqa: E402
+from science import main, seed_average, setting_value, targets  # noqa: E402
 
 
 def test_seed_average_is_the_mean_with_its_standard_error():
@@ -80,3 +81,23 @@ def test_psi_landscape_reads_the_barriers_and_the_basin_free_energy_of_a_known_p
     helical = (grid > -1.4) & (grid < 0.0)
     expected = -kt * np.log(weight[extended].sum() / weight[helical].sum())
     assert abs(row["extended_minus_helical_kj_per_mol"] - expected) < 0.05
+
+
+class _Parser:
+    def error(self, message):
+        raise SystemExit(message)
+
+
+def test_set_reads_booleans_as_words_and_other_values_as_their_setting_type():
+    assert setting_value(False, "true", _Parser()) is True and setting_value(True, "False", _Parser()) is False
+    assert setting_value(1, "5", _Parser()) == 5 and setting_value(2.0, "10", _Parser()) == 10.0
+    with pytest.raises(SystemExit, match="true or false, got 'yes'"):
+        setting_value(False, "yes", _Parser())
+    with pytest.raises(SystemExit, match="expected a value of type int, got 'five'"):
+        setting_value(1, "five", _Parser())
+
+
+def test_science_refuses_a_bad_set_before_running_anything(capsys):
+    with pytest.raises(SystemExit):
+        main(["--set", "internal_motion=1"])
+    assert "true or false" in capsys.readouterr().err

@@ -84,7 +84,7 @@ def check_options(cls: type, options: Optional[dict], structure: Sequence[str], 
 
 def build_classifier_for(kind: str, bead_types: Sequence[int], window_frames: int, options: Optional[dict] = None,
                          chiral: bool = True, dtype: str = "float32", n_types: Optional[int] = None,
-                         scale_windows: Optional[np.ndarray] = None) -> torch.nn.Module:
+                         scale_windows: Optional[np.ndarray] = None, internal_motion: bool = False) -> torch.nn.Module:
     """A window classifier of ``kind`` for this molecule and window length.
 
     Parameters
@@ -103,14 +103,24 @@ def build_classifier_for(kind: str, bead_types: Sequence[int], window_frames: in
         Number of bead types (default from ``bead_types``).
     scale_windows : np.ndarray, shape (B, T+1, N, 3), nm, optional
         AA windows that set the classifier's input scales (``fit_scales``).
+    internal_motion : bool
+        Wrap the classifier so that it sees windows without their rigid-body motion
+        (:class:`~openmm_dynmatch.models.internal_motion.InternalMotionClassifier`).
     """
     cls = classifier_class(kind)
+    if internal_motion and len(bead_types) < 3:
+        raise ValueError(f"classifier.internal_motion needs at least 3 beads to superpose frames, got "
+                         f"{len(bead_types)}")
     options = check_options(cls, options, CLASSIFIER_STRUCTURE, f"classifier.options ({kind})")
     types = [int(t) for t in bead_types]
     structure = {"bead_types": types, "n_beads": len(types), "n_types": n_types, "window_frames": int(window_frames),
                  "frame_only": int(window_frames) == 1, "chiral": bool(chiral), "dtype": dtype}
     accepted = inspect.signature(cls.__init__).parameters
     classifier = cls(**{k: v for k, v in structure.items() if k in accepted and v is not None}, **options)
+    if internal_motion:
+        from .internal_motion import InternalMotionClassifier
+
+        classifier = InternalMotionClassifier(classifier)
     if scale_windows is not None and hasattr(classifier, "fit_scales"):
         classifier.fit_scales(torch.as_tensor(np.asarray(scale_windows)))
     return classifier
