@@ -38,8 +38,9 @@ plus the many-body ``internal_mlp`` network; see docs/models.md for why) and the
    productions pooled): the free energy along psi, the highest point of each of the two gaps between the psi
    cores (a helical <-> extended transition crosses one) and the extended - helical free energy.
 
-``--friction-starts 1 20`` also trains dynamic matching from those initial frictions (training only) and reports
-whether the learned frictions agree with the main run's within 15%. ``--friction-scan 0.25 0.5 1 2`` also runs
+``--friction-starts 1 20`` also trains dynamic matching from those initial frictions and reports whether the
+learned frictions agree with the main run's within 15%, and the kinetics of each of those models from one
+production (seed ``seed``, beside the main model's production at that seed). ``--friction-scan 0.25 0.5 1 2`` also runs
 the force-matched and the dynamic-matching potentials at those frictions (production only) and writes
 ``<stem>_friction_scan.png``: whether any single friction gives both AA times with either potential.
 
@@ -387,21 +388,29 @@ def _sems(models: dict, key: str) -> list:
     return [models[n].get(f"{key}_sem") or 0.0 for n in models]
 
 
-def friction_starts_study(cg_path: Path, work: Path, settings: DemoSettings, seed: int, clock: StageClock,
-                          progress: bool, starts: list, dm_friction: float) -> dict:
-    """Dynamic matching again from other initial frictions (training only): the learned friction of each start,
-    beside the main run's (from 10/ps), and the target that they agree within 15% (largest over smallest)."""
-    learned = {"10": dm_friction}
+def friction_starts_study(aa, cg_path: Path, work: Path, settings: DemoSettings, seed: int, clock: StageClock,
+                          progress: bool, starts: list, dm_summary: dict, dm_kinetics: dict) -> dict:
+    """Dynamic matching again from other initial frictions: the learned friction of each start beside the main
+    run's (from 10/ps), the target that they agree within 15% (largest over smallest), and the kinetics of each
+    start's model from one production (seed ``seed``; the main run's row is its first production)."""
+    learned = {"10": dm_summary["friction_per_ps"]}
+    kinetics = {"10": dm_kinetics}
     for start in starts:
-        run_dir = work / f"run_dm_from_{start:g}"
+        name = f"dm_from_{start:g}"
+        run_dir = work / f"run_{name}"
         config = demo_config(cg_path, settings, "dynamic_matching", seed)
         config = replace(config, dynamics=replace(config.dynamics, friction_per_ps=float(start)))
-        summary = clock.run(f"train_dm_from_{start:g}_s", (run_dir / "summary.json").exists(), train_model, config,
+        summary = clock.run(f"train_{name}_s", (run_dir / "summary.json").exists(), train_model, config,
                             run_dir, progress)
         learned[f"{start:g}"] = summary["friction_per_ps"]
+        trajectory = work / f"cg_{name}.h5"
+        clock.run(f"production_{name}_s", trajectory.exists(), produce, summary["model"], cg_path, trajectory,
+                  settings, seed, progress)
+        kinetics[f"{start:g}"] = dict(kinetics_with_spread(compare(aa, trajio.load(trajectory), seed=seed)),
+                                      heldout_auc=((summary.get("heldout_auc") or {}).get("after") or {}).get("auc"))
     spread = max(learned.values()) / min(learned.values()) - 1.0
     return {"learned_friction_per_ps": learned, "spread": spread,
-            "within_15pct": bool(spread <= FRICTION_START_TOLERANCE)}
+            "within_15pct": bool(spread <= FRICTION_START_TOLERANCE), "kinetics": kinetics}
 
 
 SCAN_MODELS = ("fm", "dm")  # the two potentials (fmc shares fm's)
@@ -486,8 +495,6 @@ def run(settings: DemoSettings, work: Path, out: Path, seed: int, aa_mapped, pro
     else:
         cg_path = Path(aa_mapped)
     summaries = train_all(cg_path, work, settings, seed, clock, progress)
-    starts = friction_starts_study(cg_path, work, settings, seed, clock, progress, list(friction_starts),
-                                   summaries["dm"]["friction_per_ps"]) if friction_starts else None
     models, files, analysis_s = {}, {}, 0.0
     aa = trajio.load(cg_path)
     for label, summary in summaries.items():
@@ -497,6 +504,10 @@ def run(settings: DemoSettings, work: Path, out: Path, seed: int, aa_mapped, pro
         start = time.perf_counter()
         models[label] = model_metrics(aa, files[label], summary, seed)
         analysis_s += time.perf_counter() - start
+    starts = friction_starts_study(aa, cg_path, work, settings, seed, clock, progress, list(friction_starts),
+                                   summaries["dm"], dict(models["dm"]["kinetics_per_seed"][0],
+                                                         heldout_auc=models["dm"]["heldout_auc"])
+                                   ) if friction_starts else None
     scan = friction_scan_study(aa, cg_path, work, settings, seed, clock, progress, list(friction_scan),
                                summaries, models) if friction_scan else None
     angles = {"aa": backbone_cvs(aa.positions, aa.metadata)}
@@ -555,7 +566,10 @@ def _starts_line(starts) -> str:
     if not starts:
         return ""
     learned = ", ".join(f"{k} -> {v:.3g}" for k, v in starts["learned_friction_per_ps"].items())
-    return f" | DM friction from each start (1/ps): {learned}; within 15%: {starts['within_15pct']}"
+    kinetics = ", ".join(f"{k}: {_fmt(row['slowest_timescale_ratio'])}/{_fmt(row['core_relaxation_ratio'])}"
+                         for k, row in (starts.get("kinetics") or {}).items())
+    return (f" | DM friction from each start (1/ps): {learned}; within 15%: {starts['within_15pct']}"
+            + (f"; MSM/core CG/AA per start (one production): {kinetics}" if kinetics else ""))
 
 
 def _scan_line(scan) -> str:
@@ -597,7 +611,8 @@ def main(argv=None) -> int:
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--friction-starts", type=float, nargs="*", default=[], metavar="PER_PS",
                         help="also train dynamic matching from these initial frictions (e.g. 1 20) and report "
-                             "whether the learned frictions agree within 15%% (training only, ~8 min each)")
+                             "whether the learned frictions agree within 15%%, and each model's kinetics from one "
+                             "production (a DM training and a production each)")
     parser.add_argument("--friction-scan", type=float, nargs="*", default=[], metavar="PER_PS",
                         help="also run the force-matched and the dynamic-matching potentials at these frictions "
                              "(e.g. 0.25 0.5 2) and report their kinetics (production only, a few min each)")
