@@ -139,7 +139,7 @@ def model_metrics(aa, cg_files: list, summary: dict, seed: int) -> dict:
     results = [compare(aa, trajio.load(path), seed=seed) for path in cg_files]
     s = results[0]["summary"]
     per_seed = [dict(kinetics_with_spread(r), js_fes_2d=r["summary"].get("js_fes_2d")) for r in results]
-    auc = summary.get("heldout_auc", {})
+    auc = summary.get("heldout_auc") or {}
     metrics = {
         "js_fes_1d": s.get("js_fes_1d"), "js_fes_2d_aa_split_half": s.get("js_fes_2d_aa_split_half"),
         "timescale_ratios": s.get("timescale_ratio"),
@@ -150,7 +150,7 @@ def model_metrics(aa, cg_files: list, summary: dict, seed: int) -> dict:
         "core_transitions_cg": s.get("core_transitions_cg"), "core_transitions_aa": s.get("core_transitions_aa"),
         "acf_time_ratio": s.get("acf_time_ratio"), "bond_js_max": s.get("bond_js_max"),
         "angle_js_max": s.get("angle_js_max"),
-        "heldout_auc": (auc.get("after") or {}).get("auc"),
+        "heldout_auc": heldout_auc(summary),
         "heldout_auc_before_dm": (auc.get("before") or {}).get("auc"),
         "friction_per_ps": summary.get("friction_per_ps"),
         "production_seeds": [seed + k for k in range(len(cg_files))], "kinetics_per_seed": per_seed,
@@ -158,6 +158,11 @@ def model_metrics(aa, cg_files: list, summary: dict, seed: int) -> dict:
     }
     metrics.update(seed_average(per_seed, SEED_AVERAGED))
     return metrics
+
+
+def heldout_auc(summary: dict):
+    """Held-out AUC of a fresh classifier against a trained model's windows (None where the run has none)."""
+    return ((summary.get("heldout_auc") or {}).get("after") or {}).get("auc")
 
 
 def seed_average(rows: list, keys) -> dict:
@@ -407,7 +412,7 @@ def friction_starts_study(aa, cg_path: Path, work: Path, settings: DemoSettings,
         clock.run(f"production_{name}_s", trajectory.exists(), produce, summary["model"], cg_path, trajectory,
                   settings, seed, progress)
         kinetics[f"{start:g}"] = dict(kinetics_with_spread(compare(aa, trajio.load(trajectory), seed=seed)),
-                                      heldout_auc=((summary.get("heldout_auc") or {}).get("after") or {}).get("auc"))
+                                      heldout_auc=heldout_auc(summary))
     spread = max(learned.values()) / min(learned.values()) - 1.0
     return {"learned_friction_per_ps": learned, "spread": spread,
             "within_15pct": bool(spread <= FRICTION_START_TOLERANCE), "kinetics": kinetics}

@@ -79,17 +79,16 @@ class InternalMotionClassifier(nn.Module):
     def __init__(self, classifier: nn.Module):
         super().__init__()
         self.classifier = classifier
-        spec = getattr(classifier, "spec", None)
-        if isinstance(spec, dict):
-            self.spec = dict(spec, internal_motion=True)
+
+    @property
+    def spec(self) -> dict:
+        """The inner classifier's ``spec`` with ``internal_motion: True`` (AttributeError if it has none)."""
+        return dict(self.classifier.spec, internal_motion=True)
 
     def fit_scales(self, windows: Tensor) -> None:
         """The inner classifier's input scales, set from the superposed (AA) windows."""
         if hasattr(self.classifier, "fit_scales"):
             self.classifier.fit_scales(remove_rigid_body_motion(torch.as_tensor(windows)))
-            spec = getattr(self.classifier, "spec", None)
-            if isinstance(spec, dict):
-                self.spec = dict(spec, internal_motion=True)
 
     def forward(self, windows: Tensor) -> Tensor:
         """Logits ``(batch,)`` of windows ``(batch, T+1, N, 3)`` nm."""
