@@ -48,6 +48,7 @@ Usage (JSON on stdout, one summary line on stderr)::
 
     python benchmarks/engine.py --quick
     python benchmarks/engine.py --out benchmarks/results/engine.json
+    python benchmarks/engine.py --quick --platforms CUDA --threads 8   # a GPU machine, GPU rows only
 """
 import argparse
 import datetime
@@ -365,11 +366,17 @@ def environment(mode: str, settings: dict, threads: int, platforms) -> dict:
                              cuda_graphs_supported=hasattr(openmmtorch.TorchForce, "setProperty"))}
 
 
-def run(mode: str = "default", threads: int = 2) -> dict:
-    """Measure everything (see the module docstring) and return the JSON document."""
+def run(mode: str = "default", threads: int = 2, only_platforms=None) -> dict:
+    """Measure everything (see the module docstring) and return the JSON document; ``only_platforms`` limits the
+    OpenMM platforms measured (default: each of Reference, CPU and CUDA that is present)."""
     torch.set_num_threads(threads)
     settings = MODES[mode]
     platforms = [p for p in ("Reference", "CPU", "CUDA") if p in available_platforms()]
+    if only_platforms:
+        missing = sorted(set(only_platforms) - set(platforms))
+        if missing:
+            raise ValueError(f"--platforms: {missing} not among the platforms present here, {platforms}")
+        platforms = [p for p in platforms if p in only_platforms]
     n_cg = len(MODELS) * len(settings["walkers"]) * len(cg_methods(platforms))
     doc = {"benchmark": "engine", "schema_version": 1, **environment(mode, settings, threads, platforms)}
     started = time.perf_counter()
@@ -398,10 +405,15 @@ def main(argv=None) -> int:
     speed.add_argument("--full", action="store_true", help="more walker counts, ~6 s timed runs")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
     parser.add_argument("--out", help="also write the JSON document here (atomically)")
+    parser.add_argument("--platforms", nargs="+", choices=("Reference", "CPU", "CUDA"),
+                        help="measure only these OpenMM platforms (default: all present)")
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error(f"--threads must be a positive integer, got {args.threads}")
-    doc = run("quick" if args.quick else "full" if args.full else "default", args.threads)
+    try:
+        doc = run("quick" if args.quick else "full" if args.full else "default", args.threads, args.platforms)
+    except ValueError as error:
+        parser.error(str(error))
     if args.out:
         write_json(args.out, doc)
     print(json.dumps(doc, indent=2))

@@ -150,6 +150,26 @@ def test_create_force_in_a_user_system(chain_model, rng):
     np.testing.assert_allclose(forces, chain_forces_numpy(walkers, 800.0), rtol=1e-9, atol=1e-9)
 
 
+class _PlatformWithPrecision:
+    """Stands in for CUDA/OpenCL (absent here): a platform with a ``Precision`` property."""
+
+    def getPropertyNames(self):
+        return ("DeviceIndex", "Precision")
+
+
+def test_platforms_with_a_precision_setting_default_to_mixed(monkeypatch):
+    """OpenMM's CUDA default is single precision, which stores positions in float32 and would break the float64
+    recorded paths of DESIGN.md section 3; the engine asks for mixed unless told otherwise."""
+    from openmm_dynmatch.openmm import cg_walkers
+
+    monkeypatch.setattr(cg_walkers, "available_platforms", lambda: ["Reference", "GPU"])
+    monkeypatch.setattr(cg_walkers.openmm.Platform, "getPlatformByName",
+                        staticmethod(lambda name: _PlatformWithPrecision()))
+    assert platform_and_properties("GPU")[1] == {"Precision": "mixed"}
+    assert platform_and_properties("GPU", "single")[1] == {"Precision": "single"}
+    assert platform_and_properties("GPU", "double")[1] == {"Precision": "double"}
+
+
 def test_bad_engine_inputs_raise_clear_errors(chain_model):
     with pytest.raises(ValueError, match="unknown platform 'Quantum'"):
         platform_and_properties("Quantum")

@@ -31,7 +31,7 @@ def add_arguments(parser) -> None:
                         help="which start frames: evenly spaced over the file (default when it has more frames than "
                              "walkers), random (seeded by --seed) or cyclic (default otherwise)")
     parser.add_argument("--platform", help="OpenMM platform (CUDA, CPU, Reference; default: fastest present)")
-    parser.add_argument("--precision", choices=["single", "mixed", "double"], help="platform precision")
+    parser.add_argument("--precision", choices=["single", "mixed", "double"], help="platform precision (CUDA, OpenCL; default mixed there)")
     parser.add_argument("--integrator", choices=integrator_names(), help="default: the model's")
     parser.add_argument("--timestep-ps", type=float, default=None,
                         help="integration time step, ps (default: the model's; e.g. smaller for a stability check)")

@@ -51,6 +51,7 @@ _register_torch_kernels()
 # (TorchForce dominates; see benchmarks/engine.py) and Reference is double precision; CUDA beats both.
 PLATFORM_PREFERENCE = ("CUDA", "Reference", "CPU", "OpenCL", "HIP")
 PRECISIONS = ("single", "mixed", "double")
+DEFAULT_PRECISION = "mixed"  # positions and integration in float64, forces in float32 (CUDA, OpenCL, HIP)
 
 
 @dataclass
@@ -113,8 +114,10 @@ def platform_and_properties(name: Optional[str] = None, precision: Optional[str]
     name : str, optional
         ``CUDA``, ``CPU``, ``Reference``, ... (default: the first present of :data:`PLATFORM_PREFERENCE`).
     precision : str, optional
-        ``single``, ``mixed`` or ``double``, for platforms with a ``Precision`` property (CUDA, OpenCL, HIP).
-        Reference always computes in double precision; asking it (or CPU) for another precision is an error.
+        ``single``, ``mixed`` or ``double``, for platforms with a ``Precision`` property (CUDA, OpenCL, HIP);
+        default ``mixed`` there (OpenMM's own default is ``single``, which stores positions in float32: recorded
+        paths would then lose the float64 the path likelihood needs). Reference always computes in double
+        precision; asking it (or CPU) for another precision is an error.
 
     Returns
     -------
@@ -128,6 +131,8 @@ def platform_and_properties(name: Optional[str] = None, precision: Optional[str]
         raise ValueError(f"unknown platform '{name}'; available: {sorted(present)}")
     platform = openmm.Platform.getPlatformByName(name)
     properties = {}
+    if precision is None and "Precision" in platform.getPropertyNames():
+        precision = DEFAULT_PRECISION
     if precision is not None:
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision '{precision}'; available: {sorted(PRECISIONS)}")
