@@ -34,6 +34,7 @@ class DemoSettings:
     frame_step: int = 1            # saved frames between a window's frames
     classifier_steps: int = 3      # classifier updates per generator update
     internal_motion: bool = False  # the classifier sees windows without their rigid-body motion
+    friction_first: int = 0        # iterations in which only the friction learns, after the classifier warm-up
 
 
 FULL = DemoSettings(aa_ns=2.0, frame_interval_ps=0.1, fm_iterations=1500, dm_iterations=150, dm_walkers=64,
@@ -49,7 +50,7 @@ def demo_config(cg_path: Path, settings: DemoSettings, objective: str, seed: int
                         checkpoint_every=max(settings.dm_iterations // 5, 1), snr_every=5,
                         lr_pretrain=1e-3, lr_potential=2e-4, lr_friction=0.05,
                         probe_windows=settings.probe_windows, probe_steps=200,
-                        classifier_steps=settings.classifier_steps)
+                        classifier_steps=settings.classifier_steps, friction_first=settings.friction_first)
     if objective == "force_matching":
         train = replace(train, iterations=settings.fm_iterations)
     else:

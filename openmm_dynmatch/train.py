@@ -126,13 +126,22 @@ class DynamicMatchingTrainer:
             groups.append({"params": [p for p in trainable if id(p) not in physical], "lr": cfg.lr_potential})
         if physical:
             groups.append({"params": [p for p in trainable if id(p) in physical], "lr": cfg.lr_prior})
-        if self.dynamics.log_friction.requires_grad:
+        learns_friction = self.dynamics.log_friction.requires_grad
+        friction_sgd = learns_friction and cfg.friction_optimizer == "sgd"
+        if learns_friction and not friction_sgd:
             groups.append({"params": [self.dynamics.log_friction], "lr": cfg.lr_friction,
                            "betas": (cfg.beta1, cfg.friction_beta2)})
-        if not any(group["params"] for group in groups):
+        for option, needed in (("friction_first", cfg.friction_first > 0), ("friction_optimizer", friction_sgd)):
+            if needed and not (learns_friction and cfg.friction_gradient == "crn"):
+                raise ValueError(f"train.{option} is {getattr(cfg, option)!r}, which needs a learned friction with "
+                                 f"the crn gradient; got dynamics.learn_friction {learns_friction} and "
+                                 f"train.friction_gradient {cfg.friction_gradient!r}")
+        if not any(group["params"] for group in groups) and not friction_sgd:
             raise ValueError("dynamic matching has nothing to learn: train.lr_potential is 0, the prior is not "
                              "trainable (potential.prior_trainable) and dynamics.learn_friction is false")
-        self.generator_optimizer = torch.optim.Adam(groups, betas=betas)
+        self.generator_optimizer = torch.optim.Adam(groups or [{"params": []}], betas=betas)
+        self.friction_optimizer = (torch.optim.SGD([self.dynamics.log_friction], lr=cfg.lr_friction)
+                                   if friction_sgd else None)
         self.classifier_optimizer = torch.optim.Adam(self.classifier.parameters(), lr=cfg.lr_classifier,
                                                      betas=(0.5, 0.999))
         decay_start = int(round(cfg.iterations * (1.0 - cfg.decay_last_fraction)))
@@ -142,6 +151,8 @@ class DynamicMatchingTrainer:
             return 1.0 if it < decay_start else max(1.0 - (it - decay_start) / span, 0.02)
 
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.generator_optimizer, factor)
+        self.friction_scheduler = (torch.optim.lr_scheduler.LambdaLR(self.friction_optimizer, factor)
+                                   if friction_sgd else None)
 
     def mode_at(self, iteration: int) -> str:
         """``conditional`` or ``free`` for this iteration, following ``train.mode``."""
@@ -243,9 +254,18 @@ class DynamicMatchingTrainer:
         return UpdateSettings(baseline=cfg.baseline, normalize=cfg.normalize_advantages, chunk=chunk,
                               max_reuse=cfg.max_reuse, ess_threshold=cfg.ess_threshold, grad_clip=cfg.grad_clip)
 
-    def generator_update(self, paths: Paths, mode: str, compute_snr: bool) -> dict:
+    def phase_at(self, iteration: int) -> str:
+        """``warmup`` (the classifier alone learns), ``friction`` (the friction alone joins it,
+        ``train.friction_first``) or ``adversarial`` (potential and friction)."""
+        cfg = self.train_cfg
+        if iteration < cfg.classifier_warmup:
+            return "warmup"
+        return "friction" if iteration < cfg.classifier_warmup + cfg.friction_first else "adversarial"
+
+    def generator_update(self, paths: Paths, mode: str, compute_snr: bool, friction_only: bool = False) -> dict:
         """Score-function step(s) on the potential and friction from one batch of paths
-        (:func:`openmm_dynmatch.updates.score_function_update`)."""
+        (:func:`openmm_dynmatch.updates.score_function_update`); with ``friction_only`` one Adam step on the
+        friction alone from its common-random-number gradient."""
         reward = self.window_rewards(paths)
         stats = {"reward_mean": float(reward.mean()), "reward_std": float(reward.std())}
         given = None
@@ -254,11 +274,28 @@ class DynamicMatchingTrainer:
             gradient, crn_stats = self.friction_crn_gradient(paths.positions[:, 0].numpy(),
                                                              paths.positions.shape[1] - 1)
             stats.update(crn_stats, time_friction_runs_s=time.perf_counter() - start)
-            given = [(self.dynamics.log_friction, gradient)]
+            if self.friction_optimizer is not None:
+                self._step_with(self.friction_optimizer, gradient)
+            else:
+                given = [(self.dynamics.log_friction, gradient)]
+        if friction_only:
+            if given:
+                self._step_with(self.generator_optimizer, gradient)
+            else:  # the friction has its own optimiser: a step in which nothing moves keeps the schedule in order
+                self.generator_optimizer.zero_grad()
+                self.generator_optimizer.step()
+            stats["updates"] = 1
+            return stats
         stats.update(score_function_update(lambda index: self.path_log_p(paths.subset(index), mode), reward,
                                            self.generator_optimizer, self.update_settings(paths), compute_snr,
                                            self.start_groups(mode), given))
         return stats
+
+    def _step_with(self, optimizer: torch.optim.Optimizer, friction_gradient: torch.Tensor) -> None:
+        """One step of ``optimizer`` with ``friction_gradient`` as the gradient of log friction (and no other)."""
+        optimizer.zero_grad()
+        self.dynamics.log_friction.grad = friction_gradient.detach().to(self.dynamics.log_friction.dtype).clone()
+        optimizer.step()
 
     def window_rewards(self, paths: Paths) -> torch.Tensor:
         """Reward of every CG window of ``paths`` under the current classifier, shape (B,), float64."""
@@ -312,16 +349,19 @@ class DynamicMatchingTrainer:
         paths, aa = self.sample(it, mode)
         t1 = time.perf_counter()
         cg = windows_from_paths(paths.positions, self.steps_per_frame)
-        phase = "warmup" if it < cfg.classifier_warmup else "adversarial"
+        phase = self.phase_at(it)
         row, t_classifier, t_estimator = {}, 0.0, 0.0
         for part in (("classifier", "generator") if cfg.reward_windows == "seen" else ("generator", "classifier")):
             start = time.perf_counter()
             if part == "classifier":
                 row.update(self.classifier_update(aa, cg))
                 t_classifier = time.perf_counter() - start
-            elif phase == "adversarial":
-                row.update(self.generator_update(paths, mode, compute_snr=cfg.snr_every > 0 and it % cfg.snr_every == 0))
+            elif phase != "warmup":
+                row.update(self.generator_update(paths, mode, compute_snr=cfg.snr_every > 0 and it % cfg.snr_every == 0,
+                                                 friction_only=phase == "friction"))
                 self.scheduler.step()
+                if self.friction_scheduler is not None:
+                    self.friction_scheduler.step()
                 self._accumulate_average(it)
                 t_estimator = time.perf_counter() - start - row.get("time_friction_runs_s", 0.0)
         row.update({"iteration": it, "phase": phase, "mode": mode, "blowups": paths.blowups,
@@ -364,6 +404,8 @@ class DynamicMatchingTrainer:
             "generator_optimizer": self.generator_optimizer.state_dict(),
             "classifier_optimizer": self.classifier_optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "average": self._average,
+            "friction_optimizer": None if self.friction_optimizer is None else self.friction_optimizer.state_dict(),
+            "friction_scheduler": None if self.friction_scheduler is None else self.friction_scheduler.state_dict(),
             "average_count": self._average_count, "free_positions": self.free_positions,
         }
 
@@ -376,6 +418,11 @@ class DynamicMatchingTrainer:
         self.generator_optimizer.load_state_dict(state["generator_optimizer"])
         self.classifier_optimizer.load_state_dict(state["classifier_optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if self.friction_optimizer is not None:  # checkpoints written before friction_optimizer have none
+            if state.get("friction_optimizer") is None:
+                raise KeyError("friction_optimizer: the checkpoint holds no sgd friction optimizer")
+            self.friction_optimizer.load_state_dict(state["friction_optimizer"])
+            self.friction_scheduler.load_state_dict(state["friction_scheduler"])
         self._average, self._average_count = state["average"], int(state["average_count"])
         self.free_positions = state["free_positions"]
 

@@ -260,6 +260,63 @@ def test_zero_potential_rate_leaves_the_potential_as_pre_training_left_it(tmp_pa
     assert float(trainer.dynamics.log_friction.detach()[0]) != friction_before
 
 
+def test_friction_first_moves_only_the_friction_then_both(tmp_path):
+    """``friction_first = 2``: after the classifier warm-up, two iterations step the friction by Adam's first step
+    (``lr_friction``, the reward falls as the friction rises) while the potential stays bit for bit; the third
+    iteration moves the potential too. The phases are logged."""
+    potential = HarmonicDimer(TRUE_K, TRUE_R0)
+    trainer = _free_trainer(tmp_path, 64, 50.0, 0.01, 10, potential=potential, classifier_warmup=1,
+                            friction_first=2, lr_potential=0.01, lr_friction=0.05, decay_last_fraction=0.0)
+    before = {k: v.clone() for k, v in potential.state_dict().items()}
+    phases, log_friction = [], [float(trainer.dynamics.log_friction.detach()[0])]
+    for _ in range(4):
+        phases.append(trainer.step()["phase"])
+        log_friction.append(float(trainer.dynamics.log_friction.detach()[0]))
+        if len(phases) == 3:
+            assert all(torch.equal(before[k], v) for k, v in potential.state_dict().items())
+    assert phases == ["warmup", "friction", "friction", "adversarial"]
+    assert log_friction[1] == log_friction[0]
+    assert log_friction[2] - log_friction[1] == pytest.approx(0.05, rel=1e-4)
+    assert log_friction[3] != log_friction[2]
+    assert not all(torch.equal(before[k], v) for k, v in potential.state_dict().items())
+
+
+@pytest.mark.parametrize("friction_first", [0, 3])
+def test_sgd_friction_steps_are_the_rate_times_the_crn_gradient(tmp_path, friction_first):
+    """``friction_optimizer: sgd``: every step of log friction is ``-lr_friction * factor * g`` with ``g`` the
+    logged crn gradient and ``factor`` the decay schedule's (1, then falling linearly over the last third), in the
+    friction-only phase and with the potential learning; a resumed trainer holds the same optimiser state."""
+    lr, iterations = 0.2, 6
+    potential = HarmonicDimer(TRUE_K, TRUE_R0)
+    trainer = _free_trainer(tmp_path, 64, 50.0, 0.01, 10, potential=potential, classifier_warmup=0,
+                            friction_first=friction_first, lr_friction=lr, friction_optimizer="sgd",
+                            lr_potential=0.01, iterations=iterations, decay_last_fraction=0.5)
+    decay_start, span = 3, 3
+    for it in range(iterations):
+        before = float(trainer.dynamics.log_friction.detach()[0])
+        g = trainer.step()["friction_crn_gradient"]
+        factor = 1.0 if it < decay_start else max(1.0 - (it - decay_start) / span, 0.02)
+        step = float(trainer.dynamics.log_friction.detach()[0]) - before
+        assert step == pytest.approx(-lr * factor * g, rel=1e-9, abs=1e-12), f"iteration {it}"
+    state = trainer.state_dict()
+    assert state["friction_scheduler"]["last_epoch"] == iterations
+    again = _free_trainer(tmp_path, 64, 50.0, 0.01, 10, potential=HarmonicDimer(TRUE_K, TRUE_R0),
+                          classifier_warmup=0, friction_first=friction_first, lr_friction=lr,
+                          friction_optimizer="sgd", lr_potential=0.01, iterations=iterations, decay_last_fraction=0.5)
+    again.load_state_dict(state)
+    assert again.friction_scheduler.get_last_lr() == trainer.friction_scheduler.get_last_lr()
+
+
+@pytest.mark.parametrize("option", [{"friction_first": 5}, {"friction_optimizer": "sgd"}])
+def test_friction_options_without_a_crn_friction_are_refused(tmp_path, option):
+    config = Config(train=TrainConfig(friction_gradient="score", **option))
+    name, value = next(iter(option.items()))
+    with pytest.raises(ValueError, match=f"train.{name} is {value!r}.*crn"):
+        DynamicMatchingTrainer(config, HarmonicDimer(TRUE_K, TRUE_R0), _DisplacementLogit(),
+                               DynamicsParameters("langevin", 5.0, [0, 0]), None,
+                               np.zeros((2, 3, 2, 3)), [MASS_AMU] * 2, TEMPERATURE_K, 10, tmp_path)
+
+
 def test_a_run_with_nothing_to_learn_is_refused(tmp_path):
     config = Config(train=TrainConfig(lr_potential=0.0), dynamics=DynamicsConfig(learn_friction=False))
     with pytest.raises(ValueError, match="nothing to learn"):
