@@ -112,7 +112,6 @@ def plot_landscapes(results: list, path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for k, result in enumerate(results):
@@ -123,16 +122,26 @@ def plot_landscapes(results: list, path) -> None:
         ax.errorbar(x, y, yerr=[r["difference_to_own_se"] for r in rows], marker="o", color=f"C{k}", capsize=3,
                     label=f"{result['run']} (iteration {result['iteration']})")
         ax.axvline(result["friction_per_ps"], color=f"C{k}", ls=":", lw=1)
-    ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.set_xticks([1, 2, 3, 5, 10, 20])
+    friction_log_axis(ax.xaxis)
     ax.set_xlabel("friction (1/ps); dotted: the run's own")
-    ax.set_ylabel("mean reward - reward at own friction\n(the generator lowers it; bars: SE of the difference)")
+    ax.set_ylabel("mean reward - reward at own friction")
+    ax.set_title("frozen classifiers; the generator lowers the reward\n(bars: standard error of the difference)",
+                 fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def friction_log_axis(axis) -> None:
+    """A logarithmic friction axis (``ax.xaxis`` or ``ax.yaxis``) with plain tick labels at 1, 2, 3, 5, 10, 20/ps."""
+    import matplotlib.ticker
+
+    axes = axis.axes
+    (axes.set_xscale if axis is axes.xaxis else axes.set_yscale)("log")
+    axis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    axis.set_ticks([1, 2, 3, 5, 10, 20])
 
 
 def measure(run_dir, walkers: int, factors: list) -> dict:

@@ -219,8 +219,8 @@ class TrainConfig:
     friction_first: int = option(0, "iterations after the classifier warm-up in which only the friction learns "
                                  "(its crn gradient) and the potential keeps its pre-trained values, so the joint game "
                                  "starts from a friction matched to that potential; a value of at least "
-                                 "iterations learns the friction alone (docs/concepts.md, 'The friction game "
-                                 "can run away')", valid="[0, inf)")
+                                 "iterations learns the friction alone (docs/concepts.md, 'Why the learned "
+                                 "friction depends on the run')", valid="[0, inf)")
     lr_pretrain: float = option(1e-3, "Adam learning rate of force matching / relative entropy (objective or "
                                 "pre-training)", valid="(0, inf)")
     lr_potential: float = option(1e-3, "Adam learning rate of the potential's network in dynamic matching (0: the "
@@ -241,9 +241,10 @@ class TrainConfig:
     friction_optimizer: str = option("adam", "optimizer of log friction: adam (steps of about lr_friction whatever "
                                      "the gradient's size) or sgd (steps of lr_friction times the crn gradient, "
                                      "which shrink as the friction nears its fixed point; needs "
-                                     "friction_gradient crn). A lagging classifier pushes the friction away "
-                                     "from where it trained, and adam's fixed-size steps can then run away "
-                                     "(docs/concepts.md, 'The friction game can run away')", ("adam", "sgd"))
+                                     "friction_gradient crn; 0.15 suited alanine dipeptide). With the potential "
+                                     "held, both brought starts at 1 and 20/ps within 9% of each other "
+                                     "(docs/concepts.md, 'Why the learned friction depends on the run')",
+                                     ("adam", "sgd"))
     lr_classifier: float = option(1e-3, "Adam learning rate of the classifier", valid="(0, inf)")
     beta1: float = option(0.5, "Adam beta1 of the generator", valid="[0, 1)")
     friction_beta2: float = option(0.9, "Adam beta2 of the log friction (the network keeps 0.999): a short memory "

@@ -35,6 +35,8 @@ class DemoSettings:
     classifier_steps: int = 3      # classifier updates per generator update
     internal_motion: bool = False  # the classifier sees windows without their rigid-body motion
     friction_first: int = 0        # iterations in which only the friction learns, after the classifier warm-up
+    friction_optimizer: str = "adam"  # or sgd: steps proportional to the friction's gradient
+    lr_friction: float = 0.05      # learning rate of log friction
 
 
 FULL = DemoSettings(aa_ns=2.0, frame_interval_ps=0.1, fm_iterations=1500, dm_iterations=150, dm_walkers=64,
@@ -48,7 +50,8 @@ def demo_config(cg_path: Path, settings: DemoSettings, objective: str, seed: int
     train = TrainConfig(objective=objective, iterations=settings.dm_iterations, walkers=settings.dm_walkers,
                         classifier_warmup=settings.dm_warmup, seed=seed, platform="Reference",
                         checkpoint_every=max(settings.dm_iterations // 5, 1), snr_every=5,
-                        lr_pretrain=1e-3, lr_potential=2e-4, lr_friction=0.05,
+                        lr_pretrain=1e-3, lr_potential=2e-4, lr_friction=settings.lr_friction,
+                        friction_optimizer=settings.friction_optimizer,
                         probe_windows=settings.probe_windows, probe_steps=200,
                         classifier_steps=settings.classifier_steps, friction_first=settings.friction_first)
     if objective == "force_matching":

@@ -98,6 +98,10 @@ def test_the_demo_setting_reaches_the_training_config(tmp_path):
     assert not demo_config(tmp_path / "cg.h5", QUICK, "dynamic_matching", 0).classifier.internal_motion
     config = demo_config(tmp_path / "cg.h5", replace(QUICK, internal_motion=True), "dynamic_matching", 0)
     assert config.classifier.internal_motion
+    assert (config.train.friction_first, config.train.friction_optimizer, config.train.lr_friction) == (0, "adam", 0.05)
+    config = demo_config(tmp_path / "cg.h5", replace(QUICK, friction_first=7, friction_optimizer="sgd",
+                                                     lr_friction=0.15), "dynamic_matching", 0)
+    assert (config.train.friction_first, config.train.friction_optimizer, config.train.lr_friction) == (7, "sgd", 0.15)
 
 
 def test_a_molecule_too_small_to_superpose_is_refused_when_the_classifier_is_built():

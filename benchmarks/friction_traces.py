@@ -1,0 +1,86 @@
+"""The learned friction against iteration for several dynamic-matching runs, in one figure.
+
+Reads each run directory's ``log.csv`` (and ``summary.json`` when the run finished: the exported, averaged
+friction) and draws ``friction_per_ps`` on a log axis, with the phases of the first run shaded (classifier
+warm-up; the friction learning alone, ``train.friction_first``). Writes a JSON summary beside the figure: per
+run, its label, start friction, friction every ``--every`` iterations and the final (averaged) friction.
+
+    python benchmarks/friction_traces.py RUN_A RUN_B --labels "adam from 1" "adam from 20" --out traces.png
+"""
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from friction_gradient import friction_log_axis  # benchmarks/ is on the path when this script runs
+from openmm_dynmatch.curves import read_log
+from openmm_dynmatch.fileio import write_json
+
+
+def trace(run_dir: Path, label: str, every: int) -> dict:
+    """Iterations, frictions and phases of one run, and its summary friction if it finished."""
+    log = read_log(run_dir / "log.csv")
+    if "friction_per_ps" not in log:
+        raise SystemExit(f"{run_dir}: log.csv has no friction_per_ps column (a Langevin dynamic-matching run is "
+                         f"needed)")
+    iterations = np.asarray(log["iteration"], dtype=int)
+    friction = np.asarray(log["friction_per_ps"], dtype=float)
+    summary = run_dir / "summary.json"
+    final = json.loads(summary.read_text())["friction_per_ps"] if summary.exists() else None
+    return {"label": label, "run": run_dir.name, "iterations": iterations, "friction": friction,
+            "phase": np.asarray(log["phase"]), "start_per_ps": float(friction[0]),
+            "every": {int(i): float(f) for i, f in zip(iterations[::every], friction[::every])},
+            "final_averaged_per_ps": final}
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dirs", nargs="+", metavar="run_dir", help="dynamic-matching run directories")
+    parser.add_argument("--labels", nargs="+", help="one label per run (default: the directory names)")
+    parser.add_argument("--every", type=int, default=10, help="iterations between the frictions in the JSON")
+    parser.add_argument("--out", required=True, help="figure (PNG); the JSON goes beside it with .json")
+    args = parser.parse_args(argv)
+    labels = args.labels or [Path(r).name for r in args.run_dirs]
+    if len(labels) != len(args.run_dirs):
+        parser.error(f"--labels needs one label per run: {len(args.run_dirs)} runs, {len(labels)} labels")
+    if args.every < 1:
+        parser.error(f"--every must be a positive integer, got {args.every}")
+    traces = [trace(Path(r), label, args.every) for r, label in zip(args.run_dirs, labels)]
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    first = traces[0]
+    for name, colour in (("warmup", "0.9"), ("friction", "#e8f0ff")):
+        shown = first["iterations"][first["phase"] == name]
+        if shown.size:
+            ax.axvspan(shown.min() - 0.5, shown.max() + 0.5, color=colour, lw=0,
+                       label={"warmup": "classifier warm-up", "friction": "friction alone"}[name])
+    for k, t in enumerate(traces):
+        ax.plot(t["iterations"], t["friction"], color=f"C{k}", lw=1.2, label=t["label"])
+        if t["final_averaged_per_ps"] is not None:
+            ax.plot([t["iterations"][-1]], [t["final_averaged_per_ps"]], marker="o", color=f"C{k}")
+    friction_log_axis(ax.yaxis)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("friction (1/ps); dot: exported (averaged)")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    out = Path(args.out)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    document = {"benchmark": "friction_traces", "runs": [
+        {k: v for k, v in t.items() if k not in ("iterations", "friction", "phase")} for t in traces]}
+    finals = [t["final_averaged_per_ps"] for t in traces if t["final_averaged_per_ps"] is not None]
+    if len(finals) >= 2:
+        document["spread_of_final"] = max(finals) / min(finals) - 1.0
+    write_json(out.with_suffix(".json"), document)
+    print(json.dumps(document, indent=2))
+    return document
+
+
+if __name__ == "__main__":
+    main()
