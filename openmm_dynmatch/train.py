@@ -264,8 +264,8 @@ class DynamicMatchingTrainer:
 
     def generator_update(self, paths: Paths, mode: str, compute_snr: bool, friction_only: bool = False) -> dict:
         """Score-function step(s) on the potential and friction from one batch of paths
-        (:func:`openmm_dynmatch.updates.score_function_update`); with ``friction_only`` one Adam step on the
-        friction alone from its common-random-number gradient."""
+        (:func:`openmm_dynmatch.updates.score_function_update`); with ``friction_only`` one step of the friction
+        alone (its optimiser, Adam or SGD) from its common-random-number gradient."""
         reward = self.window_rewards(paths)
         stats = {"reward_mean": float(reward.mean()), "reward_std": float(reward.std())}
         given = None
