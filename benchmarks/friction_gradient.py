@@ -107,7 +107,7 @@ def main(argv=None) -> dict:
 
 def plot_landscapes(results: list, path) -> None:
     """Mean reward against friction (log axis) for every run, relative to the reward at the run's own friction
-    (marked), with standard errors over walkers."""
+    (marked), with the standard errors of those differences over walkers."""
     import matplotlib
 
     matplotlib.use("Agg")
