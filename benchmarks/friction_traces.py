@@ -2,7 +2,8 @@
 
 Reads each run directory's ``log.csv`` (and ``summary.json`` when the run finished: the exported, averaged
 friction) and draws ``friction_per_ps`` on a log axis, with the phases of the first run shaded (classifier
-warm-up; the friction learning alone, ``train.friction_first``). Writes a JSON summary beside the figure: per
+warm-up; the friction learning alone, ``train.friction_first``; the potential alone with the friction frozen,
+``train.friction_then: frozen``). Writes a JSON summary beside the figure: per
 run, its label, start friction, friction every ``--every`` iterations and the final (averaged) friction.
 
     python benchmarks/friction_traces.py RUN_A RUN_B --labels "adam from 1" "adam from 20" --out traces.png
@@ -55,11 +56,12 @@ def main(argv=None) -> dict:
 
     fig, ax = plt.subplots(figsize=(7, 4))
     first = traces[0]
-    for name, colour in (("warmup", "0.9"), ("friction", "#e8f0ff")):
+    shading = {"warmup": ("0.9", "classifier warm-up"), "friction": ("#e8f0ff", "friction alone"),
+               "potential": ("#fff0e0", "potential alone, friction frozen")}
+    for name, (colour, label) in shading.items():
         shown = first["iterations"][first["phase"] == name]
         if shown.size:
-            ax.axvspan(shown.min() - 0.5, shown.max() + 0.5, color=colour, lw=0,
-                       label={"warmup": "classifier warm-up", "friction": "friction alone"}[name])
+            ax.axvspan(shown.min() - 0.5, shown.max() + 0.5, color=colour, lw=0, label=label)
     for k, t in enumerate(traces):
         ax.plot(t["iterations"], t["friction"], color=f"C{k}", lw=1.2, label=t["label"])
         if t["final_averaged_per_ps"] is not None:

@@ -35,6 +35,7 @@ class DemoSettings:
     classifier_steps: int = 3      # classifier updates per generator update
     internal_motion: bool = False  # the classifier sees windows without their rigid-body motion
     friction_first: int = 0        # iterations in which only the friction learns, after the classifier warm-up
+    friction_then: str = "joint"   # or frozen: after friction_first, the potential alone learns
     friction_optimizer: str = "adam"  # or sgd: steps proportional to the friction's gradient
     lr_friction: float = 0.05      # learning rate of log friction
 
@@ -53,7 +54,8 @@ def demo_config(cg_path: Path, settings: DemoSettings, objective: str, seed: int
                         lr_pretrain=1e-3, lr_potential=2e-4, lr_friction=settings.lr_friction,
                         friction_optimizer=settings.friction_optimizer,
                         probe_windows=settings.probe_windows, probe_steps=200,
-                        classifier_steps=settings.classifier_steps, friction_first=settings.friction_first)
+                        classifier_steps=settings.classifier_steps, friction_first=settings.friction_first,
+                        friction_then=settings.friction_then)
     if objective == "force_matching":
         train = replace(train, iterations=settings.fm_iterations)
     else:

@@ -112,6 +112,7 @@ class DynamicMatchingTrainer:
         self.free_positions: Optional[np.ndarray] = None
         self._build_optimizers()
         self._average, self._average_count = None, 0
+        self.friction_trace = []  # log friction after every friction-phase iteration (train.friction_then: frozen)
         self.collapse = CollapseMonitor()
 
     # ------------------------------------------------------------------ optimisation state
@@ -131,6 +132,16 @@ class DynamicMatchingTrainer:
         if learns_friction and not friction_sgd:
             groups.append({"params": [self.dynamics.log_friction], "lr": cfg.lr_friction,
                            "betas": (cfg.beta1, cfg.friction_beta2)})
+        if cfg.friction_then == "frozen" and cfg.friction_first == 0:
+            raise ValueError("train.friction_then is 'frozen', which needs a friction-only phase first; got "
+                             "train.friction_first 0")
+        average_start = int(round(cfg.iterations * (1.0 - cfg.average_last_fraction)))
+        potential_start = cfg.classifier_warmup + cfg.friction_first
+        if cfg.friction_then == "frozen" and potential_start < cfg.iterations and average_start < potential_start:
+            raise ValueError(f"train.friction_then 'frozen': the parameter average (the last "
+                             f"average_last_fraction {cfg.average_last_fraction} of {cfg.iterations} iterations, from "
+                             f"iteration {average_start}) must start after the friction phase, which ends at "
+                             f"iteration {potential_start} (classifier_warmup + friction_first)")
         for option, needed in (("friction_first", cfg.friction_first > 0), ("friction_optimizer", friction_sgd)):
             if needed and not (learns_friction and cfg.friction_gradient == "crn"):
                 raise ValueError(f"train.{option} is {getattr(cfg, option)!r}, which needs a learned friction with "
@@ -256,20 +267,34 @@ class DynamicMatchingTrainer:
 
     def phase_at(self, iteration: int) -> str:
         """``warmup`` (the classifier alone learns), ``friction`` (the friction alone joins it,
-        ``train.friction_first``) or ``adversarial`` (potential and friction)."""
+        ``train.friction_first``), then ``adversarial`` (potential and friction) or, with ``train.friction_then:
+        frozen``, ``potential`` (the potential alone, at the friction the friction phase settled on)."""
         cfg = self.train_cfg
         if iteration < cfg.classifier_warmup:
             return "warmup"
-        return "friction" if iteration < cfg.classifier_warmup + cfg.friction_first else "adversarial"
+        if iteration < cfg.classifier_warmup + cfg.friction_first:
+            return "friction"
+        return "potential" if cfg.friction_then == "frozen" else "adversarial"
 
-    def generator_update(self, paths: Paths, mode: str, compute_snr: bool, friction_only: bool = False) -> dict:
+    def freeze_friction(self) -> None:
+        """Set log friction to its mean over the last ``train.average_last_fraction`` of the friction phase
+        (at least one iteration), the value it keeps while the potential alone learns."""
+        tail = max(int(round(self.train_cfg.average_last_fraction * len(self.friction_trace))), 1)
+        if not self.friction_trace:
+            raise RuntimeError("freeze_friction: no friction-phase iteration has been recorded")
+        with torch.no_grad():
+            self.dynamics.log_friction.copy_(torch.stack(self.friction_trace[-tail:]).mean(dim=0))
+
+    def generator_update(self, paths: Paths, mode: str, compute_snr: bool, friction_only: bool = False,
+                         frozen_friction: bool = False) -> dict:
         """Score-function step(s) on the potential and friction from one batch of paths
         (:func:`openmm_dynmatch.updates.score_function_update`); with ``friction_only`` one step of the friction
-        alone (its optimiser, Adam or SGD) from its common-random-number gradient."""
+        alone (its optimiser, Adam or SGD) from its common-random-number gradient; with ``frozen_friction`` the
+        potential's steps alone (no friction gradient, the friction is a constant of the path likelihood)."""
         reward = self.window_rewards(paths)
         stats = {"reward_mean": float(reward.mean()), "reward_std": float(reward.std())}
         given = None
-        if self.friction_by_crn:
+        if self.friction_by_crn and not frozen_friction:
             start = time.perf_counter()
             gradient, crn_stats = self.friction_crn_gradient(paths.positions[:, 0].numpy(),
                                                              paths.positions.shape[1] - 1)
@@ -286,9 +311,15 @@ class DynamicMatchingTrainer:
                 self.generator_optimizer.step()
             stats["updates"] = 1
             return stats
-        stats.update(score_function_update(lambda index: self.path_log_p(paths.subset(index), mode), reward,
-                                           self.generator_optimizer, self.update_settings(paths), compute_snr,
-                                           self.start_groups(mode), given))
+        log_friction = self.dynamics.log_friction
+        learns = log_friction.requires_grad
+        log_friction.requires_grad_(learns and not frozen_friction)
+        try:
+            stats.update(score_function_update(lambda index: self.path_log_p(paths.subset(index), mode), reward,
+                                               self.generator_optimizer, self.update_settings(paths), compute_snr,
+                                               self.start_groups(mode), given))
+        finally:
+            log_friction.requires_grad_(learns)
         return stats
 
     def _step_with(self, optimizer: torch.optim.Optimizer, friction_gradient: torch.Tensor) -> None:
@@ -345,11 +376,13 @@ class DynamicMatchingTrainer:
         it = self.iteration
         mode = self.mode_at(it)
         torch.manual_seed(int(iteration_rng(cfg.seed, it, 0).integers(2**31)))
+        phase = self.phase_at(it)
+        if phase == "potential" and it == cfg.classifier_warmup + cfg.friction_first:
+            self.freeze_friction()
         t0 = time.perf_counter()
         paths, aa = self.sample(it, mode)
         t1 = time.perf_counter()
         cg = windows_from_paths(paths.positions, self.steps_per_frame)
-        phase = self.phase_at(it)
         row, t_classifier, t_estimator = {}, 0.0, 0.0
         for part in (("classifier", "generator") if cfg.reward_windows == "seen" else ("generator", "classifier")):
             start = time.perf_counter()
@@ -358,11 +391,14 @@ class DynamicMatchingTrainer:
                 t_classifier = time.perf_counter() - start
             elif phase != "warmup":
                 row.update(self.generator_update(paths, mode, compute_snr=cfg.snr_every > 0 and it % cfg.snr_every == 0,
-                                                 friction_only=phase == "friction"))
+                                                 friction_only=phase == "friction",
+                                                 frozen_friction=phase == "potential"))
                 self.scheduler.step()
                 if self.friction_scheduler is not None:
                     self.friction_scheduler.step()
                 self._accumulate_average(it)
+                if phase == "friction" and cfg.friction_then == "frozen":
+                    self.friction_trace.append(self.dynamics.log_friction.detach().clone())
                 t_estimator = time.perf_counter() - start - row.get("time_friction_runs_s", 0.0)
         row.update({"iteration": it, "phase": phase, "mode": mode, "blowups": paths.blowups,
                     "time_sampling_s": t1 - t0, "time_classifier_s": t_classifier, "time_estimator_s": t_estimator})
@@ -407,6 +443,7 @@ class DynamicMatchingTrainer:
             "friction_optimizer": None if self.friction_optimizer is None else self.friction_optimizer.state_dict(),
             "friction_scheduler": None if self.friction_scheduler is None else self.friction_scheduler.state_dict(),
             "average_count": self._average_count, "free_positions": self.free_positions,
+            "friction_trace": self.friction_trace,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -425,6 +462,7 @@ class DynamicMatchingTrainer:
             self.friction_scheduler.load_state_dict(state["friction_scheduler"])
         self._average, self._average_count = state["average"], int(state["average_count"])
         self.free_positions = state["free_positions"]
+        self.friction_trace = list(state.get("friction_trace", []))  # checkpoints written before it have none
 
     def save_checkpoint(self) -> Path:
         path = self.run_dir / "checkpoint.pt"

@@ -99,9 +99,11 @@ def test_the_demo_setting_reaches_the_training_config(tmp_path):
     config = demo_config(tmp_path / "cg.h5", replace(QUICK, internal_motion=True), "dynamic_matching", 0)
     assert config.classifier.internal_motion
     assert (config.train.friction_first, config.train.friction_optimizer, config.train.lr_friction) == (0, "adam", 0.05)
+    assert config.train.friction_then == "joint"
     config = demo_config(tmp_path / "cg.h5", replace(QUICK, friction_first=7, friction_optimizer="sgd",
-                                                     lr_friction=0.15), "dynamic_matching", 0)
+                                                     lr_friction=0.15, friction_then="frozen"), "dynamic_matching", 0)
     assert (config.train.friction_first, config.train.friction_optimizer, config.train.lr_friction) == (7, "sgd", 0.15)
+    assert config.train.friction_then == "frozen"
 
 
 def test_a_molecule_too_small_to_superpose_is_refused_when_the_classifier_is_built():

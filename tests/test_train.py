@@ -281,6 +281,46 @@ def test_friction_first_moves_only_the_friction_then_both(tmp_path):
     assert not all(torch.equal(before[k], v) for k, v in potential.state_dict().items())
 
 
+def test_friction_then_frozen_keeps_the_mean_of_the_phase_end_while_the_potential_learns(tmp_path):
+    """``friction_then: frozen``: after four friction-only iterations the friction is set to the mean of its log
+    over the phase's last half (``average_last_fraction`` 0.5 of 4 iterations: the last two), stays there bit for
+    bit while the potential moves, and no crn runs are made; a resumed trainer carries the phase's trace."""
+    options = dict(classifier_warmup=1, friction_first=4, friction_then="frozen", lr_potential=0.01,
+                   lr_friction=0.05, iterations=10, average_last_fraction=0.5, decay_last_fraction=0.0)
+    potential = HarmonicDimer(TRUE_K, TRUE_R0)
+    trainer = _free_trainer(tmp_path, 64, 50.0, 0.01, 10, potential=potential, **options)
+    rows, log_friction = [], []
+    for _ in range(5):
+        rows.append(trainer.step())
+        log_friction.append(float(trainer.dynamics.log_friction.detach()[0]))
+    assert [row["phase"] for row in rows] == ["warmup"] + ["friction"] * 4
+    assert len(set(log_friction[1:])) == 4  # Adam moved it every friction iteration
+    state = trainer.state_dict()
+    before = {k: v.clone() for k, v in potential.state_dict().items()}
+    frozen = (log_friction[3] + log_friction[4]) / 2
+    for _ in range(2):
+        row = trainer.step()
+        assert row["phase"] == "potential" and "friction_crn_gradient" not in row
+        assert float(trainer.dynamics.log_friction.detach()[0]) == pytest.approx(frozen, rel=1e-12)
+    assert not all(torch.equal(before[k], v) for k, v in potential.state_dict().items())
+    again = _free_trainer(tmp_path, 64, 50.0, 0.01, 10, potential=HarmonicDimer(TRUE_K, TRUE_R0), **options)
+    again.load_state_dict(state)
+    again.step()
+    assert float(again.dynamics.log_friction.detach()[0]) == pytest.approx(frozen, rel=1e-12)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"friction_first": 0}, "friction_then is 'frozen'.*friction_first 0"),
+    ({"friction_first": 50, "iterations": 100, "average_last_fraction": 0.6}, "must start after the friction phase"),
+])
+def test_frozen_friction_without_a_phase_to_freeze_from_is_refused(tmp_path, options, message):
+    config = Config(train=TrainConfig(friction_then="frozen", classifier_warmup=10, **options))
+    with pytest.raises(ValueError, match=message):
+        DynamicMatchingTrainer(config, HarmonicDimer(TRUE_K, TRUE_R0), _DisplacementLogit(),
+                               DynamicsParameters("langevin", 5.0, [0, 0]), None,
+                               np.zeros((2, 3, 2, 3)), [MASS_AMU] * 2, TEMPERATURE_K, 10, tmp_path)
+
+
 @pytest.mark.parametrize("friction_first", [0, 3])
 def test_sgd_friction_steps_are_the_rate_times_the_crn_gradient(tmp_path, friction_first):
     """``friction_optimizer: sgd``: every step of log friction is ``-lr_friction * factor * g`` with ``g`` the
