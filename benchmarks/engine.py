@@ -352,13 +352,14 @@ def summary_line(summary: dict) -> str:
 def environment(mode: str, settings: dict, threads: int, platforms) -> dict:
     """Host, date, versions and settings recorded with the results."""
     versions = {"python": host.python_version(), "torch": torch.__version__, "openmm": openmm.__version__}
-    for package in ("openmmtorch", "e3nn"):
+    for package in ("openmmtorch", "acellera-openmmtorch-cu13", "e3nn"):
         try:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             versions[package] = None
     return {"host": {"platform": host.platform(), "machine": host.machine(), "processor": host.processor(),
-                     "cpu_count": os.cpu_count(), "load_average_at_start": list(os.getloadavg())},
+                     "cpu_count": os.cpu_count(), "load_average_at_start": list(os.getloadavg()),
+                     "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
             "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "versions": versions,
             "settings": dict(settings, mode=mode, threads_requested=threads, torch_threads=torch.get_num_threads(),
@@ -366,11 +367,16 @@ def environment(mode: str, settings: dict, threads: int, platforms) -> dict:
                              cuda_graphs_supported=hasattr(openmmtorch.TorchForce, "setProperty"))}
 
 
-def run(mode: str = "default", threads: int = 2, only_platforms=None) -> dict:
+def run(mode: str = "default", threads: int = 2, only_platforms=None, walkers=None) -> dict:
     """Measure everything (see the module docstring) and return the JSON document; ``only_platforms`` limits the
-    OpenMM platforms measured (default: each of Reference, CPU and CUDA that is present)."""
+    OpenMM platforms measured (default: each of Reference, CPU and CUDA that is present), ``walkers`` replaces the
+    mode's walker counts."""
     torch.set_num_threads(threads)
-    settings = MODES[mode]
+    settings = dict(MODES[mode])
+    if walkers:
+        if any(int(b) < 1 for b in walkers):
+            raise ValueError(f"--walkers: walker counts must be positive, got {list(walkers)}")
+        settings["walkers"] = tuple(int(b) for b in walkers)
     platforms = [p for p in ("Reference", "CPU", "CUDA") if p in available_platforms()]
     if only_platforms:
         missing = sorted(set(only_platforms) - set(platforms))
@@ -407,11 +413,14 @@ def main(argv=None) -> int:
     parser.add_argument("--out", help="also write the JSON document here (atomically)")
     parser.add_argument("--platforms", nargs="+", choices=("Reference", "CPU", "CUDA"),
                         help="measure only these OpenMM platforms (default: all present)")
+    parser.add_argument("--walkers", type=int, nargs="+", metavar="B",
+                        help="walker counts to measure (default: the mode's, e.g. 1 4 16 64 128 512)")
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error(f"--threads must be a positive integer, got {args.threads}")
     try:
-        doc = run("quick" if args.quick else "full" if args.full else "default", args.threads, args.platforms)
+        doc = run("quick" if args.quick else "full" if args.full else "default", args.threads, args.platforms,
+                  args.walkers)
     except ValueError as error:
         parser.error(str(error))
     if args.out:
