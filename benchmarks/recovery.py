@@ -232,6 +232,7 @@ class ChainSettings:
     constants_factor: float = 0.5      # force constants start at this multiple of the truth
     lr_prior: float = 0.02
     lr_friction: float = 0.03
+    friction_beta2: float = 0.9        # Adam beta2 of log friction (train.friction_beta2)
     reward_windows: str = "unseen"
     mode: str = "conditional"
     classifier_steps: int = 10
@@ -304,8 +305,8 @@ def chain_case(settings: ChainSettings, work: Path, seed: int = 0, integrator: s
     config = Config(
         train=TrainConfig(mode=settings.mode, iterations=settings.iterations, walkers=settings.walkers,
                           classifier_warmup=settings.classifier_warmup, lr_prior=settings.lr_prior,
-                          lr_friction=settings.lr_friction, reward_windows=settings.reward_windows,
-                          classifier_steps=settings.classifier_steps,
+                          lr_friction=settings.lr_friction, friction_beta2=settings.friction_beta2,
+                          reward_windows=settings.reward_windows, classifier_steps=settings.classifier_steps,
                           average_last_fraction=settings.average_last_fraction,
                           decay_last_fraction=settings.decay_last_fraction, checkpoint_every=10**6, snr_every=0,
                           seed=seed),
