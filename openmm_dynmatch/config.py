@@ -222,8 +222,9 @@ class TrainConfig:
                                  "iterations learns the friction alone (docs/concepts.md, 'Why the learned "
                                  "friction depends on the run')", valid="[0, inf)")
     friction_then: str = option("joint", "what follows the friction_first phase: joint (potential and friction "
-                                "learn together) or frozen (the friction stays at the mean of its log over the "
-                                "last average_last_fraction of the phase, and only the potential learns; the "
+                                "learn together) or frozen (the friction's learning rate decays over the last "
+                                "decay_last_fraction of the phase, the friction then stays at the mean of its log "
+                                "over the phase's last average_last_fraction, and only the potential learns; the "
                                 "friction's crn runs are skipped)", ("joint", "frozen"))
     lr_pretrain: float = option(1e-3, "Adam learning rate of force matching / relative entropy (objective or "
                                 "pre-training)", valid="(0, inf)")

@@ -50,6 +50,13 @@ CHECKPOINT_KEYS = ("iteration", "potential", "dynamics", "classifier", "generato
                    "classifier_optimizer", "scheduler", "average", "average_count", "free_positions")
 
 
+def linear_decay(start: int, end: int):
+    """Learning-rate factor of a scheduler step count: 1 before ``start``, then falling linearly to 0 at ``end``
+    (never below 0.02)."""
+    span = max(end - start, 1)
+    return lambda step: 1.0 if step < start else max(1.0 - (step - start) / span, 0.02)
+
+
 def iteration_rng(seed: int, iteration: int, stream: int = 0) -> np.random.Generator:
     """The numpy generator of one iteration and purpose (``stream``): reproducible and resumable."""
     return np.random.default_rng([int(seed), int(iteration), int(stream)])
@@ -155,14 +162,18 @@ class DynamicMatchingTrainer:
                                    if friction_sgd else None)
         self.classifier_optimizer = torch.optim.Adam(self.classifier.parameters(), lr=cfg.lr_classifier,
                                                      betas=(0.5, 0.999))
-        decay_start = int(round(cfg.iterations * (1.0 - cfg.decay_last_fraction)))
-        span = max(cfg.iterations - decay_start, 1)
-
-        def factor(it: int) -> float:
-            return 1.0 if it < decay_start else max(1.0 - (it - decay_start) / span, 0.02)
-
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.generator_optimizer, factor)
-        self.friction_scheduler = (torch.optim.lr_scheduler.LambdaLR(self.friction_optimizer, factor)
+        factor = linear_decay(int(round(cfg.iterations * (1.0 - cfg.decay_last_fraction))), cfg.iterations)
+        friction_factor = factor
+        if cfg.friction_then == "frozen" and potential_start < cfg.iterations:
+            # the friction's own schedule ends with the friction phase: it decays over the phase's last
+            # decay_last_fraction (generator updates count from the end of the warm-up), so the value it is
+            # frozen at is an annealed one
+            friction_factor = linear_decay(int(round(cfg.friction_first * (1.0 - cfg.decay_last_fraction))),
+                                           cfg.friction_first)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.generator_optimizer, [
+            friction_factor if any(p is self.dynamics.log_friction for p in group["params"]) else factor
+            for group in self.generator_optimizer.param_groups])
+        self.friction_scheduler = (torch.optim.lr_scheduler.LambdaLR(self.friction_optimizer, friction_factor)
                                    if friction_sgd else None)
 
     def mode_at(self, iteration: int) -> str:

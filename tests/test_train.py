@@ -309,6 +309,24 @@ def test_friction_then_frozen_keeps_the_mean_of_the_phase_end_while_the_potentia
     assert float(again.dynamics.log_friction.detach()[0]) == pytest.approx(frozen, rel=1e-12)
 
 
+def test_frozen_friction_anneals_within_its_phase_and_the_potential_keeps_the_run_schedule(tmp_path):
+    """``friction_then: frozen`` with sgd: the friction's rate decays over the last ``decay_last_fraction`` of the
+    friction phase (4 updates, fraction 0.5: factors 1, 1, 1, 0.5), each step is ``-lr * factor * g`` with the
+    logged crn gradient, while the potential's rate follows the whole run's schedule (still 1 at the freeze)."""
+    lr = 0.2
+    trainer = _free_trainer(tmp_path, 64, 50.0, 0.01, 10, potential=HarmonicDimer(TRUE_K, TRUE_R0),
+                            classifier_warmup=1, friction_first=4, friction_then="frozen", friction_optimizer="sgd",
+                            lr_friction=lr, lr_potential=0.01, iterations=10, average_last_fraction=0.5,
+                            decay_last_fraction=0.5)
+    trainer.step()  # warm-up
+    for factor in (1.0, 1.0, 1.0, 0.5):
+        before = float(trainer.dynamics.log_friction.detach()[0])
+        g = trainer.step()["friction_crn_gradient"]
+        step = float(trainer.dynamics.log_friction.detach()[0]) - before
+        assert step == pytest.approx(-lr * factor * g, rel=1e-9, abs=1e-12)
+    assert trainer.scheduler.get_last_lr() == [0.01]
+
+
 @pytest.mark.parametrize("options, message", [
     ({"friction_first": 0}, "friction_then is 'frozen'.*friction_first 0"),
     ({"friction_first": 50, "iterations": 100, "average_last_fraction": 0.6}, "must start after the friction phase"),
