@@ -290,9 +290,9 @@ class DynamicMatchingTrainer:
     def freeze_friction(self) -> None:
         """Set log friction to its mean over the last ``train.average_last_fraction`` of the friction phase
         (at least one iteration), the value it keeps while the potential alone learns."""
-        tail = max(int(round(self.train_cfg.average_last_fraction * len(self.friction_trace))), 1)
         if not self.friction_trace:
             raise RuntimeError("freeze_friction: no friction-phase iteration has been recorded")
+        tail = max(int(round(self.train_cfg.average_last_fraction * len(self.friction_trace))), 1)
         with torch.no_grad():
             self.dynamics.log_friction.copy_(torch.stack(self.friction_trace[-tail:]).mean(dim=0))
 
