@@ -142,9 +142,9 @@ class DynamicMatchingTrainer:
         if cfg.friction_then == "frozen" and cfg.friction_first == 0:
             raise ValueError("train.friction_then is 'frozen', which needs a friction-only phase first; got "
                              "train.friction_first 0")
-        average_start = int(round(cfg.iterations * (1.0 - cfg.average_last_fraction)))
-        potential_start = cfg.classifier_warmup + cfg.friction_first
-        if cfg.friction_then == "frozen" and potential_start < cfg.iterations and average_start < potential_start:
+        average_start, potential_start = self.average_start(), cfg.classifier_warmup + cfg.friction_first
+        potential_phase = cfg.friction_then == "frozen" and potential_start < cfg.iterations
+        if potential_phase and average_start < potential_start:
             raise ValueError(f"train.friction_then 'frozen': the parameter average (the last "
                              f"average_last_fraction {cfg.average_last_fraction} of {cfg.iterations} iterations, from "
                              f"iteration {average_start}) must start after the friction phase, which ends at "
@@ -164,7 +164,7 @@ class DynamicMatchingTrainer:
                                                      betas=(0.5, 0.999))
         factor = linear_decay(int(round(cfg.iterations * (1.0 - cfg.decay_last_fraction))), cfg.iterations)
         friction_factor = factor
-        if cfg.friction_then == "frozen" and potential_start < cfg.iterations:
+        if potential_phase:
             # the friction's own schedule ends with the friction phase: it decays over the phase's last
             # decay_last_fraction (generator updates count from the end of the warm-up), so the value it is
             # frozen at is an annealed one
@@ -419,9 +419,12 @@ class DynamicMatchingTrainer:
         return row
 
     # ------------------------------------------------------------------ averaging and checkpoints
+    def average_start(self) -> int:
+        """The first iteration whose parameters enter the average (``train.average_last_fraction``)."""
+        return int(round(self.train_cfg.iterations * (1.0 - self.train_cfg.average_last_fraction)))
+
     def _accumulate_average(self, iteration: int) -> None:
-        start = int(round(self.train_cfg.iterations * (1.0 - self.train_cfg.average_last_fraction)))
-        if iteration < start:
+        if iteration < self.average_start():
             return
         current = {k: v.detach().clone() for k, v in self._generator_state().items()}
         if self._average is None:
