@@ -392,7 +392,8 @@ class TeacherSettings:
 #: Dynamic-matching runs of the L2 case: the friction's estimator, and whether the network keeps learning.
 TEACHER_DM_RUNS = {"crn": {"friction_gradient": "crn"}, "score": {"friction_gradient": "score"},
                    "crn_fixed_potential": {"friction_gradient": "crn", "lr_potential": 0.0},
-                   "crn_teacher_potential": {"friction_gradient": "crn", "lr_potential": 0.0}}
+                   "crn_teacher_potential": {"friction_gradient": "crn", "lr_potential": 0.0},
+                   "crn_evidence": {"friction_gradient": "crn", "evidence_scaling": True}}
 #: Runs that start from the teacher's own potential instead of the force-matched student (friction only).
 FROM_TEACHER = ("crn_teacher_potential",)
 TEACHER_QUICK = TeacherSettings(aa_ns=0.1, fm_iterations=200, student_fm_iterations=200, data_walkers=16,

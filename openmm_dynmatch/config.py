@@ -231,6 +231,12 @@ class TrainConfig:
     lr_potential: float = option(1e-3, "Adam learning rate of the potential's network in dynamic matching (0: the "
                                  "network stays as pre-training left it; with a fixed prior only the friction "
                                  "learns)", valid="[0, inf)")
+    evidence_scaling: bool = option(False, "scale every step of the potential (network and prior) by the "
+                                    "batch's evidence that its score-function gradient is more than noise, "
+                                    "max(0, 1 - 1/SNR^2) from 8 walker groups (the positive-part James-Stein "
+                                    "factor; logged as step_scale): noise alone then barely moves the potential, "
+                                    "which plain Adam steps by about lr_potential whatever the gradient's "
+                                    "signal (docs/concepts.md, 'When the potential's gradient is noise')")
     lr_prior: float = option(0.02, "Adam learning rate of the prior's constants in dynamic matching "
                              "(potential.prior_trainable; log force constants and equilibrium values in units of "
                              "their thermal spread, so one rate suits all)", valid="(0, inf)")

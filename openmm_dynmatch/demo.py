@@ -38,6 +38,7 @@ class DemoSettings:
     friction_then: str = "joint"   # or frozen: after friction_first, the potential alone learns
     friction_optimizer: str = "adam"  # or sgd: steps proportional to the friction's gradient
     lr_friction: float = 0.05      # learning rate of log friction
+    evidence_scaling: bool = False  # potential steps scaled by the evidence that their gradient is not noise
 
 
 FULL = DemoSettings(aa_ns=2.0, frame_interval_ps=0.1, fm_iterations=1500, dm_iterations=150, dm_walkers=64,
@@ -55,7 +56,7 @@ def demo_config(cg_path: Path, settings: DemoSettings, objective: str, seed: int
                         friction_optimizer=settings.friction_optimizer,
                         probe_windows=settings.probe_windows, probe_steps=200,
                         classifier_steps=settings.classifier_steps, friction_first=settings.friction_first,
-                        friction_then=settings.friction_then)
+                        friction_then=settings.friction_then, evidence_scaling=settings.evidence_scaling)
     if objective == "force_matching":
         train = replace(train, iterations=settings.fm_iterations)
     else:

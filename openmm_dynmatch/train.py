@@ -43,8 +43,10 @@ LOG_FIELDS = (
     "iteration", "phase", "mode", "classifier_loss", "classifier_accuracy", "classifier_auc", "reward_mean",
     "reward_std", "gradient_snr", "ess_fraction", "updates", "blowups", "time_sampling_s", "time_classifier_s",
     "time_estimator_s", "classifier_logit_std", "classifier_collapsed", "friction_crn_gradient", "friction_crn_se",
-    "time_friction_runs_s",
+    "time_friction_runs_s", "step_scale",
 )
+#: Walker groups from which ``train.evidence_scaling`` estimates a batch's gradient noise.
+EVIDENCE_GROUPS = 8
 #: Keys of a dynamic-matching checkpoint (``checkpoint.pt``, :meth:`DynamicMatchingTrainer.state_dict`).
 CHECKPOINT_KEYS = ("iteration", "potential", "dynamics", "classifier", "generator_optimizer",
                    "classifier_optimizer", "scheduler", "average", "average_count", "free_positions")
@@ -274,7 +276,8 @@ class DynamicMatchingTrainer:
         cfg = self.train_cfg
         chunk = walkers_per_pass(cfg.estimator_chunk, *paths.positions.shape[1:3])
         return UpdateSettings(baseline=cfg.baseline, normalize=cfg.normalize_advantages, chunk=chunk,
-                              max_reuse=cfg.max_reuse, ess_threshold=cfg.ess_threshold, grad_clip=cfg.grad_clip)
+                              max_reuse=cfg.max_reuse, ess_threshold=cfg.ess_threshold, grad_clip=cfg.grad_clip,
+                              evidence_groups=EVIDENCE_GROUPS if cfg.evidence_scaling else 0)
 
     def phase_at(self, iteration: int) -> str:
         """``warmup`` (the classifier alone learns), ``friction`` (the friction alone joins it,

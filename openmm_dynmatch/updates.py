@@ -48,6 +48,13 @@ class UpdateSettings:
         Stop reusing the paths when the effective sample size fraction falls below this.
     grad_clip : float
         Gradient-norm clip of every update.
+    evidence_groups : int
+        0: steps as the optimizer makes them. Otherwise the gradient is also formed in at least this many walker
+        groups and the learning rate of every parameter group the score function drives is scaled, for this
+        batch's steps, by :func:`~openmm_dynmatch.estimators.evidence_factor` of those groups: a step is taken in
+        proportion to the evidence that the batch's gradient is more than noise. The optimizer still sees the
+        unscaled gradient, so Adam's moment estimates are unchanged; a given gradient (the friction's) is not
+        scaled.
     """
 
     baseline: str = "mean"
@@ -56,6 +63,7 @@ class UpdateSettings:
     max_reuse: int = 1
     ess_threshold: float = 0.5
     grad_clip: float = 10.0
+    evidence_groups: int = 0
 
 
 AUTO_CHUNK_BUDGET = 16 * 51 * 10**2  # walkers x recorded frames x beads^2 per backward pass (16 x 50 steps, 10 beads)
@@ -151,8 +159,9 @@ def score_function_update(log_p_of: LogProbability, reward: torch.Tensor, optimi
     Returns
     -------
     dict
-        ``updates`` (steps taken), ``ess_fraction`` (of the last reweighting, 1 without reuse) and
-        ``gradient_snr`` (NaN unless computed).
+        ``updates`` (steps taken), ``ess_fraction`` (of the last reweighting, 1 without reuse),
+        ``gradient_snr`` (NaN unless computed) and ``step_scale`` (the evidence factor the score-function
+        parameters' steps were scaled by; 1 without ``settings.evidence_groups``).
     """
     reward = torch.as_tensor(reward).detach().to(torch.float64)
     n_walkers = reward.shape[0]
@@ -161,7 +170,7 @@ def score_function_update(log_p_of: LogProbability, reward: torch.Tensor, optimi
     parameters = [p for group in optimizer.param_groups for p in group["params"]
                   if p.requires_grad and id(p) not in given_ids]
     coefficients = estimators.advantages(reward, settings.baseline, settings.normalize, groups) / n_walkers
-    stats = {"updates": 0, "ess_fraction": 1.0, "gradient_snr": float("nan")}
+    stats = {"updates": 0, "ess_fraction": 1.0, "gradient_snr": float("nan"), "step_scale": 1.0}
     if not parameters:  # every parameter has its gradient given: no path likelihood to differentiate
         optimizer.zero_grad()
         for parameter, gradient in given:
@@ -179,17 +188,39 @@ def score_function_update(log_p_of: LogProbability, reward: torch.Tensor, optimi
             if estimators.needs_resimulation(ess, settings.ess_threshold):
                 break
             coefficients = weights * (reward - (weights * reward).sum())
-        snr = compute_snr and log_p_old is None and n_walkers >= 2
-        chunks = _chunks(n_walkers, settings.chunk, 4 if snr else 1)
+        first = log_p_old is None
+        evidence = settings.evidence_groups > 0 and first and n_walkers >= 2
+        snr = (compute_snr or evidence) and first and n_walkers >= 2
+        groups_needed = max(4 if snr else 1, settings.evidence_groups if evidence else 1)
+        chunks = _chunks(n_walkers, settings.chunk, groups_needed)
         optimizer.zero_grad()
         values, rows = accumulate_gradient(log_p_of, coefficients.detach(), chunks, parameters, per_chunk=snr)
         if rows is not None and rows.shape[0] >= 2:
             stats["gradient_snr"] = float(estimators.gradient_snr(rows, per_parameter=False))
-        if log_p_old is None:
+            if evidence:
+                stats["step_scale"] = estimators.evidence_factor(rows)
+        if first:
             log_p_old = values
         torch.nn.utils.clip_grad_norm_(parameters, settings.grad_clip)
         for parameter, gradient in given:
             parameter.grad = gradient.detach().to(parameter.dtype).clone()
-        optimizer.step()
+        _step_scaled(optimizer, {id(p) for p in parameters}, stats["step_scale"])
         stats["updates"] += 1
     return stats
+
+
+def _step_scaled(optimizer: torch.optim.Optimizer, scaled_ids: set, scale: float) -> None:
+    """``optimizer.step()`` with the learning rate of every parameter group holding a parameter in ``scaled_ids``
+    multiplied by ``scale`` for this step only (the scheduler's rates are restored afterwards)."""
+    if scale == 1.0:
+        optimizer.step()
+        return
+    saved = [group["lr"] for group in optimizer.param_groups]
+    try:
+        for group in optimizer.param_groups:
+            if any(id(p) in scaled_ids for p in group["params"]):
+                group["lr"] = group["lr"] * scale
+        optimizer.step()
+    finally:
+        for group, lr in zip(optimizer.param_groups, saved):
+            group["lr"] = lr

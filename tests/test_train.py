@@ -260,6 +260,28 @@ def test_zero_potential_rate_leaves_the_potential_as_pre_training_left_it(tmp_pa
     assert float(trainer.dynamics.log_friction.detach()[0]) != friction_before
 
 
+def test_evidence_scaling_shrinks_the_potential_step_by_the_logged_factor_and_leaves_the_friction_step(tmp_path):
+    """Same seed, same paths: with train.evidence_scaling the potential's first (Adam) step is the plain run's
+    times the logged step_scale, while the friction's step (its crn gradient) is the same in both runs."""
+    moves, rows = [], []
+    for evidence in (False, True):
+        potential = HarmonicDimer(TRUE_K, TRUE_R0)
+        trainer = _free_trainer(tmp_path / str(evidence), 32, 50.0, 0.01, 10, potential=potential,
+                                classifier_warmup=0, lr_potential=0.01, lr_friction=0.05,
+                                evidence_scaling=evidence)
+        before = {k: v.clone() for k, v in potential.state_dict().items()}
+        friction_before = trainer.dynamics.log_friction.detach().clone()
+        rows.append(trainer.step())
+        moves.append((torch.stack([potential.state_dict()[k] - before[k] for k in before]),
+                      trainer.dynamics.log_friction.detach() - friction_before))
+    (plain, plain_friction), (scaled, scaled_friction) = moves
+    scale = rows[1]["step_scale"]
+    assert rows[0]["step_scale"] == 1.0 and 0.0 < scale < 1.0
+    assert plain.abs().min() > 0
+    torch.testing.assert_close(scaled, scale * plain, rtol=1e-6, atol=1e-12)
+    torch.testing.assert_close(scaled_friction, plain_friction, rtol=1e-9, atol=0)
+
+
 def test_friction_first_moves_only_the_friction_then_both(tmp_path):
     """``friction_first = 2``: after the classifier warm-up, two iterations step the friction by Adam's first step
     (``lr_friction``, the reward falls as the friction rises) while the potential stays bit for bit; the third

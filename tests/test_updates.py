@@ -105,6 +105,50 @@ def test_snr_is_formed_from_four_walker_groups_written_out_again():
     assert stats["gradient_snr"] == pytest.approx(float(mean.norm() / variance_of_mean.sum().sqrt()), rel=1e-10)
 
 
+def test_evidence_scaling_steps_adam_by_the_james_stein_factor_of_eight_groups_and_spares_the_given_gradient():
+    """Adam's first step is ``lr g / |g|`` per coordinate; with ``evidence_groups`` 8 it is multiplied by
+    ``max(0, 1 - 1/SNR^2)`` of eight walker groups (written out again), the friction's given step is not, and
+    the optimizer's learning rate is back to its value afterwards."""
+    y, noise = _problem(5)
+    reward = y[:, 0] + 0.5 * noise   # the first coordinate carries a signal, the second only noise
+    theta0 = torch.tensor([0.3, -0.2], dtype=torch.float64)
+    theta = torch.nn.Parameter(theta0.clone())
+    friction = torch.nn.Parameter(torch.tensor([1.0], dtype=torch.float64))
+    lr = 0.01
+    optimizer = torch.optim.Adam([{"params": [theta]}, {"params": [friction]}], lr=lr, betas=(0.5, 0.999))
+    calls = []
+
+    def log_p_of(index):
+        calls.append(index.numel())
+        return -0.5 * (y[index] - theta).pow(2).sum(-1)
+
+    stats = score_function_update(log_p_of, reward, optimizer, UpdateSettings(grad_clip=1e9, evidence_groups=8),
+                                  False, None, [(friction, torch.tensor([3.0], dtype=torch.float64))])
+    assert len(calls) == 8 and sum(calls) == B
+    b = float(reward.mean())
+    rows, start = [], 0
+    for size in calls:
+        members = range(start, start + size)
+        rows.append(sum((float(reward[j]) - b) * (y[j] - theta0) for j in members) / size)
+        start += size
+    rows = torch.stack(rows)
+    mean, variance_of_mean = rows.mean(0), rows.var(0, unbiased=True) / 8
+    factor = max(0.0, 1.0 - float(variance_of_mean.sum() / mean.pow(2).sum()))
+    assert stats["step_scale"] == pytest.approx(factor, rel=1e-10)
+    assert 0.0 < factor < 1.0   # this problem has some signal and some noise: both parts of the formula count
+    gradient = _first_gradient(y, reward, theta0)
+    torch.testing.assert_close(theta.detach(), theta0 - lr * factor * gradient / (gradient.abs() + 1e-8),
+                               rtol=1e-9, atol=1e-12)
+    assert float(friction.detach()) == pytest.approx(1.0 - lr, rel=1e-9)   # Adam's unscaled first step
+    assert [group["lr"] for group in optimizer.param_groups] == [lr, lr]
+
+
+def test_without_evidence_scaling_the_step_scale_is_one_and_no_groups_are_formed():
+    y, reward = _problem(5)
+    _, stats, calls = _step(y, reward, UpdateSettings(grad_clip=1e9))
+    assert stats["step_scale"] == 1.0 and calls == [B]
+
+
 @pytest.mark.parametrize("others", [True, False])
 def test_given_gradients_replace_the_score_function_and_escape_the_clip(others):
     """A parameter with a given gradient is stepped with exactly that gradient, is left out of the clip norm, and
