@@ -3,8 +3,10 @@
 Reads each run directory's ``log.csv`` (and ``summary.json`` when the run finished: the exported, averaged
 friction) and draws ``friction_per_ps`` on a log axis, with the phases of the first run shaded (classifier
 warm-up; the friction learning alone, ``train.friction_first``; the potential alone with the friction frozen,
-``train.friction_then: frozen``). Writes a JSON summary beside the figure: per
-run, its label, start friction, friction every ``--every`` iterations and the final (averaged) friction.
+``train.friction_then: frozen``; both together, the joint game). Runs with ``train.evidence_scaling`` get a second panel: the factor their
+potential's steps were scaled by (``step_scale``). Writes a JSON summary beside the figure: per run, its label,
+start friction, friction every ``--every`` iterations, the final (averaged) friction and, where logged, the mean
+step scale.
 
     python benchmarks/friction_traces.py RUN_A RUN_B --labels "adam from 1" "adam from 20" --out traces.png
 """
@@ -29,10 +31,16 @@ def trace(run_dir: Path, label: str, every: int) -> dict:
     friction = np.asarray(log["friction_per_ps"], dtype=float)
     summary = run_dir / "summary.json"
     final = json.loads(summary.read_text())["friction_per_ps"] if summary.exists() else None
-    return {"label": label, "run": run_dir.name, "iterations": iterations, "friction": friction,
-            "phase": np.asarray(log["phase"]), "start_per_ps": float(friction[0]),
-            "every": {int(i): float(f) for i, f in zip(iterations[::every], friction[::every])},
-            "final_averaged_per_ps": final}
+    scale = np.asarray(log.get("step_scale", np.full(len(iterations), np.nan)), dtype=float)
+    scaled = np.isfinite(scale) & (scale < 1.0)   # 1 exactly: a plain step (no evidence scaling)
+    result = {"label": label, "run": run_dir.name, "iterations": iterations, "friction": friction,
+              "phase": np.asarray(log["phase"]), "step_scale": np.where(scaled, scale, np.nan),
+              "start_per_ps": float(friction[0]),
+              "every": {int(i): float(f) for i, f in zip(iterations[::every], friction[::every])},
+              "final_averaged_per_ps": final}
+    if scaled.any():
+        result["mean_step_scale"] = float(scale[np.isfinite(scale)].mean())
+    return result
 
 
 def main(argv=None) -> dict:
@@ -54,10 +62,15 @@ def main(argv=None) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    with_scale = [t for t in traces if "mean_step_scale" in t]
+    if with_scale:
+        fig, (ax, scale_ax) = plt.subplots(2, 1, figsize=(7, 6), sharex=True, height_ratios=(2, 1))
+    else:
+        fig, ax = plt.subplots(figsize=(7, 4))
     first = traces[0]
     shading = {"warmup": ("0.9", "classifier warm-up"), "friction": ("#e8f0ff", "friction alone"),
-               "potential": ("#fff0e0", "potential alone, friction frozen")}
+               "potential": ("#fff0e0", "potential alone, friction frozen"),
+               "adversarial": ("#eefaea", "potential and friction together")}
     for name, (colour, label) in shading.items():
         shown = first["iterations"][first["phase"] == name]
         if shown.size:
@@ -67,15 +80,24 @@ def main(argv=None) -> dict:
         if t["final_averaged_per_ps"] is not None:
             ax.plot([t["iterations"][-1]], [t["final_averaged_per_ps"]], marker="o", color=f"C{k}")
     friction_log_axis(ax.yaxis)
-    ax.set_xlabel("iteration")
+    if not with_scale:
+        ax.set_xlabel("iteration")
     ax.set_ylabel("friction (1/ps); dot: exported (averaged)")
     ax.legend(fontsize=7, ncol=2)
+    if with_scale:
+        for k, t in enumerate(traces):
+            if "mean_step_scale" in t:
+                scale_ax.plot(t["iterations"], t["step_scale"], ".", ms=3, color=f"C{k}",
+                              label=f"{t['label']} (mean {t['mean_step_scale']:.3f})")
+        scale_ax.set(ylim=(-0.02, 1.02), xlabel="iteration",
+                     ylabel="potential's step scale\nmax(0, 1 - 1/SNR^2)")
+        scale_ax.legend(fontsize=7)
     fig.tight_layout()
     out = Path(args.out)
     fig.savefig(out, dpi=120)
     plt.close(fig)
     document = {"benchmark": "friction_traces", "runs": [
-        {k: v for k, v in t.items() if k not in ("iterations", "friction", "phase")} for t in traces]}
+        {k: v for k, v in t.items() if k not in ("iterations", "friction", "phase", "step_scale")} for t in traces]}
     finals = [t["final_averaged_per_ps"] for t in traces if t["final_averaged_per_ps"] is not None]
     if len(finals) >= 2:
         document["spread_of_final"] = max(finals) / min(finals) - 1.0
