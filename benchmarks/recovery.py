@@ -6,7 +6,8 @@ data); force constants start at half the truth and the friction 4x above or belo
 Case ``teacher`` (L2): the force-matching model of implicit-solvent alanine dipeptide (10 beads) is the
 *teacher*: OpenMM runs it at a chosen friction (2/ps) and its trajectories, with its exact forces, are the data.
 A student force-matched to those frames starts dynamic matching at a wrong friction (10/ps), once per entry of
-``dm_runs`` (:data:`TEACHER_DM_RUNS`: the friction's estimator, and whether the network keeps learning). The
+``dm_runs`` (:data:`TEACHER_DM_RUNS`: the friction's estimator, whether the network keeps learning and whether
+its steps are scaled by their evidence). The
 student is in the teacher's model class and the data are Markovian, so what it misses is the estimator's or the
 game's failure, not the mapping's. Productions of every model from
 teacher frames are compared with the teacher's data (MSM slowest timescale and psi-core relaxation time ratios,
@@ -380,7 +381,7 @@ class TeacherSettings:
     classifier_warmup: int = 30
     lr_potential: float = 2e-4
     lr_friction: float = 0.03
-    dm_runs: str = "crn,crn_teacher_potential"  # keys of TEACHER_DM_RUNS; the first is judged
+    dm_runs: str = "crn_evidence,crn_teacher_potential"  # keys of TEACHER_DM_RUNS; the first is judged
     production_walkers: int = 64            # each model's production, from teacher frames
     production_ps: float = 100.0
     probe_windows: int = 256
@@ -389,7 +390,8 @@ class TeacherSettings:
     max_auc: float = 0.6
 
 
-#: Dynamic-matching runs of the L2 case: the friction's estimator, and whether the network keeps learning.
+#: Dynamic-matching runs of the L2 case: the friction's estimator, whether the network keeps learning, and
+#: whether its steps are scaled by their evidence (``train.evidence_scaling``; the judged run since 2026-12-04).
 TEACHER_DM_RUNS = {"crn": {"friction_gradient": "crn"}, "score": {"friction_gradient": "score"},
                    "crn_fixed_potential": {"friction_gradient": "crn", "lr_potential": 0.0},
                    "crn_teacher_potential": {"friction_gradient": "crn", "lr_potential": 0.0},
