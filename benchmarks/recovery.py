@@ -223,7 +223,7 @@ def chirality_case(settings: ChiralitySettings, work: Path, seed: int = 0) -> di
 class ChainSettings:
     """Sizes of the L1 case: a 3-bead chain with known bonds, angle, masses and friction (full run)."""
 
-    iterations: int = 300
+    iterations: int = 450   # 300 left the angle constant from below at the edge of 5% (benchmarks/README.md)
     walkers: int = 1024
     classifier_warmup: int = 30
     classifier_hidden: int = 32
