@@ -233,8 +233,9 @@ class TrainConfig:
                                  "learns)", valid="[0, inf)")
     evidence_scaling: bool = option(False, "scale every step of the potential (network and prior) by the "
                                     "batch's evidence that its score-function gradient is more than noise, "
-                                    "max(0, 1 - 1/SNR^2) from 8 walker groups (the positive-part James-Stein "
-                                    "factor; logged as step_scale): noise alone then barely moves the potential, "
+                                    "max(0, 1 - 1/SNR^2) from at least 8 walker groups (the positive-part James-Stein "
+                                    "factor; logged as step_scale, with gradient_snr every iteration): noise "
+                                    "alone then barely moves the potential, "
                                     "which plain Adam steps by about lr_potential whatever the gradient's "
                                     "signal (docs/concepts.md, 'When the potential's gradient is noise')")
     lr_prior: float = option(0.02, "Adam learning rate of the prior's constants in dynamic matching "
