@@ -3,10 +3,10 @@
 Reads each run directory's ``log.csv`` (and ``summary.json`` when the run finished: the exported, averaged
 friction) and draws ``friction_per_ps`` on a log axis, with the phases of the first run shaded (classifier
 warm-up; the friction learning alone, ``train.friction_first``; the potential alone with the friction frozen,
-``train.friction_then: frozen``; both together, the joint game). Runs with ``train.evidence_scaling`` get a second panel: the factor their
-potential's steps were scaled by (``step_scale``). Writes a JSON summary beside the figure: per run, its label,
-start friction, friction every ``--every`` iterations, the final (averaged) friction and, where logged, the mean
-step scale.
+``train.friction_then: frozen``; both together, the joint game). Runs with ``train.evidence_scaling`` get a
+second panel: the factor their potential's steps were scaled by (``step_scale``). Writes a JSON summary beside
+the figure: per run, its label, start friction, friction every ``--every`` iterations, the final (averaged)
+friction and, where logged, the mean step scale.
 
     python benchmarks/friction_traces.py RUN_A RUN_B --labels "adam from 1" "adam from 20" --out traces.png
 """
