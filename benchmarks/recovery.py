@@ -234,6 +234,7 @@ class ChainSettings:
     lr_prior: float = 0.02
     lr_friction: float = 0.03
     friction_beta2: float = 0.9        # Adam beta2 of log friction (train.friction_beta2)
+    evidence_scaling: bool = False     # the prior constants' steps scaled by their evidence (train.evidence_scaling)
     reward_windows: str = "unseen"
     mode: str = "conditional"
     classifier_steps: int = 10
@@ -307,7 +308,8 @@ def chain_case(settings: ChainSettings, work: Path, seed: int = 0, integrator: s
         train=TrainConfig(mode=settings.mode, iterations=settings.iterations, walkers=settings.walkers,
                           classifier_warmup=settings.classifier_warmup, lr_prior=settings.lr_prior,
                           lr_friction=settings.lr_friction, friction_beta2=settings.friction_beta2,
-                          reward_windows=settings.reward_windows, classifier_steps=settings.classifier_steps,
+                          evidence_scaling=settings.evidence_scaling, reward_windows=settings.reward_windows,
+                          classifier_steps=settings.classifier_steps,
                           average_last_fraction=settings.average_last_fraction,
                           decay_last_fraction=settings.decay_last_fraction, checkpoint_every=10**6, snr_every=0,
                           seed=seed),
