@@ -496,25 +496,25 @@ def grouped_gradients(per_window_terms: torch.Tensor, parameters: Sequence[torch
     return torch.stack(rows)
 
 
-def evidence_factor(per_sample_grads: torch.Tensor) -> float:
+def evidence_factor(snr: float) -> float:
     """The fraction of a mean gradient's squared norm that its noise does not explain, ``max(0, 1 - 1/SNR^2)``.
 
     With ``G`` independent contributions ``g_i`` of mean ``m`` and per-parameter variances ``s_p^2``,
     ``E |m|^2 = |mu|^2 + sum_p s_p^2 / G``: the factor ``1 - (sum_p s_p^2 / G) / |m|^2`` estimates
     ``|mu|^2 / (|mu|^2 + noise^2)``, about 1 where the true gradient ``mu`` stands out of the noise and 0 where
-    the mean is noise alone (:func:`gradient_snr` of the whole vector is then about 1). It is the positive-part
-    James-Stein shrinkage of ``m`` towards zero; the trainer scales a step by it (``train.evidence_scaling``).
+    the mean is noise alone (the SNR is then about 1). It is the positive-part James-Stein shrinkage of ``m``
+    towards zero; the trainer scales a step by it (``train.evidence_scaling``).
 
     Parameters
     ----------
-    per_sample_grads : torch.Tensor, shape (G, P)
-        ``G >= 2`` independent contributions, as for :func:`gradient_snr`.
+    snr : float
+        :func:`gradient_snr` of the whole vector (``per_parameter=False``) from ``G >= 2`` contributions.
 
     Returns
     -------
     float in [0, 1]
     """
-    snr = float(gradient_snr(per_sample_grads, per_parameter=False))
+    snr = float(snr)
     if not snr > 0:  # zero gradient (or no noise and no signal): nothing to step
         return 0.0
     return max(0.0, 1.0 - 1.0 / snr ** 2) if math.isfinite(snr) else 1.0

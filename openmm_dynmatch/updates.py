@@ -51,7 +51,7 @@ class UpdateSettings:
     evidence_groups : int
         0: steps as the optimizer makes them. Otherwise the gradient is also formed in at least this many walker
         groups and the learning rate of every parameter group the score function drives is scaled, for this
-        batch's steps, by :func:`~openmm_dynmatch.estimators.evidence_factor` of those groups: a step is taken in
+        batch's steps, by :func:`~openmm_dynmatch.estimators.evidence_factor` of those groups' SNR: a step is taken in
         proportion to the evidence that the batch's gradient is more than noise. The optimizer still sees the
         unscaled gradient, so Adam's moment estimates are unchanged; a given gradient (the friction's) is not
         scaled.
@@ -198,7 +198,7 @@ def score_function_update(log_p_of: LogProbability, reward: torch.Tensor, optimi
         if rows is not None and rows.shape[0] >= 2:
             stats["gradient_snr"] = float(estimators.gradient_snr(rows, per_parameter=False))
             if evidence:
-                stats["step_scale"] = estimators.evidence_factor(rows)
+                stats["step_scale"] = estimators.evidence_factor(stats["gradient_snr"])
         if first:
             log_p_old = values
         torch.nn.utils.clip_grad_norm_(parameters, settings.grad_clip)
