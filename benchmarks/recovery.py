@@ -8,8 +8,8 @@ Case ``teacher`` (L2): the force-matching model of implicit-solvent alanine dipe
 A student force-matched to those frames starts dynamic matching at a wrong friction (10/ps), once per entry of
 ``dm_runs`` (:data:`TEACHER_DM_RUNS`: the friction's estimator, whether the network keeps learning and whether
 its steps are scaled by their evidence). The student is in the teacher's model class and the data are
-Markovian, so what it misses is the estimator's or the game's failure, not the mapping's. Productions of every model from
-teacher frames are compared with the teacher's data (MSM slowest timescale and psi-core relaxation time ratios,
+Markovian, so what it misses is the estimator's or the game's failure, not the mapping's. Productions of every
+model from teacher frames are compared with the teacher's data (MSM slowest timescale and psi-core relaxation time ratios,
 FES JS), beside two references: the force-matched student at the start friction and at the teacher's friction
 (the kinetics the potential fit alone allows), and an independent production of the teacher itself (the noise of
 the kinetic ratios at these run lengths). Targets: friction within 10%, both kinetic ratios within 15%,
