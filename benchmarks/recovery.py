@@ -3,18 +3,17 @@
 Case ``chain`` (L1): 3-bead Brownian and Langevin chains with known bonds, angle, masses and friction (OpenMM
 data); force constants start at half the truth and the friction 4x above or below it (:class:`ChainSettings`).
 
-Case ``teacher`` (L2): the force-matching model of implicit-solvent alanine dipeptide (10 beads) is the
-*teacher*: OpenMM runs it at a chosen friction (2/ps) and its trajectories, with its exact forces, are the data.
-A student force-matched to those frames starts dynamic matching at a wrong friction (10/ps), once per entry of
-``dm_runs`` (:data:`TEACHER_DM_RUNS`: the friction's estimator, whether the network keeps learning and whether
-its steps are scaled by their evidence). The student is in the teacher's model class and the data are
-Markovian, so what it misses is the estimator's or the game's failure, not the mapping's. Productions of every
-model from teacher frames are compared with the teacher's data (MSM slowest timescale and psi-core relaxation time ratios,
-FES JS), beside two references: the force-matched student at the start friction and at the teacher's friction
-(the kinetics the potential fit alone allows), and an independent production of the teacher itself (the noise of
-the kinetic ratios at these run lengths). Targets: friction within 10%, both kinetic ratios within 15%,
-held-out AUC of a fresh classifier at most 0.6 (:class:`TeacherSettings`; ``--work-dir`` keeps and reuses the
-finished stages).
+Case ``teacher`` (L2): the force-matching model of implicit-solvent alanine dipeptide (10 beads) is the *teacher*:
+OpenMM runs it at a chosen friction (2/ps) and its trajectories, with its exact forces, are the data. A student
+force-matched to those frames starts dynamic matching at a wrong friction (10/ps), once per entry of ``dm_runs``
+(:data:`TEACHER_DM_RUNS`: the friction's estimator, whether the network keeps learning and whether its steps are
+scaled by their evidence). The student is in the teacher's model class and the data are Markovian, so what it
+misses is the estimator's or the game's failure, not the mapping's. Productions of every model from teacher frames
+are compared with the teacher's data (MSM slowest timescale and psi-core relaxation time ratios, FES JS), beside
+two references: the force-matched student at the start friction and at the teacher's friction (the kinetics the
+potential fit alone allows), and an independent production of the teacher itself (the noise of the kinetic ratios
+at these run lengths). Targets: friction within 10%, both kinetic ratios within 15%, held-out AUC of a fresh
+classifier at most 0.6 (:class:`TeacherSettings`; ``--work-dir`` keeps and reuses the finished stages).
 
 Case ``chirality``. The data are OpenMM Brownian trajectories of a 4-bead chain with a known potential: harmonic
 bonds (0.38 nm, 1000 kJ/mol/nm^2), harmonic bond angles (100 degrees, 100 kJ/mol/rad^2) and one dihedral term
