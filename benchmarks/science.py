@@ -126,7 +126,8 @@ def train_all(cg_path: Path, work: Path, settings: DemoSettings, seed: int, cloc
     return summaries
 
 
-SEED_AVERAGED = ("slowest_timescale_ratio", "core_relaxation_ratio", "diffusion_com_ratio", "js_fes_2d")
+SEED_AVERAGED = ("slowest_timescale_ratio", "core_relaxation_ratio", "diffusion_com_ratio", "js_fes_2d",
+                 "core_memory_ratio")
 
 
 def model_metrics(aa, cg_files: list, summary: dict, seed: int) -> dict:
@@ -148,6 +149,7 @@ def model_metrics(aa, cg_files: list, summary: dict, seed: int) -> dict:
         "core_relaxation_cg_ps": s.get("core_relaxation_cg_ps"), "core_relaxation_aa_ps": s.get("core_relaxation_aa_ps"),
         "core_relaxation_cg_bound_ps": s.get("core_relaxation_cg_bound_ps"),
         "core_transitions_cg": s.get("core_transitions_cg"), "core_transitions_aa": s.get("core_transitions_aa"),
+        "core_memory_ratio_aa": s.get("core_memory_ratio_aa"),
         "acf_time_ratio": s.get("acf_time_ratio"), "bond_js_max": s.get("bond_js_max"),
         "angle_js_max": s.get("angle_js_max"),
         "heldout_auc": heldout_auc(summary),
@@ -450,7 +452,8 @@ def kinetics_with_spread(result: dict) -> dict:
     each with the CG side's 16th-84th bootstrap percentiles over the AA value, and the COM diffusion ratio."""
     s = result["summary"]
     row = {"slowest_timescale_ratio": (s.get("timescale_ratio") or [None])[0],
-           "core_relaxation_ratio": s.get("core_relaxation_ratio"), "diffusion_com_ratio": s.get("diffusion_com_ratio")}
+           "core_relaxation_ratio": s.get("core_relaxation_ratio"), "diffusion_com_ratio": s.get("diffusion_com_ratio"),
+           "core_memory_ratio": s.get("core_memory_ratio_cg")}
     its, lag = result.get("its"), s.get("timescale_lag_ps")
     if its and lag is not None and row["slowest_timescale_ratio"] is not None:
         k = int(np.argmin(np.abs(np.asarray(its["aa"]["lags_ps"], dtype=float) - lag)))
@@ -530,7 +533,8 @@ def run(settings: DemoSettings, work: Path, out: Path, seed: int, aa_mapped, pro
         "benchmark": "science", "date": time.strftime("%Y-%m-%d"), "host": platform.platform(),
         "system": "alanine-dipeptide-implicit" if aa_mapped is None else str(aa_mapped), "mapping": "ala2-heavy10",
         "settings": asdict(settings), "seed": seed, "production_seeds": production_seeds, "timings_s": timings,
-        "aa_frames": int(aa.n_frames), "aa_split_half_js": floor, "targets": targets(models, floor),
+        "aa_frames": int(aa.n_frames), "aa_split_half_js": floor,
+        "aa_core_memory_ratio": models["fm"]["core_memory_ratio_aa"], "targets": targets(models, floor),
         "friction_starts": starts, "friction_scan": scan,
         "psi_barrier_kj_per_mol": profiles["psi_barrier_kj_per_mol"], "psi_landscape": landscape["barriers"],
         "models": {k: {n: v for n, v in m.items() if n != "curves"} for k, m in models.items()},
@@ -551,12 +555,13 @@ def one_line(result: dict) -> str:
     parts = []
     for label, m in result["models"].items():
         parts.append(f"{label}: JS {_fmt(m['js_fes_2d'])}, ITS ratio MSM {_fmt(m['slowest_timescale_ratio'])} "
-                     f"core {_fmt(m['core_relaxation_ratio'])}, AUC {_fmt(m['heldout_auc'])}")
+                     f"core {_fmt(m['core_relaxation_ratio'])}, core memory ratio {_fmt(m['core_memory_ratio'])}, "
+                     f"AUC {_fmt(m['heldout_auc'])}")
     t = result["targets"]
     seeds = result.get("production_seeds", 1)
     return (f"science ({result['timings_s']['total_s']:.0f} s" + (f", kinetics and JS averaged over {seeds} "
                                                                   f"productions" if seeds > 1 else "")
-            + "): " + "; ".join(parts)
+            + f"): AA core memory ratio {_fmt(result.get('aa_core_memory_ratio'))}; " + "; ".join(parts)
             + f" | FM JS / AA split-half JS {_fmt(t['fm_js_over_split_half'])} (target <= 2), FM walkers cross: "
               f"{t['fm_walkers_cross']} | DM within 25% (MSM/core): {t['msm_dm_within_25pct']}/"
               f"{t['core_dm_within_25pct']}, FM off by "

@@ -340,7 +340,9 @@ def _summary(result: dict) -> dict:
                            core_relaxation_cg_ps=cores["cg"]["relaxation_time_ps"],
                            core_relaxation_cg_bound_ps=cores["cg"]["relaxation_time_bound_ps"],
                            core_transitions_aa=cores["aa"]["n_transitions"],
-                           core_transitions_cg=cores["cg"]["n_transitions"])
+                           core_transitions_cg=cores["cg"]["n_transitions"],
+                           core_memory_ratio_aa=cores["aa"]["memory_ratio"],
+                           core_memory_ratio_cg=cores["cg"]["memory_ratio"])
         if "mirror" in result:
             summary.update(phi_positive_fraction_aa=result["mirror"]["aa"],
                            phi_positive_fraction_cg=result["mirror"]["cg"])

@@ -9,6 +9,14 @@ Each frame gets the core it is in (``-1`` between cores); milestoning gives ever
 frames before the first core are dropped. With ``N_ab`` committed transitions ``a -> b`` and ``T_a`` the time
 spent committed to ``a``, the rate is ``k_ab = N_ab / T_a``; the relaxation times are ``-1 / lambda`` for the
 non-zero eigenvalues ``lambda`` of the rate matrix (for two cores ``1 / (k_ab + k_ba)``).
+
+The same milestoned trajectory gives a second time: the correlation time of the indicator "last core visited
+is ``a``", where its autocorrelation falls to ``1/e``. For a process that jumps between two cores as a Markov
+chain the two agree (the indicator's autocorrelation is ``exp(-t / tau)`` with ``tau`` the relaxation time); their
+ratio, the *memory ratio*, says how far the crossings are from that: above 1 when the indicator decorrelates
+more slowly than the counted rates imply (dwell times more spread than exponential, hidden slow states within a
+core). A Markovian CG model with one state per core has a memory ratio near 1 and cannot match both times of
+data whose ratio is not.
 """
 from __future__ import annotations
 
@@ -101,6 +109,68 @@ def relaxation_times(counts, time_ps) -> np.ndarray:
         return np.where(slow > 1e-12 * max(np.abs(eigenvalues).max(), 1e-300), 1.0 / slow, np.inf)
 
 
+def milestone_autocorrelation(core_trajs: Sequence, core: int = 0, max_lag: int | None = None) -> np.ndarray:
+    """Normalised autocorrelation of the indicator "last core visited is ``core``", pooled over trajectories.
+
+    Frames before a trajectory's first core are dropped; the mean and variance are those of all frames kept, and
+    lag ``k`` averages the products of every trajectory's pairs ``k`` frames apart (a trajectory shorter than
+    ``k + 1`` frames adds none).
+
+    Parameters
+    ----------
+    core_trajs : sequence of np.ndarray of int, each shape (n_frames_k,)
+        Core labels per frame (``-1`` between cores).
+    core : int
+    max_lag : int, optional
+        Largest lag in frames; default: the longest kept trajectory's length minus one.
+
+    Returns
+    -------
+    np.ndarray, shape (max_lag + 1,)
+        ``acf[0] == 1``; NaN everywhere when the indicator never changes (one core only, or none).
+    """
+    series = []
+    for labels in core_trajs:
+        m = milestones(labels)
+        series.append((m[m >= 0] == int(core)).astype(np.float64))
+    series = [h for h in series if len(h)]
+    longest = max((len(h) for h in series), default=1)
+    max_lag = longest - 1 if max_lag is None else min(int(max_lag), longest - 1)
+    if not series:
+        return np.full(max_lag + 1, np.nan)
+    pooled = np.concatenate(series)
+    variance = pooled.var()
+    if variance <= 0:
+        return np.full(max_lag + 1, np.nan)
+    sums, pairs = np.zeros(max_lag + 1), np.zeros(max_lag + 1)
+    for h in series:
+        d = h - pooled.mean()
+        n = len(d)
+        size = 1 << int(np.ceil(np.log2(2 * n)))  # zero padding: no wrap-around
+        spectrum = np.fft.rfft(d, size)
+        products = np.fft.irfft(spectrum * np.conj(spectrum), size)[:min(n, max_lag + 1)]
+        sums[:len(products)] += products
+        pairs[:len(products)] += n - np.arange(len(products))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(pairs > 0, sums / np.maximum(pairs, 1) / variance, np.nan)
+
+
+def correlation_time(acf, frame_interval_ps: float) -> float:
+    """Lag (ps) at which an autocorrelation first falls below ``1/e``, interpolated linearly between frames.
+
+    ``inf`` when it stays above within the lags given, NaN when ``acf`` is undefined (NaN at lag 0).
+    """
+    acf = np.asarray(acf, dtype=float)
+    if not acf.size or not np.isfinite(acf[0]):
+        return float("nan")
+    below = np.flatnonzero(acf < np.exp(-1.0))
+    if not below.size:
+        return float("inf")
+    k = int(below[0])
+    a, b = acf[k - 1], acf[k]
+    return float((k - 1 + (a - np.exp(-1.0)) / (a - b)) * frame_interval_ps)
+
+
 def core_set_kinetics(core_trajs: Sequence, frame_interval_ps: float, n_cores: int = 2, n_bootstrap: int = 50,
                       n_blocks: int = 10, seed: int = 0) -> dict:
     """Transition counts, rates, populations and the slowest relaxation time between cores, with bootstrap.
@@ -120,8 +190,11 @@ def core_set_kinetics(core_trajs: Sequence, frame_interval_ps: float, n_cores: i
         ``transitions`` (n_cores, n_cores), ``time_ps`` (n_cores,), ``rates_per_ps`` (n_cores, n_cores),
         ``populations`` (n_cores,) committed-time fractions, ``relaxation_time_ps`` (slowest; inf when a core
         was never left or never reached), ``relaxation_time_bound_ps`` (the same with one more transition
-        each way: finite, and a lower bound of the relaxation time when few or none were seen), ``lower_ps`` / ``upper_ps`` (16th/84th bootstrap percentiles) and
-        ``n_transitions`` (all committed transitions).
+        each way: finite, and a lower bound of the relaxation time when few or none were seen), ``lower_ps`` /
+        ``upper_ps`` (16th/84th bootstrap percentiles), ``n_transitions`` (all committed transitions), and for
+        two cores ``indicator_time_ps`` (:func:`correlation_time` of the indicator of core 0) and
+        ``memory_ratio`` (``indicator_time_ps / relaxation_time_ps``; 1 for a two-state Markov chain), NaN for
+        more cores.
     """
     from .kinetics import bootstrap_blocks
 
@@ -142,9 +215,13 @@ def core_set_kinetics(core_trajs: Sequence, frame_interval_ps: float, n_cores: i
     with np.errstate(invalid="ignore"):  # samples without crossings are inf; percentiles between them are too
         lower, upper = (float(np.percentile(boot, q)) if boot.size else np.nan for q in (16, 84))
     total = time_ps.sum()
+    relaxation = float(relaxation_times(counts, time_ps)[0])
+    indicator_time = correlation_time(milestone_autocorrelation(trajs, 0), dt) if n_cores == 2 else float("nan")
+    finite = np.isfinite(indicator_time) and np.isfinite(relaxation) and relaxation > 0
+    memory_ratio = indicator_time / relaxation if finite else float("nan")
     return {"transitions": counts, "time_ps": time_ps, "rates_per_ps": rates,
             "populations": time_ps / total if total > 0 else np.full(n_cores, np.nan),
-            "relaxation_time_ps": float(relaxation_times(counts, time_ps)[0]),
+            "relaxation_time_ps": relaxation,
             "relaxation_time_bound_ps": float(relaxation_times(counts + 1.0 - np.eye(n_cores), time_ps)[0]),
             "lower_ps": lower, "upper_ps": upper,
-            "n_transitions": int(counts.sum())}
+            "n_transitions": int(counts.sum()), "indicator_time_ps": indicator_time, "memory_ratio": memory_ratio}

@@ -100,6 +100,9 @@ def verdicts(metrics: dict) -> list:
     rows.append(_timescale_row(summary, rates))
     if "core_relaxation_ratio" in summary:
         rows.append(_core_row(summary))
+    memory = _memory_row(summary)
+    if memory is not None:
+        rows.append(memory)
     rows.append(("COM diffusion coefficient CG/AA", summary["diffusion_com_ratio"],
                  _ratio_verdict(summary["diffusion_com_ratio"], above="too fast")))
     for name, value in summary["acf_time_ratio"].items():
@@ -199,6 +202,20 @@ def _core_row(summary: dict) -> tuple:
                              f"AA {aa_tau:.4g} ps)")
     return name, None, (f"undefined: {crossings}, and the CG run is too short to bound its relaxation "
                         f"(>= {bound:.4g} ps, AA {aa_tau:.4g} ps); simulate the CG model longer")
+
+
+def _memory_row(summary: dict):
+    """Memory ratio of the psi switching (indicator correlation time over the counted relaxation time), CG beside
+    AA; None without both. Where they differ by more than the ratio tolerance the MSM slowest timescale and the
+    psi-core relaxation time cannot both match (docs/analysis.md)."""
+    aa, cg = summary.get("core_memory_ratio_aa"), summary.get("core_memory_ratio_cg")
+    if aa is None or cg is None or not (np.isfinite(aa) and np.isfinite(cg)) or aa <= 0:
+        return None
+    verdict = f"AA {aa:.2g}, CG {cg:.2g} (1: two-state Markov switching)"
+    if abs(cg / aa - 1.0) > RATIO_TOLERANCE:
+        verdict += ("; they differ, so the MSM slowest timescale and the psi-core relaxation time cannot both "
+                    "match: a model that matches one is off on the other by about their ratio")
+    return "psi switching memory ratio, CG", cg, verdict
 
 
 def _js_verdict(value) -> str:

@@ -189,6 +189,18 @@ def test_mirror_region_population_is_reported_against_aa():
     assert rows["fraction of frames at phi > 0 (mirror image), CG"] == "AA 0.001"
 
 
+def test_memory_ratios_that_differ_say_both_times_cannot_match():
+    metrics = _metrics([1.0], [65.0], [65.0], crossings=(40, 40), core_ratio=1.0)
+    assert "psi switching memory ratio, CG" not in {name for name, _, _ in report.verdicts(metrics)}
+    metrics["summary"].update(core_memory_ratio_aa=1.33, core_memory_ratio_cg=0.95)  # 0.95 / 1.33 = 0.71
+    rows = {name: (value, verdict) for name, value, verdict in report.verdicts(metrics)}
+    value, verdict = rows["psi switching memory ratio, CG"]
+    assert value == 0.95 and verdict.startswith("AA 1.3, CG 0.95") and "cannot both match" in verdict
+    metrics["summary"]["core_memory_ratio_cg"] = 1.2  # 1.2 / 1.33 = 0.90: within the tolerance
+    rows = {name: verdict for name, _, verdict in report.verdicts(metrics)}
+    assert "cannot" not in rows["psi switching memory ratio, CG"]
+
+
 def test_mirror_fraction_counts_positive_phi(rng):
     from openmm_dynmatch.analysis import mirror_fraction
 
