@@ -6,7 +6,12 @@ warm-up; the friction learning alone, ``train.friction_first``; the potential al
 ``train.friction_then: frozen``; both together, the joint game). Runs with ``train.evidence_scaling`` get a
 second panel: the factor their potential's steps were scaled by (``step_scale``). Writes a JSON summary beside
 the figure: per run, its label, start friction, friction every ``--every`` iterations, the final (averaged)
-friction and, where logged, the mean step scale.
+friction and, where logged, the mean step scale, and how much signal the potential's gradient carried: over the
+iterations in which the potential learned (``gradient_snr`` logged), the mean ``SNR^2`` of the whole gradient and its
+standard error. With ``N`` walkers per batch, ``E[SNR^2] = 1 + N |mu|^2 / tr(Sigma)`` (``mu`` and ``Sigma``: one
+walker's mean gradient and its covariance), so ``(SNR^2 - 1) / N`` is the signal per walker and
+``N / (SNR^2 - 1)`` the walkers a batch needs for ``SNR^2 = 2`` (the evidence factor 1/2); the JSON gives the
+latter as a lower bound, from the mean plus two standard errors.
 
     python benchmarks/friction_traces.py RUN_A RUN_B --labels "adam from 1" "adam from 20" --out traces.png
 """
@@ -17,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from friction_gradient import friction_log_axis  # benchmarks/ is on the path when this script runs
+from openmm_dynmatch.config import load_config
 from openmm_dynmatch.curves import read_log
 from openmm_dynmatch.fileio import write_json
 
@@ -40,7 +46,24 @@ def trace(run_dir: Path, label: str, every: int) -> dict:
               "final_averaged_per_ps": final}
     if scaled.any():
         result["mean_step_scale"] = float(scale[np.isfinite(scale)].mean())
+    snr = np.asarray(log.get("gradient_snr", np.full(len(iterations), np.nan)), dtype=float)
+    learning = np.isin(result["phase"], ("adversarial", "potential")) & np.isfinite(snr)
+    if learning.sum() >= 2 and (run_dir / "config.yaml").exists():
+        result["snr2"] = snr[learning] ** 2
+        result["potential_gradient"] = signal_per_walker(result["snr2"],
+                                                         load_config(run_dir / "config.yaml").train.walkers)
     return result
+
+
+def signal_per_walker(snr2: np.ndarray, walkers: int) -> dict:
+    """Mean ``SNR^2`` of the potential's gradient over iterations, its standard error, the signal per walker
+    ``(SNR^2 - 1) / N`` with an upper bound (mean + 2 standard errors) and the walkers per batch that bound
+    says ``SNR^2 = 2`` needs at least (None where even the bound shows no signal)."""
+    mean, se = float(snr2.mean()), float(snr2.std(ddof=1) / np.sqrt(len(snr2)))
+    upper = (mean + 2.0 * se - 1.0) / walkers
+    return {"iterations": int(len(snr2)), "walkers": int(walkers), "snr2_mean": mean, "snr2_se": se,
+            "signal_per_walker": (mean - 1.0) / walkers, "signal_per_walker_upper": upper,
+            "walkers_for_snr2_of_2_at_least": 1.0 / upper if upper > 0 else None}
 
 
 def main(argv=None) -> dict:
@@ -97,7 +120,12 @@ def main(argv=None) -> dict:
     fig.savefig(out, dpi=120)
     plt.close(fig)
     document = {"benchmark": "friction_traces", "runs": [
-        {k: v for k, v in t.items() if k not in ("iterations", "friction", "phase", "step_scale")} for t in traces]}
+        {k: v for k, v in t.items() if k not in ("iterations", "friction", "phase", "step_scale", "snr2")}
+        for t in traces]}
+    measured = [t for t in traces if "potential_gradient" in t]
+    if len(measured) >= 2 and len({t["potential_gradient"]["walkers"] for t in measured}) == 1:
+        document["potential_gradient_pooled"] = signal_per_walker(
+            np.concatenate([t["snr2"] for t in measured]), measured[0]["potential_gradient"]["walkers"])
     finals = [t["final_averaged_per_ps"] for t in traces if t["final_averaged_per_ps"] is not None]
     if len(finals) >= 2:
         document["spread_of_final"] = max(finals) / min(finals) - 1.0
