@@ -488,7 +488,7 @@ def teacher_case(settings: TeacherSettings, work: Path, seed: int = 0) -> dict:
     from openmm_dynmatch.analysis import compare
     from openmm_dynmatch.demo import FULL, prepare_aa_data, train_model
     from openmm_dynmatch.openmm.runner import load_walkers
-    from science import StageClock
+    from stages import StageClock
 
     clock = StageClock(work)
     _, mapped = clock.run("aa_data_s", (work / "aa_mapped.h5").exists(), prepare_aa_data, work,

@@ -70,9 +70,17 @@ from openmm_dynmatch.features import backbone_phi_psi, find_backbone_beads
 from openmm_dynmatch.fileio import write_json
 from openmm_dynmatch.profiles import barrier_height, free_energy_profiles
 from openmm_dynmatch.report import plot_fes_panels, plot_profiles, pyplot, save_figure
+from openmm_dynmatch.threads import available_cores
 from openmm_dynmatch.units import kt_kj_per_mol
+from stages import StageClock, plan_lanes, run_lanes  # benchmarks/ is on the path when this script runs
 
-DEFAULT = FULL
+# The settings of the result of record (benchmarks/README.md, "The potential's steps scaled by their evidence"):
+# 10 ns of AA data, windows of 4 frames 0.5 ps apart, 10 classifier steps per iteration, the internal-motion
+# classifier, the friction alone (sgd) for 100 iterations after the warm-up, then the joint game with the
+# potential's steps scaled by their evidence.
+DEFAULT = replace(FULL, aa_ns=10.0, frame_step=5, classifier_steps=10, internal_motion=True, friction_first=100,
+                  dm_iterations=200, friction_optimizer="sgd", lr_friction=0.15, evidence_scaling=True)
+DEFAULT_PRODUCTION_SEEDS = 4
 LARGE = DemoSettings(aa_ns=10.0, frame_interval_ps=0.1, fm_iterations=3000, dm_iterations=600, dm_walkers=128,
                      dm_warmup=40, window_frames=4, cg_walkers=64, cg_ns=1.0, probe_windows=512)
 OBJECTIVES = {"fm": "force_matching", "fmc": "force_matching", "rem": "relative_entropy", "dm": "dynamic_matching"}
@@ -90,40 +98,87 @@ PROFILE_STYLES = {"AA": {"color": "black", "linewidth": 2}, "CG (prior + network
                   "CG prior only": {"color": "C1"}, "network": {"color": "C2"}, "prior dihedral terms": {"color": "C3"}}
 
 
-class StageClock:
-    """Wall seconds of each stage, kept in ``<work>/timings.json``: a stage reused from an earlier (or
-    interrupted) run reports the time it took when it ran, so a resumed run's timings still add up to one run.
-    Stages timed by another process in the same work directory are kept."""
-
-    def __init__(self, work: Path):
-        self.path = work / "timings.json"
-        self.seconds = json.loads(self.path.read_text()) if self.path.exists() else {}
-
-    def run(self, key: str, reused: bool, function, *args):
-        """``function(*args)``, timed under ``key`` unless its output existed already (``reused``)."""
-        start = time.perf_counter()
-        value = function(*args)
-        elapsed = time.perf_counter() - start
-        if self.path.exists():  # another process may have timed stages in the same work directory
-            self.seconds.update(json.loads(self.path.read_text()))
-        if not reused or key not in self.seconds:
-            self.seconds[key] = elapsed
-            write_json(self.path, self.seconds)
-        return value
+def train_one(label: str, cg_path: Path, work: Path, settings: DemoSettings, seed: int, clock: StageClock,
+              progress: bool) -> dict:
+    """Train one of the four models (``OBJECTIVES``; ``dm_from_<f>``: dynamic matching from the initial friction
+    ``f``); returns its run summary."""
+    run_dir = work / f"run_{label}"
+    if label.startswith("dm_from_"):
+        config = demo_config(cg_path, settings, "dynamic_matching", seed)
+        config = replace(config, dynamics=replace(config.dynamics, friction_per_ps=float(label[len("dm_from_"):])))
+    else:
+        config = demo_config(cg_path, settings, OBJECTIVES[label], seed)
+    if label == "fmc":
+        config = replace(config, train=replace(config.train, pretrain_friction="msd"))
+    return clock.run(f"train_{label}_s", (run_dir / "summary.json").exists(), train_model, config, run_dir,
+                     progress)
 
 
 def train_all(cg_path: Path, work: Path, settings: DemoSettings, seed: int, clock: StageClock,
               progress: bool) -> dict:
     """Train the four models; returns their run summaries keyed by model label."""
-    summaries = {}
-    for label, objective in OBJECTIVES.items():
-        run_dir = work / f"run_{label}"
-        config = demo_config(cg_path, settings, objective, seed)
-        if label == "fmc":
-            config = replace(config, train=replace(config.train, pretrain_friction="msd"))
-        summaries[label] = clock.run(f"train_{label}_s", (run_dir / "summary.json").exists(), train_model, config,
-                                     run_dir, progress)
-    return summaries
+    return {label: train_one(label, cg_path, work, settings, seed, clock, progress) for label in OBJECTIVES}
+
+
+def produce_model(label: str, summary: dict, cg_path: Path, work: Path, settings: DemoSettings, seed: int,
+                  clock: StageClock, progress: bool, count: int) -> list:
+    """The model's ``count`` productions (seeds ``seed ..``), made where missing; returns their files."""
+    return [clock.run(key, target.exists(), produce, summary["model"], cg_path, target, settings, seed + k, progress)
+            for k, (key, target) in enumerate(productions(work, label, seed, count))]
+
+
+def produce_prior(cg_path: Path, work: Path, settings: DemoSettings, seed: int, clock: StageClock,
+                  progress: bool) -> Path:
+    """Production of the force-matched model's prior alone (made where missing); returns its file."""
+    target = work / "cg_fm_prior.h5"
+    return clock.run("production_fm_prior_only_s", target.exists(), produce, prior_only_model(work / "run_fm"),
+                     cg_path, target, settings, seed, progress)
+
+
+def produce_at_friction(label: str, friction: float, summary: dict, cg_path: Path, work: Path,
+                        settings: DemoSettings, seed: int, clock: StageClock, progress: bool) -> Path:
+    """One production of a trained model at another friction (made where missing); returns its file."""
+    target = work / f"cg_{label}_friction_{friction:g}.h5"
+    return clock.run(f"production_{label}_friction_{friction:g}_s", target.exists(), produce, summary["model"],
+                     cg_path, target, settings, seed, progress, friction)
+
+
+# Rough cost of each kind of stage lane task, in units of one force-matching training (10 ns settings, measured
+# 2026-12-04): a dynamic-matching training ~90, a calibrated-friction or relative-entropy training ~8, one
+# production ~4. They only balance the lanes of --jobs; results do not depend on them.
+LANE_COSTS = {"dm": 90.0, "fmc": 8.0, "rem": 8.0, "fm": 1.0, "production": 4.0}
+
+
+def lane_tasks(production_seeds: int, friction_starts, friction_scan) -> dict:
+    """The stage tasks of a run and their rough costs: one task per model (its training, productions and, for
+    ``fm`` and ``dm``, its productions at the ``friction_scan`` frictions; for ``fm`` also its prior alone), one
+    per extra friction start (training and one production)."""
+    costs = {}
+    for label in OBJECTIVES:
+        extra = len(friction_scan) if label in SCAN_MODELS else 0
+        extra += 1 if label == "fm" else 0
+        costs[("model", label)] = LANE_COSTS[label] + LANE_COSTS["production"] * (production_seeds + extra)
+    for start in friction_starts:
+        costs[("model", f"dm_from_{float(start):g}")] = LANE_COSTS["dm"] + LANE_COSTS["production"]
+    return costs
+
+
+def run_lane(tasks: list, cg_path: Path, work: Path, settings: DemoSettings, seed: int, production_seeds: int,
+             friction_scan: list, threads: int) -> None:
+    """Make every output of the lane's tasks (see :func:`lane_tasks`) in this process, without progress bars."""
+    import torch
+
+    torch.set_num_threads(threads)
+    clock = StageClock(work)
+    for _, label in tasks:
+        summary = train_one(label, cg_path, work, settings, seed, clock, False)
+        produce_model(label, summary, cg_path, work, settings, seed, clock, False,
+                      1 if label.startswith("dm_from_") else production_seeds)
+        if label == "fm":
+            produce_prior(cg_path, work, settings, seed, clock, False)
+        if label in SCAN_MODELS:
+            for friction in sorted(set(map(float, friction_scan)) - {float(summary["friction_per_ps"])}):
+                produce_at_friction(label, friction, summary, cg_path, work, settings, seed, clock, False)
 
 
 SEED_AVERAGED = ("slowest_timescale_ratio", "core_relaxation_ratio", "diffusion_com_ratio", "js_fes_2d",
@@ -403,16 +458,10 @@ def friction_starts_study(aa, cg_path: Path, work: Path, settings: DemoSettings,
     learned = {"10": dm_summary["friction_per_ps"]}
     kinetics = {"10": dm_kinetics}
     for start in starts:
-        name = f"dm_from_{start:g}"
-        run_dir = work / f"run_{name}"
-        config = demo_config(cg_path, settings, "dynamic_matching", seed)
-        config = replace(config, dynamics=replace(config.dynamics, friction_per_ps=float(start)))
-        summary = clock.run(f"train_{name}_s", (run_dir / "summary.json").exists(), train_model, config,
-                            run_dir, progress)
+        name = f"dm_from_{float(start):g}"
+        summary = train_one(name, cg_path, work, settings, seed, clock, progress)
         learned[f"{start:g}"] = summary["friction_per_ps"]
-        trajectory = work / f"cg_{name}.h5"
-        clock.run(f"production_{name}_s", trajectory.exists(), produce, summary["model"], cg_path, trajectory,
-                  settings, seed, progress)
+        trajectory, = produce_model(name, summary, cg_path, work, settings, seed, clock, progress, 1)
         kinetics[f"{start:g}"] = dict(kinetics_with_spread(compare(aa, trajio.load(trajectory), seed=seed)),
                                       heldout_auc=heldout_auc(summary))
     spread = max(learned.values()) / min(learned.values()) - 1.0
@@ -438,9 +487,8 @@ def friction_scan_study(aa, cg_path: Path, work: Path, settings: DemoSettings, s
             if friction == own:
                 row = models[label]["kinetics_per_seed"][0]
             else:
-                trajectory = work / f"cg_{label}_friction_{friction:g}.h5"
-                clock.run(f"production_{label}_friction_{friction:g}_s", trajectory.exists(), produce,
-                          summaries[label]["model"], cg_path, trajectory, settings, seed, progress, friction)
+                trajectory = produce_at_friction(label, friction, summaries[label], cg_path, work, settings, seed,
+                                                 clock, progress)
                 row = kinetics_with_spread(compare(aa, trajio.load(trajectory), seed=seed))
             rows.append(dict(friction_per_ps=friction, **{k: v for k, v in row.items() if k != "js_fes_2d"}))
         scan[label] = rows
@@ -493,8 +541,11 @@ def plot_friction_scan(scan: dict, dm_friction: float, path: Path) -> None:
 
 
 def run(settings: DemoSettings, work: Path, out: Path, seed: int, aa_mapped, progress: bool,
-        friction_starts=(), friction_scan=(), production_seeds: int = 1) -> dict:
-    """All stages; returns the JSON document (also written to ``out``)."""
+        friction_starts=(), friction_scan=(), production_seeds: int = 1, jobs: int = 1, threads: int = 1) -> dict:
+    """All stages; returns the JSON document (also written to ``out``). With ``jobs > 1`` the stages after the
+    AA data run first in up to ``jobs`` processes of ``threads`` torch threads each (:func:`lane_tasks`), then
+    this process analyses."""
+    began = time.perf_counter()
     work.mkdir(parents=True, exist_ok=True)
     clock = StageClock(work)
     if aa_mapped is None:
@@ -502,13 +553,16 @@ def run(settings: DemoSettings, work: Path, out: Path, seed: int, aa_mapped, pro
                                seed, progress)
     else:
         cg_path = Path(aa_mapped)
+    if jobs > 1:
+        lanes = plan_lanes(lane_tasks(production_seeds, friction_starts, friction_scan), jobs)
+        run_lanes(run_lane, lanes, cg_path, work, settings, seed, production_seeds, list(friction_scan), threads)
+        clock = StageClock(work)  # the lanes' timings
     summaries = train_all(cg_path, work, settings, seed, clock, progress)
     models, files, analysis_s = {}, {}, 0.0
     aa = trajio.load(cg_path)
     for label, summary in summaries.items():
-        files[label] = [clock.run(key, target.exists(), produce, summary["model"], cg_path, target, settings,
-                                  seed + k, progress)
-                        for k, (key, target) in enumerate(productions(work, label, seed, production_seeds))]
+        files[label] = produce_model(label, summary, cg_path, work, settings, seed, clock, progress,
+                                     production_seeds)
         start = time.perf_counter()
         models[label] = model_metrics(aa, files[label], summary, seed)
         analysis_s += time.perf_counter() - start
@@ -523,16 +577,16 @@ def run(settings: DemoSettings, work: Path, out: Path, seed: int, aa_mapped, pro
         angles[label] = np.concatenate([backbone_cvs(walker_frames(path), aa.metadata) for path in paths])
     landscape = to_jsonable(psi_landscape(angles, aa.metadata["temperature_k"]))
     floor = models["fm"]["js_fes_2d_aa_split_half"]
-    prior_file = clock.run("production_fm_prior_only_s", (work / "cg_fm_prior.h5").exists(), produce,
-                           prior_only_model(work / "run_fm"), cg_path, work / "cg_fm_prior.h5", settings, seed,
-                           progress)
+    prior_file = produce_prior(cg_path, work, settings, seed, clock, progress)
     profiles = to_jsonable(profile_study(aa, work / "run_fm", work / "cg_fm.h5", prior_file))
     timings = dict(clock.seconds, analysis_s=analysis_s)
     timings["total_s"] = sum(timings.values())
+    timings["wall_s_this_invocation"] = time.perf_counter() - began
     result = {
         "benchmark": "science", "date": time.strftime("%Y-%m-%d"), "host": platform.platform(),
         "system": "alanine-dipeptide-implicit" if aa_mapped is None else str(aa_mapped), "mapping": "ala2-heavy10",
-        "settings": asdict(settings), "seed": seed, "production_seeds": production_seeds, "timings_s": timings,
+        "settings": asdict(settings), "seed": seed, "production_seeds": production_seeds, "jobs": jobs,
+        "timings_s": timings,
         "aa_frames": int(aa.n_frames), "aa_split_half_js": floor,
         "aa_core_memory_ratio": models["fm"]["core_memory_ratio_aa"], "targets": targets(models, floor),
         "friction_starts": starts, "friction_scan": scan,
@@ -626,10 +680,13 @@ def main(argv=None) -> int:
     parser.add_argument("--friction-scan", type=float, nargs="*", default=[], metavar="PER_PS",
                         help="also run the force-matched and the dynamic-matching potentials at these frictions "
                              "(e.g. 0.25 0.5 2) and report their kinetics (production only, a few min each)")
-    parser.add_argument("--production-seeds", type=int, default=1, metavar="N",
+    parser.add_argument("--production-seeds", type=int, default=None, metavar="N",
                         help="production runs per model (seeds SEED .. SEED+N-1, same start frames); the kinetic "
                              "ratios, the FES JS and the targets use their means (one production's ratios spread "
-                             "by about +-0.2 between seeds)")
+                             "by about +-0.2 between seeds); default 4, 1 with --quick")
+    parser.add_argument("--jobs", type=int, default=min(available_cores(), 4), metavar="N",
+                        help="processes for the stages after the AA data (trainings and productions; default: the "
+                             "cores available, at most 4); each gets --threads torch threads (default: cores / N)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a size of the run (a field of openmm_dynmatch.demo.DemoSettings), e.g. "
                              "--set frame_step=5")
@@ -652,10 +709,15 @@ def main(argv=None) -> int:
     for option, values in (("--friction-starts", args.friction_starts), ("--friction-scan", args.friction_scan)):
         if any(f <= 0 for f in values):
             parser.error(f"{option} must be positive frictions in 1/ps, got {values}")
+    if args.production_seeds is None:
+        args.production_seeds = 1 if args.quick else DEFAULT_PRODUCTION_SEEDS
     if args.production_seeds < 1:
         parser.error(f"--production-seeds must be >= 1, got {args.production_seeds}")
+    if args.jobs < 1:
+        parser.error(f"--jobs must be >= 1, got {args.jobs}")
+    lane_threads = args.threads or max(1, available_cores() // args.jobs)
     result = run(settings, Path(args.work_dir), Path(args.out), args.seed, args.aa_mapped, not args.no_progress,
-                 args.friction_starts, args.friction_scan, args.production_seeds)
+                 args.friction_starts, args.friction_scan, args.production_seeds, args.jobs, lane_threads)
     print(json.dumps({k: v for k, v in result.items() if k != "curves"}, indent=2))
     print(one_line(result), file=sys.stderr)
     return 0
