@@ -2,7 +2,11 @@
 
 One run, one set of AA data, four CG models of the same 10 heavy-atom beads (``ala2-heavy10``) with the same
 potential (the default: a prior of bonds, angles and repulsion fitted by Boltzmann inversion, no dihedral terms,
-plus the many-body ``internal_mlp`` network; see docs/models.md for why) and the same budget:
+plus the many-body ``internal_mlp`` network; see docs/models.md for why) and the same budget. The default
+settings (``DEFAULT``) are those of the result of record: 10 ns of AA data, windows of 4 frames 0.5 ps apart,
+the internal-motion classifier with 10 steps per iteration, the friction learned alone (sgd) for 100 iterations
+and then the joint game with evidence-scaled potential steps, four productions per model; ``--set KEY=VALUE``
+changes one of them, ``--quick`` and ``--full`` replace them all.
 
 1. AA reference MD: implicit-solvent (OBC2) alanine dipeptide, OpenMM Reference platform, flexible bonds at a
    1 fs step (so the mapped forces are exact), Langevin friction 1/ps, 300 K; frames every 0.1 ps; mapped to
@@ -48,9 +52,14 @@ Writes ``<out>`` (JSON: settings, timings, per-model metrics, the targets and wh
 figures beside it, ``<stem>_fes.png``, ``<stem>_summary.png``, ``<stem>_profiles.png`` and ``<stem>_psi.png``;
 prints a one-line summary to stderr. Finished stages in ``--work-dir`` are reused, so an interrupted run continues where it
 stopped; the timings of reused stages are the ones measured when they ran (kept in ``<work-dir>/timings.json``).
+The same reuse runs the stages in parallel: ``--jobs N`` (default: the cores available, at most 4) first makes
+every training and production in N processes (``stages.py``; lanes of about equal estimated cost, each a
+model's training followed by its productions), then this process analyses what they wrote; the results are
+those of one process (``--jobs 1``) to the last digit.
 
-    python benchmarks/science.py --threads 1 --out benchmarks/results/science.json   # ~20-30 min on 2 cores
-    python benchmarks/science.py --full --out science_full.json                      # hours
+    OMP_NUM_THREADS=1 python benchmarks/science.py --out benchmarks/results/science_default.json  # 36 min, 2 cores
+    python benchmarks/science.py --friction-starts 1 20 --out science_starts.json  # + two DM trainings (24 min each)
+    python benchmarks/science.py --full --out science_full.json                     # hours
 """
 import argparse
 import json
