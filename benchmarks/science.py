@@ -152,10 +152,10 @@ def produce_at_friction(label: str, friction: float, summary: dict, cg_path: Pat
                      cg_path, target, settings, seed, progress, friction)
 
 
-# Rough cost of each kind of stage lane task, in units of one force-matching training (10 ns settings, measured
-# 2026-12-04): a dynamic-matching training ~90, a calibrated-friction or relative-entropy training ~8, one
-# production ~4. They only balance the lanes of --jobs; results do not depend on them.
-LANE_COSTS = {"dm": 90.0, "fmc": 8.0, "rem": 8.0, "fm": 1.0, "production": 4.0}
+# Rough cost of each kind of stage lane task, in units of one force-matching training (28.5 s; the default run of
+# 2026-12-05, one thread each): dynamic matching 51, calibrated friction 9, relative entropy 11, one production
+# 2.2. They only balance the lanes of --jobs; results do not depend on them.
+LANE_COSTS = {"dm": 51.0, "fmc": 9.0, "rem": 11.0, "fm": 1.0, "production": 2.2}
 
 
 def lane_tasks(production_seeds: int, friction_starts, friction_scan) -> dict:
