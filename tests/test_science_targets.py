@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import pytest  # noqa: E402
-from science import main, seed_average, setting_value, targets  # noqa: E402
+from science import main, plateau_ratio, seed_average, setting_value, targets  # noqa: E402
 
 
 def test_seed_average_is_the_mean_with_its_standard_error():
@@ -101,3 +101,17 @@ def test_science_refuses_a_bad_set_before_running_anything(capsys):
     with pytest.raises(SystemExit):
         main(["--set", "internal_motion=1"])
     assert "true or false" in capsys.readouterr().err
+
+
+def test_plateau_ratio_waits_for_the_aa_timescale_to_level_off():
+    # AA's slowest timescale grows with the lag up to 9.35 ps; 95% of it (8.88) is first reached at 2.7 ps
+    its = {"aa": {"lags_ps": [0.1, 0.2, 0.4, 0.7, 1.4, 2.7, 5.2, 10.0],
+                  "timescales_ps": [[7.84], [8.33], [7.42], [7.35], [8.13], [8.92], [9.07], [9.35]]},
+           "cg": {"lags_ps": [0.1, 0.2, 0.4, 0.7, 1.4, 2.7, 5.2, 10.0],
+                  "timescales_ps": [[5.0], [5.5], [6.07], [6.1], [6.1], [6.09], [6.0], [5.9]]}}
+    out = plateau_ratio(its, 0.4)
+    assert out["plateau_lag_ps"] == 2.7
+    assert math.isclose(out["slowest_timescale_ratio_plateau"], 6.09 / 8.92, rel_tol=1e-12)
+    # levelled off already at the ratio lag: the ratio lag itself
+    flat = {side: dict(its[side], timescales_ps=[[9.0]] * 8) for side in its}
+    assert plateau_ratio(flat, 0.4)["plateau_lag_ps"] == 0.4
