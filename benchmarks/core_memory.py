@@ -23,7 +23,7 @@ from openmm_dynmatch import trajio
 from openmm_dynmatch.cores import alanine_psi_cores, core_set_kinetics, milestones
 from openmm_dynmatch.features import backbone_phi_psi, default_features, find_backbone_beads, tica_project
 from openmm_dynmatch.fileio import write_json
-from openmm_dynmatch.kinetics import discretize
+from openmm_dynmatch.kinetics import discretize, fit_msm
 from openmm_dynmatch.openmm.runner import load_walkers
 
 N_STATES = 20
@@ -39,20 +39,15 @@ def production_files(work: Path, model: str) -> list:
 def slowest_process(dtrajs, cvs, lag: int) -> dict:
     """Implied timescales (frames) of the MSM at ``lag`` and the correlation of its slowest right eigenvector with
     the milestoned psi-core indicator and with phi > 0, over all frames committed to a core."""
-    from deeptime.markov import TransitionCountEstimator
-    from deeptime.markov.msm import MaximumLikelihoodMSM
-
-    counts = TransitionCountEstimator(lagtime=lag, count_mode="sliding", n_states=N_STATES).fit(dtrajs)
-    sub = counts.fetch_model().submodel_largest()
-    msm = MaximumLikelihoodMSM(reversible=True).fit(sub).fetch_model()
+    msm = fit_msm(dtrajs, lag, N_STATES)
     vector = np.full(N_STATES, np.nan)
-    vector[sub.state_symbols] = np.real(msm.eigenvectors_right(2))[:, 1]
+    vector[msm.count_model.state_symbols] = np.real(msm.eigenvectors_right(2))[:, 1]
     value = np.concatenate([vector[d] for d in dtrajs])
     angles = np.concatenate(cvs)
     core = np.concatenate([milestones(alanine_psi_cores(c)) for c in cvs])
     keep = np.isfinite(value) & (core >= 0)
     correlation = (lambda other: abs(float(np.corrcoef(value[keep], other[keep])[0, 1])))
-    return {"timescales_frames": np.real(msm.timescales(3)), "states": int(sub.n_states),
+    return {"timescales_frames": np.real(msm.timescales(3)), "states": int(msm.n_states),
             "abs_corr_psi_core": correlation((core == 0).astype(float)),
             "abs_corr_phi_positive": correlation((angles[:, 0] > 0).astype(float))}
 

@@ -64,6 +64,37 @@ def discretize(aa_features, cg_features=None, n_clusters: int = 20, method: str 
 
 # ---------------------------------------------------------------------------------------- implied timescales
 
+def fit_msm(dtrajs, lag: int, n_states: Optional[int] = None):
+    """Reversible maximum-likelihood MSM at one lag on the largest connected set of the sliding-window counts.
+
+    Parameters
+    ----------
+    dtrajs : sequence of np.ndarray of int, each shape (n_frames_k,)
+        Trajectories not longer than ``lag`` frames are left out.
+    lag : int
+        Lag time in frames.
+    n_states : int, optional
+        Total number of discrete states.
+
+    Returns
+    -------
+    deeptime MarkovStateModel or None
+        None when no trajectory is longer than the lag or the connected set has fewer than two states. Its
+        ``count_model.state_symbols`` maps its states back to the discrete states.
+    """
+    from deeptime.markov import TransitionCountEstimator
+    from deeptime.markov.msm import MaximumLikelihoodMSM
+
+    usable = [np.asarray(d, dtype=np.int64) for d in dtrajs if len(d) > lag]
+    if not usable:
+        return None
+    counts = TransitionCountEstimator(lagtime=int(lag), count_mode="sliding", n_states=n_states).fit(usable)
+    submodel = counts.fetch_model().submodel_largest()
+    if submodel.n_states < 2:
+        return None
+    return MaximumLikelihoodMSM(reversible=True).fit(submodel).fetch_model()
+
+
 def msm_timescales(dtrajs, lag: int, n_timescales: int = 3, n_states: Optional[int] = None) -> np.ndarray:
     """Implied timescales of a reversible maximum-likelihood MSM at one lag, in frames.
 
@@ -83,18 +114,10 @@ def msm_timescales(dtrajs, lag: int, n_timescales: int = 3, n_states: Optional[i
     -------
     np.ndarray, shape (n_timescales,), frames
     """
-    from deeptime.markov import TransitionCountEstimator
-    from deeptime.markov.msm import MaximumLikelihoodMSM
-
     out = np.full(n_timescales, np.nan)
-    usable = [np.asarray(d, dtype=np.int64) for d in dtrajs if len(d) > lag]
-    if not usable:
+    msm = fit_msm(dtrajs, lag, n_states)
+    if msm is None:
         return out
-    counts = TransitionCountEstimator(lagtime=int(lag), count_mode="sliding", n_states=n_states).fit(usable)
-    submodel = counts.fetch_model().submodel_largest()
-    if submodel.n_states < 2:
-        return out
-    msm = MaximumLikelihoodMSM(reversible=True).fit(submodel).fetch_model()
     timescales = np.sort(np.real(msm.timescales()))[::-1]
     n = min(n_timescales, len(timescales))
     out[:n] = timescales[:n]
