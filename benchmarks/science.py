@@ -592,7 +592,6 @@ def run(settings: DemoSettings, work: Path, out: Path, seed: int, aa_mapped, pro
     if jobs > 1:
         lanes = plan_lanes(lane_tasks(production_seeds, friction_starts, friction_scan), jobs)
         run_lanes(run_lane, lanes, cg_path, work, settings, seed, production_seeds, list(friction_scan), threads)
-        clock = StageClock(work)  # the lanes' timings
     summaries = train_all(cg_path, work, settings, seed, clock, progress)
     models, files, analysis_s = {}, {}, 0.0
     aa = trajio.load(cg_path)

@@ -139,12 +139,12 @@ def milestone_autocorrelation(core_trajs: Sequence, core: int = 0, max_lag: int 
     if not series:
         return np.full(max_lag + 1, np.nan)
     pooled = np.concatenate(series)
-    variance = pooled.var()
+    mean, variance = pooled.mean(), pooled.var()
     if variance <= 0:
         return np.full(max_lag + 1, np.nan)
     sums, pairs = np.zeros(max_lag + 1), np.zeros(max_lag + 1)
     for h in series:
-        d = h - pooled.mean()
+        d = h - mean
         n = len(d)
         size = 1 << int(np.ceil(np.log2(2 * n)))  # zero padding: no wrap-around
         spectrum = np.fft.rfft(d, size)
