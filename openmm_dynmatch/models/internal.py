@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .geometry import angle_cos, dihedral_cos_sin
+from .geometry import angle_cos_from_vectors, dihedral_cos_sin_from_vectors, differences, tuple_differences
 from .graph import angle_triplets, bead_type_array, dihedral_quadruplets, pair_index, validate_bonds
 from .potential import _activation
 from .radial import safe_norm
@@ -58,6 +58,9 @@ class InternalMLP(nn.Module):
 
     inverse_distance: bool
     n_features: int
+    n_pairs: int
+    n_angles: int
+    n_dihedrals: int
 
     def __init__(self, n_beads: int, bead_types=None, n_types=None, bonds=None, hidden: int = 128,
                  n_layers: int = 2, activation: str = "silu", pair_feature: str = "inverse"):
@@ -76,9 +79,13 @@ class InternalMLP(nn.Module):
         self.register_buffer("pairs", torch.as_tensor(pairs))
         self.register_buffer("angles", torch.as_tensor(angles))
         self.register_buffer("dihedrals", torch.as_tensor(dihedrals))
+        dtype = torch.get_default_dtype()
+        # every pair vector, angle arm and dihedral bond in one matrix product (not saved: rebuilt from the indices)
+        self.register_buffer("vector_matrix", tuple_differences(n_beads, pairs, angles, dihedrals).to(dtype),
+                             persistent=False)
+        self.n_pairs, self.n_angles, self.n_dihedrals = pairs.shape[1], len(angles), len(dihedrals)
         self.inverse_distance = pair_feature == "inverse"
         self.n_features = pairs.shape[1] + len(angles) + 2 * len(dihedrals)
-        dtype = torch.get_default_dtype()
         self.register_buffer("feature_mean", torch.zeros(self.n_features, dtype=dtype))
         self.register_buffer("feature_std", torch.ones(self.n_features, dtype=dtype))
         layers = [nn.Linear(self.n_features, hidden), _activation(activation)]
@@ -103,10 +110,14 @@ class InternalMLP(nn.Module):
             Pair terms (1/nm or nm) in :func:`~openmm_dynmatch.models.graph.pair_index` order, then angle cosines,
             then dihedral cosines, then dihedral sines (dimensionless), in the dtype of ``positions``.
         """
-        r = safe_norm(positions[:, self.pairs[1]] - positions[:, self.pairs[0]])
+        a, d = self.n_angles, self.n_dihedrals
+        pair_v, arm1, arm2, b1, b2, b3 = torch.split(differences(positions, self.vector_matrix),
+                                                     [self.n_pairs, a, a, d, d, d], dim=1)
+        r = safe_norm(pair_v)
         pair = 1.0 / r if self.inverse_distance else r
-        cos_sin = dihedral_cos_sin(positions, self.dihedrals)
-        return torch.cat([pair, angle_cos(positions, self.angles), cos_sin[0], cos_sin[1]], dim=-1)
+        cos_angle = angle_cos_from_vectors(arm1, arm2)
+        cos_sin = dihedral_cos_sin_from_vectors(b1, b2, b3)
+        return torch.cat([pair, cos_angle, cos_sin[0], cos_sin[1]], dim=-1)
 
     @torch.jit.unused
     @torch.no_grad()

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from ..errors import FileFormatError, short_reason
 from ..fileio import torch_load, torch_save
+from .geometry import difference_matrix, differences
 from .graph import bead_type_array, pair_index, validate_bonds
 from .prior import PriorPotential, resolve_dtype
 from .radial import build_radial_basis, cosine_cutoff, safe_norm
@@ -77,6 +78,8 @@ class PairMLP(nn.Module):
         pairs = pair_index(n_beads, bonds, min_separation=exclude_bonds + 1)
         self.register_buffer("pairs", torch.as_tensor(pairs))
         self.register_buffer("pair_types", torch.as_tensor(types[pairs]))
+        self.register_buffer("pair_matrix", difference_matrix(n_beads, pairs[1], pairs[0], torch.get_default_dtype()),
+                             persistent=False)
         self.cutoff_nm = float(cutoff_nm)
         self.basis = build_radial_basis(basis, n_basis, cutoff_nm)
         self.embedding = nn.Embedding(n_types, embedding_dim)
@@ -94,7 +97,7 @@ class PairMLP(nn.Module):
 
     def forward(self, positions: Tensor) -> Tensor:
         """Energies: positions (n_walkers, n_beads, 3) nm -> (n_walkers,) kJ/mol."""
-        r = safe_norm(positions[:, self.pairs[1]] - positions[:, self.pairs[0]])
+        r = safe_norm(differences(positions, self.pair_matrix))
         emb = self.embedding(self.pair_types)
         bias = self.type_bias(emb[0] + emb[1])
         pair_energy = self.mlp(self.first(self.basis(r)) + bias).squeeze(-1)
@@ -119,6 +122,8 @@ class SchNet(nn.Module):
         pairs = pair_index(n_beads, bonds, min_separation=exclude_bonds + 1)
         self.n_beads = int(n_beads)
         self.register_buffer("pairs", torch.as_tensor(pairs))
+        self.register_buffer("pair_matrix", difference_matrix(n_beads, pairs[1], pairs[0], torch.get_default_dtype()),
+                             persistent=False)
         self.register_buffer("src", torch.as_tensor(np.concatenate([pairs[0], pairs[1]])))
         self.register_buffer("dst", torch.as_tensor(np.concatenate([pairs[1], pairs[0]])))
         self.register_buffer("types", torch.as_tensor(types))
@@ -139,7 +144,7 @@ class SchNet(nn.Module):
 
     def forward(self, positions: Tensor) -> Tensor:
         """Energies: positions (n_walkers, n_beads, 3) nm -> (n_walkers,) kJ/mol."""
-        r = safe_norm(positions[:, self.pairs[1]] - positions[:, self.pairs[0]])
+        r = safe_norm(differences(positions, self.pair_matrix))
         rbf = self.basis(r)
         envelope = cosine_cutoff(r, self.cutoff_nm).unsqueeze(-1)
         h = self.embedding(self.types).unsqueeze(0).expand(positions.shape[0], -1, -1)

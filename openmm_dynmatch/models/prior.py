@@ -19,14 +19,14 @@ Example
 torch.Size([4])
 """
 import math
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from ..units import kt_kj_per_mol, strip_unit
-from .geometry import dihedral_cos_sin
+from .geometry import dihedral_cos_sin, dihedral_cos_sin_from_vectors, differences, tuple_differences
 from .graph import angle_triplets, dihedral_quadruplets, one_dihedral_per_bond, pair_index, validate_bonds
 from .radial import safe_norm
 
@@ -93,6 +93,9 @@ class PriorPotential(nn.Module):
     n_dihedral_terms: int
     repulsion_epsilon: float
     repulsion_power: float
+    n_bonds: int
+    n_angles: int
+    n_dihedrals: int
 
     def __init__(self, n_beads: int, bonds, bond_r0_nm=0.38, bond_k=1000.0, angle_theta0_rad=None, angle_k=None,
                  dihedral_k=None, dihedral_phi0_rad=None, angles=None, dihedrals=None, repulsion_sigma_nm=None,
@@ -144,6 +147,11 @@ class PriorPotential(nn.Module):
         self.register_buffer("angle_index", torch.as_tensor(angles))
         self.register_buffer("dihedral_index", torch.as_tensor(dihedrals))
         self.register_buffer("repulsion_index", torch.as_tensor(pairs))
+        # every bond, repulsion pair, angle arm and dihedral bond in one matrix product (not saved: rebuilt from the
+        # indices); rows: bonds, repulsion pairs, then the angle and dihedral blocks of tuple_differences
+        self.register_buffer("vector_matrix", tuple_differences(self.n_beads, np.concatenate([bonds.T, pairs], axis=1),
+                                                                angles, dihedrals).to(torch_dtype), persistent=False)
+        self.n_bonds, self.n_angles, self.n_dihedrals = len(bonds), len(angles), len(dihedrals)
         self.repulsion_epsilon = float(repulsion_epsilon)
         self.repulsion_power = float(repulsion_power)
         self.spec = {
@@ -175,21 +183,41 @@ class PriorPotential(nn.Module):
 
     def bond_energy(self, x: Tensor) -> Tensor:
         """Harmonic bond energies, positions ``x`` (B, N, 3) nm -> (B, n_bonds) kJ/mol."""
-        r = safe_norm(x[:, self.bond_index[:, 1]] - x[:, self.bond_index[:, 0]])
-        constants = self.constants()
-        return 0.5 * constants["bond_k"] * (r - constants["bond_r0"]) ** 2
+        return self._bond_energy(self._vectors(x)[0])
 
     def angle_energy(self, x: Tensor) -> Tensor:
         """Harmonic angle energies, positions ``x`` (B, N, 3) nm -> (B, n_angles) kJ/mol."""
-        u = x[:, self.angle_index[:, 0]] - x[:, self.angle_index[:, 1]]
-        v = x[:, self.angle_index[:, 2]] - x[:, self.angle_index[:, 1]]
-        theta = torch.atan2(safe_norm(torch.linalg.cross(u, v, dim=-1)), (u * v).sum(-1))
-        constants = self.constants()
-        return 0.5 * constants["angle_k"] * (theta - constants["angle_theta0"]) ** 2
+        v = self._vectors(x)
+        return self._angle_energy(v[2], v[3])
 
     def dihedral_energy(self, x: Tensor) -> Tensor:
         """Fourier dihedral energies, positions ``x`` (B, N, 3) nm -> (B, n_dihedrals) kJ/mol."""
-        cos_sin = dihedral_cos_sin(x, self.dihedral_index)
+        v = self._vectors(x)
+        return self._dihedral_energy(v[4], v[5], v[6])
+
+    def repulsion_energy(self, x: Tensor) -> Tensor:
+        """Soft repulsion energies, positions ``x`` (B, N, 3) nm -> (B, n_pairs) kJ/mol."""
+        return self._repulsion_energy(self._vectors(x)[1])
+
+    def _vectors(self, x: Tensor) -> List[Tensor]:
+        """Every difference vector the terms need, (B, V, 3) nm, split into bonds, repulsion pairs, first and second
+        angle arms, and the three bonds of the dihedrals."""
+        a, d = self.n_angles, self.n_dihedrals
+        return torch.split(differences(x, self.vector_matrix),
+                           [self.n_bonds, self.repulsion_index.shape[1], a, a, d, d, d], dim=1)
+
+    def _bond_energy(self, bond: Tensor) -> Tensor:
+        r = safe_norm(bond)
+        constants = self.constants()
+        return 0.5 * constants["bond_k"] * (r - constants["bond_r0"]) ** 2
+
+    def _angle_energy(self, u: Tensor, w: Tensor) -> Tensor:
+        theta = torch.atan2(safe_norm(torch.linalg.cross(u, w, dim=-1)), (u * w).sum(-1))
+        constants = self.constants()
+        return 0.5 * constants["angle_k"] * (theta - constants["angle_theta0"]) ** 2
+
+    def _dihedral_energy(self, b1: Tensor, b2: Tensor, b3: Tensor) -> Tensor:
+        cos_sin = dihedral_cos_sin_from_vectors(b1, b2, b3)
         c1, s1 = cos_sin[0], cos_sin[1]
         cn, sn = c1, s1
         energy = torch.zeros_like(c1)
@@ -201,20 +229,19 @@ class PriorPotential(nn.Module):
             energy = energy + k * (1.0 + cn * torch.cos(phi0) + sn * torch.sin(phi0))
         return energy
 
-    def repulsion_energy(self, x: Tensor) -> Tensor:
-        """Soft repulsion energies, positions ``x`` (B, N, 3) nm -> (B, n_pairs) kJ/mol."""
-        r = safe_norm(x[:, self.repulsion_index[1]] - x[:, self.repulsion_index[0]])
+    def _repulsion_energy(self, pair: Tensor) -> Tensor:
+        r = safe_norm(pair)
         return self.repulsion_epsilon * (self.repulsion_sigma / r) ** self.repulsion_power
 
     @torch.jit.export
     def energy_terms(self, positions: Tensor) -> Dict[str, Tensor]:
         """Energy of each kind of term, summed per walker: positions (B, N, 3) nm -> {name: (B,) kJ/mol}."""
-        x = positions.to(self.bond_r0_ref.dtype)
+        v = self._vectors(positions.to(self.bond_r0_ref.dtype))
         return {
-            "bonds": self.bond_energy(x).sum(-1),
-            "angles": self.angle_energy(x).sum(-1),
-            "dihedrals": self.dihedral_energy(x).sum(-1),
-            "repulsion": self.repulsion_energy(x).sum(-1),
+            "bonds": self._bond_energy(v[0]).sum(-1),
+            "angles": self._angle_energy(v[2], v[3]).sum(-1),
+            "dihedrals": self._dihedral_energy(v[4], v[5], v[6]).sum(-1),
+            "repulsion": self._repulsion_energy(v[1]).sum(-1),
         }
 
     def forward(self, positions: Tensor) -> Tensor:
@@ -228,9 +255,9 @@ class PriorPotential(nn.Module):
         -------
         torch.Tensor, shape (n_walkers,), kJ/mol
         """
-        x = positions.to(self.bond_r0_ref.dtype)
-        energy = self.bond_energy(x).sum(-1) + self.angle_energy(x).sum(-1)
-        energy = energy + self.dihedral_energy(x).sum(-1) + self.repulsion_energy(x).sum(-1)
+        bond, pair, arm1, arm2, b1, b2, b3 = self._vectors(positions.to(self.bond_r0_ref.dtype))
+        energy = self._bond_energy(bond).sum(-1) + self._angle_energy(arm1, arm2).sum(-1)
+        energy = energy + self._dihedral_energy(b1, b2, b3).sum(-1) + self._repulsion_energy(pair).sum(-1)
         return energy
 
 
