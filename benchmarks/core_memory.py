@@ -31,8 +31,9 @@ CORE_NAMES = ("extended", "helical")
 
 
 def production_files(work: Path, model: str) -> list:
-    """A model's productions in a science.py work directory (first production, then the other seeds)."""
-    files = [work / f"cg_{model}.h5"] + sorted(work.glob(f"cg_{model}_seed*.h5"))
+    """A model's productions in a science.py work directory (the first, then the other walker groups or seeds)."""
+    files = [work / f"cg_{model}.h5"] + sorted(work.glob(f"cg_{model}_group*.h5")) + sorted(
+        work.glob(f"cg_{model}_seed*.h5"))
     return [f for f in files if f.exists() and not f.name.endswith(".energies.h5")]
 
 

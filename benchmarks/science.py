@@ -25,8 +25,10 @@ changes one of them, ``--quick`` and ``--full`` replace them all.
      of one window each: the OpenMM sampling budget of ``rem`` exactly, learning potential and friction.
 
 3. Batched OpenMM production of each exported model (``cg_walkers`` walkers of ``cg_ns`` from mapped AA frames;
-   ``--production-seeds N``: N runs per model at seeds ``seed .. seed + N - 1`` from the same frames), and of the
-   ``fm`` model's prior alone.
+   ``--production-seeds N``: N productions per model from the same frames, run as N walker groups of one System
+   seeded by ``seed`` and split into one file each, which costs far less than N Systems on the CPU;
+   ``--separate-productions`` runs them one System each at seeds ``seed .. seed + N - 1``, as runs before
+   2026-12-05 did), and of the ``fm`` model's prior alone.
 4. :func:`openmm_dynmatch.analysis.compare` of each model with the AA data: FES JS divergence on (phi, psi)
    beside the AA data's own split-half JS (its noise floor at this data length), MSM implied timescales (TICA
    fitted on AA, k-means centres on AA), their CG/AA ratio at the lag ``compare`` chooses, the relaxation time
@@ -74,7 +76,8 @@ import numpy as np
 from openmm_dynmatch import trajio
 from openmm_dynmatch.analysis import compare, to_jsonable
 from openmm_dynmatch.cores import alanine_psi_cores
-from openmm_dynmatch.demo import FULL, QUICK, DemoSettings, demo_config, prepare_aa_data, produce, train_model
+from openmm_dynmatch.demo import (FULL, QUICK, DemoSettings, demo_config, prepare_aa_data, produce, produce_groups,
+                                  train_model)
 from openmm_dynmatch.features import backbone_phi_psi, find_backbone_beads
 from openmm_dynmatch.fileio import write_json
 from openmm_dynmatch.profiles import barrier_height, free_energy_profiles
@@ -130,10 +133,16 @@ def train_all(cg_path: Path, work: Path, settings: DemoSettings, seed: int, cloc
 
 
 def produce_model(label: str, summary: dict, cg_path: Path, work: Path, settings: DemoSettings, seed: int,
-                  clock: StageClock, progress: bool, count: int) -> list:
-    """The model's ``count`` productions (seeds ``seed ..``), made where missing; returns their files."""
-    return [clock.run(key, target.exists(), produce, summary["model"], cg_path, target, settings, seed + k, progress)
-            for k, (key, target) in enumerate(productions(work, label, seed, count))]
+                  clock: StageClock, progress: bool, count: int, separate: bool = False) -> list:
+    """The model's ``count`` productions, made where missing; returns their files. They are walker groups of one
+    System seeded by ``seed`` (one stage), or with ``separate`` one System each at seeds ``seed ..``."""
+    tasks = productions(work, label, seed, count, separate)
+    if separate or count == 1:
+        return [clock.run(key, target.exists(), produce, summary["model"], cg_path, target, settings, seed + k,
+                          progress) for k, (key, target) in enumerate(tasks)]
+    targets = [target for _, target in tasks]
+    return clock.run(f"production_{label}_{count}_groups_s", all(t.exists() for t in targets), produce_groups,
+                     summary["model"], cg_path, targets, settings, seed, progress)
 
 
 def produce_prior(cg_path: Path, work: Path, settings: DemoSettings, seed: int, clock: StageClock,
@@ -156,9 +165,17 @@ def produce_at_friction(label: str, friction: float, summary: dict, cg_path: Pat
 # 2026-12-05, one thread each): dynamic matching 51, calibrated friction 9, relative entropy 11, one production
 # 2.2. They only balance the lanes of --jobs; results do not depend on them.
 LANE_COSTS = {"dm": 51.0, "fmc": 9.0, "rem": 11.0, "fm": 1.0, "production": 2.2}
+# One more walker group of a grouped production adds about this fraction of one production's cost (a force
+# evaluation of 128 walkers costs 1.45x one of 32, benchmarks/potential_speed.py's internal_mlp).
+GROUP_COST = 0.15
 
 
-def lane_tasks(production_seeds: int, friction_starts, friction_scan) -> dict:
+def production_cost(count: int, separate: bool) -> float:
+    """Rough lane cost of ``count`` productions of one model (units of :data:`LANE_COSTS`)."""
+    return LANE_COSTS["production"] * (count if separate else 1.0 + GROUP_COST * (count - 1))
+
+
+def lane_tasks(production_seeds: int, friction_starts, friction_scan, separate: bool = False) -> dict:
     """The stage tasks of a run and their rough costs: one task per model (its training, productions and, for
     ``fm`` and ``dm``, its productions at the ``friction_scan`` frictions; for ``fm`` also its prior alone), one
     per extra friction start (training and one production)."""
@@ -166,14 +183,15 @@ def lane_tasks(production_seeds: int, friction_starts, friction_scan) -> dict:
     for label in OBJECTIVES:
         extra = len(friction_scan) if label in SCAN_MODELS else 0
         extra += 1 if label == "fm" else 0
-        costs[("model", label)] = LANE_COSTS[label] + LANE_COSTS["production"] * (production_seeds + extra)
+        costs[("model", label)] = (LANE_COSTS[label] + production_cost(production_seeds, separate)
+                                   + LANE_COSTS["production"] * extra)
     for start in friction_starts:
         costs[("model", f"dm_from_{float(start):g}")] = LANE_COSTS["dm"] + LANE_COSTS["production"]
     return costs
 
 
 def run_lane(tasks: list, cg_path: Path, work: Path, settings: DemoSettings, seed: int, production_seeds: int,
-             friction_scan: list, threads: int) -> None:
+             friction_scan: list, threads: int, separate: bool) -> None:
     """Make every output of the lane's tasks (see :func:`lane_tasks`) in this process, without progress bars."""
     import torch
 
@@ -182,7 +200,7 @@ def run_lane(tasks: list, cg_path: Path, work: Path, settings: DemoSettings, see
     for _, label in tasks:
         summary = train_one(label, cg_path, work, settings, seed, clock, False)
         produce_model(label, summary, cg_path, work, settings, seed, clock, False,
-                      1 if label.startswith("dm_from_") else production_seeds)
+                      1 if label.startswith("dm_from_") else production_seeds, separate)
         if label == "fm":
             produce_prior(cg_path, work, settings, seed, clock, False)
         if label in SCAN_MODELS:
@@ -245,11 +263,13 @@ def seed_average(rows: list, keys) -> dict:
     return out
 
 
-def productions(work: Path, label: str, seed: int, count: int) -> list:
-    """``(timing key, file)`` of a model's productions at seeds ``seed .. seed + count - 1``; the first keeps
-    the names of a single-production run, so earlier work directories are reused."""
+def productions(work: Path, label: str, seed: int, count: int, separate: bool = False) -> list:
+    """``(timing key, file)`` of a model's ``count`` productions: walker groups ``cg_<label>_group<k>.h5``, or with
+    ``separate`` runs at seeds ``seed .. seed + count - 1`` (``cg_<label>_seed<s>.h5``); the first keeps the name
+    of a single-production run, so earlier work directories are reused."""
+    name = (lambda k: f"seed{seed + k}") if separate else (lambda k: f"group{k}")
     return [(f"production_{label}_s", work / f"cg_{label}.h5")] + [
-        (f"production_{label}_seed{seed + k}_s", work / f"cg_{label}_seed{seed + k}.h5") for k in range(1, count)]
+        (f"production_{label}_{name(k)}_s", work / f"cg_{label}_{name(k)}.h5") for k in range(1, count)]
 
 
 def backbone_cvs(positions, metadata) -> np.ndarray:
@@ -577,7 +597,8 @@ def plot_friction_scan(scan: dict, dm_friction: float, path: Path) -> None:
 
 
 def run(settings: DemoSettings, work: Path, out: Path, seed: int, aa_mapped, progress: bool,
-        friction_starts=(), friction_scan=(), production_seeds: int = 1, jobs: int = 1, threads: int = 1) -> dict:
+        friction_starts=(), friction_scan=(), production_seeds: int = 1, jobs: int = 1, threads: int = 1,
+        separate: bool = False) -> dict:
     """All stages; returns the JSON document (also written to ``out``). With ``jobs > 1`` the stages after the
     AA data run first in up to ``jobs`` processes of ``threads`` torch threads each (:func:`lane_tasks`), then
     this process analyses."""
@@ -590,14 +611,15 @@ def run(settings: DemoSettings, work: Path, out: Path, seed: int, aa_mapped, pro
     else:
         cg_path = Path(aa_mapped)
     if jobs > 1:
-        lanes = plan_lanes(lane_tasks(production_seeds, friction_starts, friction_scan), jobs)
-        run_lanes(run_lane, lanes, cg_path, work, settings, seed, production_seeds, list(friction_scan), threads)
+        lanes = plan_lanes(lane_tasks(production_seeds, friction_starts, friction_scan, separate), jobs)
+        run_lanes(run_lane, lanes, cg_path, work, settings, seed, production_seeds, list(friction_scan), threads,
+                  separate)
     summaries = train_all(cg_path, work, settings, seed, clock, progress)
     models, files, analysis_s = {}, {}, 0.0
     aa = trajio.load(cg_path)
     for label, summary in summaries.items():
         files[label] = produce_model(label, summary, cg_path, work, settings, seed, clock, progress,
-                                     production_seeds)
+                                     production_seeds, separate)
         start = time.perf_counter()
         models[label] = model_metrics(aa, files[label], summary, seed)
         analysis_s += time.perf_counter() - start
@@ -620,7 +642,8 @@ def run(settings: DemoSettings, work: Path, out: Path, seed: int, aa_mapped, pro
     result = {
         "benchmark": "science", "date": time.strftime("%Y-%m-%d"), "host": platform.platform(),
         "system": "alanine-dipeptide-implicit" if aa_mapped is None else str(aa_mapped), "mapping": "ala2-heavy10",
-        "settings": asdict(settings), "seed": seed, "production_seeds": production_seeds, "jobs": jobs,
+        "settings": asdict(settings), "seed": seed, "production_seeds": production_seeds,
+        "productions": "separate systems" if separate else "walker groups of one system", "jobs": jobs,
         "timings_s": timings,
         "aa_frames": int(aa.n_frames), "aa_split_half_js": floor,
         "aa_core_memory_ratio": models["fm"]["core_memory_ratio_aa"], "targets": targets(models, floor),
@@ -719,7 +742,11 @@ def main(argv=None) -> int:
     parser.add_argument("--production-seeds", type=int, default=None, metavar="N",
                         help="production runs per model (seeds SEED .. SEED+N-1, same start frames); the kinetic "
                              "ratios, the FES JS and the targets use their means (one production's ratios spread "
-                             "by about +-0.2 between seeds); default 4, 1 with --quick")
+                             "by about +-0.2 between seeds); default 4, 1 with --quick. They run as walker groups "
+                             "of one System unless --separate-productions")
+    parser.add_argument("--separate-productions", action="store_true",
+                        help="run each production as its own System at seeds SEED .. SEED+N-1 (as runs before "
+                             "2026-12-05 did) instead of walker groups of one System")
     parser.add_argument("--jobs", type=int, default=min(available_cores(), 4), metavar="N",
                         help="processes for the stages after the AA data (trainings and productions; default: the "
                              "cores available, at most 4); each gets --threads torch threads (default: cores / N)")
@@ -753,7 +780,8 @@ def main(argv=None) -> int:
         parser.error(f"--jobs must be >= 1, got {args.jobs}")
     lane_threads = args.threads or max(1, available_cores() // args.jobs)
     result = run(settings, Path(args.work_dir), Path(args.out), args.seed, args.aa_mapped, not args.no_progress,
-                 args.friction_starts, args.friction_scan, args.production_seeds, args.jobs, lane_threads)
+                 args.friction_starts, args.friction_scan, args.production_seeds, args.jobs, lane_threads,
+                 args.separate_productions)
     print(json.dumps({k: v for k, v in result.items() if k != "curves"}, indent=2))
     print(one_line(result), file=sys.stderr)
     return 0

@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
 from openmm_dynmatch.config import ClassifierConfig, Config, DataConfig, DynamicsConfig, TrainConfig
 from openmm_dynmatch.fileio import write_json
 
@@ -143,17 +145,34 @@ def produce(model_path, cg_path: Path, out_path: Path, settings: DemoSettings, s
             friction_per_ps=None) -> Path:
     """Batched OpenMM production of a CG model from mapped AA start frames (at the model's own friction unless
     ``friction_per_ps`` is given)."""
-    from openmm_dynmatch import trajio
-    from openmm_dynmatch.openmm.runner import simulate
+    return produce_groups(model_path, cg_path, [out_path], settings, seed, progress, friction_per_ps)[0]
 
-    if out_path.exists():
-        return out_path
+
+def produce_groups(model_path, cg_path: Path, out_paths: list, settings: DemoSettings, seed: int, progress: bool,
+                   friction_per_ps=None) -> list:
+    """:func:`produce` for several productions at once: ``settings.cg_walkers`` walkers per file in
+    ``out_paths``, all from the same start frames, run as one System of all their walkers (seeded by ``seed``)
+    and split into the files (:func:`~openmm_dynmatch.openmm.runner.split_walkers`); a single file is simulated
+    directly. Nothing is run when every file exists."""
+    from openmm_dynmatch import trajio
+    from openmm_dynmatch.openmm.runner import energies_path_for, simulate, split_walkers
+
+    out_paths = [Path(p) for p in out_paths]
+    if all(p.exists() for p in out_paths):
+        return out_paths
     frames = trajio.load(cg_path).positions
     picks = frames[:: max(len(frames) // settings.cg_walkers, 1)][: settings.cg_walkers]
-    simulate(model_path, picks, settings.cg_walkers, out_path, ns=settings.cg_ns,
+    starts = picks[np.arange(settings.cg_walkers) % len(picks)]  # walker w starts at pick w (cyclically)
+    n = len(out_paths)
+    target = out_paths[0] if n == 1 else out_paths[0].with_name(out_paths[0].stem + f"_{n}_groups.h5")
+    simulate(model_path, np.concatenate([starts] * n), settings.cg_walkers * n, target, ns=settings.cg_ns,
              frame_interval_ps=settings.frame_interval_ps, platform="Reference", seed=seed, progress=progress,
              friction_per_ps=friction_per_ps)
-    return out_path
+    if n > 1:
+        split_walkers(target, out_paths)
+        for leftover in (target, energies_path_for(target), Path(str(target) + ".chk")):
+            leftover.unlink(missing_ok=True)
+    return out_paths
 
 
 def _report(aa_path: Path, trajectories: dict, report_dir: Path, settings: DemoSettings, out: Path) -> dict:

@@ -246,12 +246,39 @@ def mean_squared_displacement(positions, frame_interval_ps: float, max_lag: Opti
     com = np.einsum("fbx,b->fx", positions, weights / weights.sum())
     beads = positions - com[:, None, :] if remove_com else positions
     lags = np.unique(np.round(np.linspace(1, max_lag, min(max_lag, int(n_lags)))).astype(np.int64))
-    msd = np.empty((len(lags), n_beads))
-    msd_com = np.empty(len(lags))
-    for k, lag in enumerate(lags):
-        msd[k] = np.mean(np.sum((beads[lag:] - beads[:-lag]) ** 2, axis=2), axis=0)
-        msd_com[k] = np.mean(np.sum((com[lag:] - com[:-lag]) ** 2, axis=1))
+    msd = squared_displacements(beads.reshape(n_frames, -1), lags).reshape(len(lags), n_beads, 3).sum(-1)
+    msd_com = squared_displacements(com, lags).sum(-1)
     return {"time_ps": lags * float(frame_interval_ps), "msd_nm2": msd, "msd_com_nm2": msd_com}
+
+
+def squared_displacements(series, lags) -> np.ndarray:
+    """Mean over time origins of ``(x[t + m] - x[t])^2`` for every column of ``series`` and every lag ``m``.
+
+    All lags at once in O(n log n) per column: with ``S(m) = sum_t x[t] x[t + m]`` (an FFT autocorrelation) and
+    running sums of ``x^2``, the sum over the ``n - m`` origins is ``sum_{t >= m} x^2 + sum_{t < n - m} x^2 - 2 S(m)``.
+    Each column's mean is removed first (a constant shift changes no displacement) to keep the cancellation small.
+
+    Parameters
+    ----------
+    series : np.ndarray, shape (n_frames, n_columns)
+    lags : array of int, each in ``[1, n_frames - 1]``
+
+    Returns
+    -------
+    np.ndarray, shape (len(lags), n_columns)
+    """
+    x = np.asarray(series, dtype=np.float64)
+    lags = np.asarray(lags, dtype=np.int64)
+    n = x.shape[0]
+    if lags.size and (lags.min() < 1 or lags.max() >= n):
+        raise ValueError(f"lags must lie in [1, {n - 1}], got {lags.min()}..{lags.max()}")
+    x = x - x.mean(axis=0)
+    running = np.concatenate([np.zeros((1, x.shape[1])), np.cumsum(x * x, axis=0)])  # running[k] = sum_{t<k}
+    size = 1 << (2 * n - 1).bit_length()  # a power of two >= 2n: no wrap-around
+    spectrum = np.fft.rfft(x, n=size, axis=0)
+    products = np.fft.irfft(spectrum * spectrum.conj(), n=size, axis=0)
+    total = running[n] - running[lags] + running[n - lags] - 2.0 * products[lags]
+    return np.maximum(total, 0.0) / (n - lags)[:, None]
 
 
 def diffusion_coefficient(time_ps, msd_nm2, fit_range=(0.1, 0.5)):

@@ -177,6 +177,17 @@ def test_msd_of_free_brownian_particles(rng):
     assert d_internal.mean() == pytest.approx(diffusion * (1 - 1 / n_particles), rel=0.05)
 
 
+def test_squared_displacements_equal_the_sum_over_origins(rng):
+    """The FFT form against the mean over time origins written out, on a drifting walk far from the origin (the
+    mean removal keeps the cancellation of the running sums small), for the shortest and the longest lag."""
+    x = np.cumsum(rng.normal(size=(3001, 4)), axis=0) + 40.0
+    lags = np.array([1, 2, 5, 64, 1000, 3000])
+    direct = np.array([np.mean((x[m:] - x[:-m]) ** 2, axis=0) for m in lags])
+    np.testing.assert_allclose(kinetics.squared_displacements(x, lags), direct, rtol=1e-9)
+    with pytest.raises(ValueError, match=r"lags must lie in \[1, 3000\]"):
+        kinetics.squared_displacements(x, [0, 3])
+
+
 def test_acf_of_ar1_process(rng):
     phi, n = 0.9, 200000
     noise = rng.normal(size=n)

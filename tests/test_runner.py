@@ -12,7 +12,7 @@ import torch
 from openmm_dynmatch import trajio
 from openmm_dynmatch.errors import FileFormatError, UnstableSimulationError
 from openmm_dynmatch.openmm.export import export
-from openmm_dynmatch.openmm.runner import load_energies, load_walkers, simulate
+from openmm_dynmatch.openmm.runner import load_energies, load_walkers, simulate, split_walkers
 
 KT_300 = 0.00831446261815324 * 300.0
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "openmm_script.py"
@@ -134,6 +134,31 @@ def test_same_seed_same_trajectory_seed_zero_included(tmp_path):
         runs[name] = load_walkers(tmp_path / f"{name}.h5")
     np.testing.assert_array_equal(runs["a"], runs["b"])
     assert np.abs(runs["a"] - runs["c"]).max() > 1e-4
+
+
+def test_split_walkers_gives_each_group_its_walkers_energies_and_starts(tmp_path):
+    """Six walkers of one run as three files of two: every group file holds exactly its walkers' frames and
+    energies (compared with the whole file), its start frames and the run's seed; the bond-length energy of its
+    frames is the model's."""
+    model = export(Dimer(500.0, 0.3), tmp_path / "dimer.pt", dimer_metadata())
+    starts = np.concatenate([dimer_start(r) for r in (0.28, 0.29, 0.30, 0.31, 0.32, 0.33)])
+    simulate(model, starts, 6, tmp_path / "all.h5", n_steps=40, frame_interval_ps=0.02, platform="Reference",
+             seed=3, progress=False)
+    outs = split_walkers(tmp_path / "all.h5", [tmp_path / f"group{k}.h5" for k in range(3)])
+    walkers, energies = load_walkers(tmp_path / "all.h5"), load_energies(tmp_path / "all.h5")
+    for k, out in enumerate(outs):
+        meta = trajio.read_metadata(out)
+        assert (meta["n_walkers"], meta["walker_group"], meta["seed"]) == (2, [k, 3], 3)
+        assert meta["start_frames"] == [2 * k, 2 * k + 1]
+        np.testing.assert_array_equal(load_walkers(out), walkers[2 * k:2 * k + 2])
+        np.testing.assert_array_equal(load_energies(out), energies[:, 2 * k:2 * k + 2])
+        group = load_walkers(out)
+        r = np.linalg.norm(group[:, :, 1] - group[:, :, 0], axis=-1).T  # (frames, walkers)
+        # the stored energies are those of the stored positions (float32 positions: 1e-3 kJ/mol)
+        np.testing.assert_allclose(load_energies(out), 0.5 * 500.0 * (r - 0.3) ** 2, atol=2e-3)
+        assert [a.name for a in mdtraj.load(str(out)).topology.atoms] == ["A", "B"] * 2
+    with pytest.raises(ValueError, match="6 walkers, which do not split into 4 equal groups"):
+        split_walkers(tmp_path / "all.h5", [tmp_path / f"bad{k}.h5" for k in range(4)])
 
 
 def test_bad_runner_inputs_raise_clear_errors(tmp_path):

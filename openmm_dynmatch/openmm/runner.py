@@ -300,6 +300,61 @@ def simulate(model_path, start_positions, n_walkers: int, out_path, *, ns=None, 
     return result
 
 
+def split_walkers(path, out_paths) -> list:
+    """Write the walkers of a :func:`simulate` trajectory as ``len(out_paths)`` files of equal walker groups.
+
+    Walkers are independent, so several productions of one model (other seeds, the same start frames) can run as
+    one System of all their walkers, which costs far less than one System each on the CPU (a force evaluation
+    has a large fixed cost, ``benchmarks/potential_speed.py``), and be split afterwards. Group ``k`` gets walkers
+    ``k * g .. (k + 1) * g - 1`` (``g = n_walkers / len(out_paths)``) with their energies, when the energies file
+    exists; its metadata keeps the run's (seed, model, friction) with ``n_walkers = g``, its ``start_frames``,
+    and ``walker_group = [k, n_groups]``. Every file is written atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+        Trajectory written by :func:`simulate` (metadata ``n_walkers``).
+    out_paths : sequence of str or Path
+        One file per group; the walker count must divide into them.
+
+    Returns
+    -------
+    list of Path
+    """
+    import tables
+
+    from openmm_dynmatch.fileio import atomic_path
+
+    out_paths = [Path(p) for p in out_paths]
+    data = trajio.load(path)
+    n_walkers = int(data.metadata.get("n_walkers", 1))
+    n_groups = len(out_paths)
+    if n_groups < 1 or n_walkers % n_groups:
+        raise ValueError(f"out_paths: {path} holds {n_walkers} walkers, which do not split into "
+                         f"{n_groups} equal groups")
+    group = n_walkers // n_groups
+    n_beads = data.positions.shape[1] // n_walkers
+    energies = load_energies(path) if energies_path_for(path).is_file() else None
+    starts = data.metadata.get("start_frames")
+    for k, out in enumerate(out_paths):
+        walkers = slice(k * group, (k + 1) * group)
+        atoms = slice(walkers.start * n_beads, walkers.stop * n_beads)
+        metadata = dict(data.metadata, n_walkers=group, walker_group=[k, n_groups],
+                        start_frames=starts[walkers] if starts is not None else None)
+        with atomic_path(out) as tmp:
+            writer = _open_writer(Path(tmp), data.topology.subset(range(atoms.start, atoms.stop)), metadata,
+                                  append=False)
+            extra = {name: getattr(data, name)[:, atoms] for name in ("velocities", "forces")
+                     if getattr(data, name) is not None}
+            writer.write(data.positions[:, atoms], data.time_ps, box_vectors_nm=data.box_vectors, **extra)
+            writer.close()
+        if energies is not None:
+            with atomic_path(energies_path_for(out)) as tmp:
+                with tables.open_file(str(tmp), "w") as handle:
+                    handle.create_array(handle.root, "energies", np.ascontiguousarray(energies[:, walkers]))
+    return out_paths
+
+
 def partial_paths(out_path) -> dict:
     """The files a run of :func:`simulate` writes before renaming them: ``trajectory`` and ``energies``."""
     out_path = Path(out_path)
