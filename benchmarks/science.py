@@ -215,9 +215,10 @@ SEED_AVERAGED = ("slowest_timescale_ratio", "core_relaxation_ratio", "diffusion_
 def model_metrics(aa, cg_files: list, summary: dict, seed: int) -> dict:
     """Headline numbers of one CG model against the AA data, plus the curves the figures need.
 
-    ``cg_files`` are the model's productions, one per production seed. The kinetic ratios and the FES JS
-    divergence are the means over them (:func:`seed_average`: each also per seed and with its standard error);
-    the curves and the other numbers come from the first production (seed ``seed``).
+    ``cg_files`` are the model's productions (walker groups of one run, or runs at seeds ``seed ..``). The
+    kinetic ratios and the FES JS divergence are the means over them (:func:`seed_average`: each also per
+    production, ``<key>_per_seed``, and with its standard error); the curves and the other numbers come from the
+    first production.
     """
     results = [compare(aa, trajio.load(path), seed=seed) for path in cg_files]
     s = results[0]["summary"]
@@ -237,7 +238,7 @@ def model_metrics(aa, cg_files: list, summary: dict, seed: int) -> dict:
         "heldout_auc": heldout_auc(summary),
         "heldout_auc_before_dm": (auc.get("before") or {}).get("auc"),
         "friction_per_ps": summary.get("friction_per_ps"),
-        "production_seeds": [seed + k for k in range(len(cg_files))], "kinetics_per_seed": per_seed,
+        "production_files": [Path(f).name for f in cg_files], "kinetics_per_seed": per_seed,
         "curves": {"fes": results[0]["fes"], "its": results[0]["its"]},
     }
     metrics.update(seed_average(per_seed, SEED_AVERAGED))
@@ -461,7 +462,7 @@ def plot_summary(models: dict, path: Path) -> None:
                 yerr=_sems(models, "core_relaxation_ratio"), capsize=3)
     axes[1].bar(x + 0.2, bound, width=0.4, color="white", edgecolor="C1", hatch="//",
                 label="psi-core, no crossing: lower bound")
-    seeds = len(next(iter(models.values()))["production_seeds"])
+    seeds = len(next(iter(models.values()))["production_files"])
     axes[1].set(yscale="log", xticks=x, xticklabels=[LABELS[n] for n in names],
                 title="timescale CG/AA" + (f" (mean of {seeds} productions, +-SEM)" if seeds > 1 else ""))
     axes[1].axhspan(1 - ITS_TOLERANCE, 1 + ITS_TOLERANCE, color="0.85")
