@@ -3,10 +3,11 @@
 One run, one set of AA data, four CG models of the same 10 heavy-atom beads (``ala2-heavy10``) with the same
 potential (the default: a prior of bonds, angles and repulsion fitted by Boltzmann inversion, no dihedral terms,
 plus the many-body ``internal_mlp`` network; see docs/models.md for why) and the same budget. The default
-settings (``DEFAULT``) are those of the result of record: 10 ns of AA data, windows of 4 frames 0.5 ps apart,
-the internal-motion classifier with 10 steps per iteration, the friction learned alone (sgd) for 100 iterations
-and then the joint game with evidence-scaled potential steps, four productions per model; ``--set KEY=VALUE``
-changes one of them, ``--quick`` and ``--full`` replace them all.
+settings (``DEFAULT``) are those of the result of record: 10 ns of AA data (two independent trajectories of
+5 ns, made side by side), windows of 4 frames 0.5 ps apart, the internal-motion classifier with 10 steps per
+iteration, the friction learned alone (sgd) for 100 iterations and then the joint game with evidence-scaled
+potential steps, four productions per model; ``--set KEY=VALUE`` changes one of them, ``--quick`` and
+``--full`` replace them all.
 
 1. AA reference MD: implicit-solvent (OBC2) alanine dipeptide, OpenMM Reference platform, flexible bonds at a
    1 fs step (so the mapped forces are exact), Langevin friction 1/ps, 300 K; frames every 0.1 ps; mapped to
@@ -86,12 +87,13 @@ from openmm_dynmatch.threads import available_cores
 from openmm_dynmatch.units import kt_kj_per_mol
 from stages import StageClock, plan_lanes, run_lanes  # benchmarks/ is on the path when this script runs
 
-# The settings of the result of record (benchmarks/README.md, "The potential's steps scaled by their evidence"):
-# 10 ns of AA data, windows of 4 frames 0.5 ps apart, 10 classifier steps per iteration, the internal-motion
-# classifier, the friction alone (sgd) for 100 iterations after the warm-up, then the joint game with the
-# potential's steps scaled by their evidence.
-DEFAULT = replace(FULL, aa_ns=10.0, frame_step=5, classifier_steps=10, internal_motion=True, friction_first=100,
-                  dm_iterations=200, friction_optimizer="sgd", lr_friction=0.15, evidence_scaling=True)
+# The settings of the result of record (benchmarks/README.md, "The default run"): 10 ns of AA data as two
+# independent 5 ns trajectories (made side by side), windows of 4 frames 0.5 ps apart, 10 classifier steps per
+# iteration, the internal-motion classifier, the friction alone (sgd) for 100 iterations after the warm-up, then
+# the joint game with the potential's steps scaled by their evidence.
+DEFAULT = replace(FULL, aa_ns=5.0, aa_replicas=2, frame_step=5, classifier_steps=10, internal_motion=True,
+                  friction_first=100, dm_iterations=200, friction_optimizer="sgd", lr_friction=0.15,
+                  evidence_scaling=True)
 DEFAULT_PRODUCTION_SEEDS = 4
 LARGE = DemoSettings(aa_ns=10.0, frame_interval_ps=0.1, fm_iterations=3000, dm_iterations=600, dm_walkers=128,
                      dm_warmup=40, window_frames=4, cg_walkers=64, cg_ns=1.0, probe_windows=512)
@@ -597,18 +599,33 @@ def plot_friction_scan(scan: dict, dm_friction: float, path: Path) -> None:
     save_figure(fig, path)
 
 
+def make_aa_data(work: Path, settings: DemoSettings, seed: int, progress: bool, jobs: int) -> tuple:
+    """:func:`openmm_dynmatch.demo.prepare_aa_data`, its replicas first made by up to ``jobs`` processes side by
+    side (each replica is the trajectory a sequential run makes, so the data do not depend on ``jobs``)."""
+    if jobs > 1 and settings.aa_replicas > 1:
+        lanes = [list(range(k, settings.aa_replicas, jobs)) for k in range(min(jobs, settings.aa_replicas))]
+        run_lanes(aa_lane, lanes, work, settings, seed)
+    return prepare_aa_data(work, settings, seed, progress)
+
+
+def aa_lane(replicas: list, work: Path, settings: DemoSettings, seed: int) -> None:
+    """Make the AA replicas ``replicas`` in this process, one after the other, without progress bars."""
+    for replica in replicas:
+        prepare_aa_data(work, settings, seed, False, only_replica=replica)
+
+
 def run(settings: DemoSettings, work: Path, out: Path, seed: int, aa_mapped, progress: bool,
         friction_starts=(), friction_scan=(), production_seeds: int = 1, jobs: int = 1, threads: int = 1,
         separate: bool = False) -> dict:
-    """All stages; returns the JSON document (also written to ``out``). With ``jobs > 1`` the stages after the
-    AA data run first in up to ``jobs`` processes of ``threads`` torch threads each (:func:`lane_tasks`), then
-    this process analyses."""
+    """All stages; returns the JSON document (also written to ``out``). With ``jobs > 1`` the AA replicas are made
+    side by side (:func:`make_aa_data`) and the stages after the AA data run first in up to ``jobs`` processes of
+    ``threads`` torch threads each (:func:`lane_tasks`), then this process analyses."""
     began = time.perf_counter()
     work.mkdir(parents=True, exist_ok=True)
     clock = StageClock(work)
     if aa_mapped is None:
-        _, cg_path = clock.run("aa_data_s", (work / "aa_mapped.h5").exists(), prepare_aa_data, work, settings,
-                               seed, progress)
+        _, cg_path = clock.run("aa_data_s", (work / "aa_mapped.h5").exists(), make_aa_data, work, settings,
+                               seed, progress, jobs)
     else:
         cg_path = Path(aa_mapped)
     if jobs > 1:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -41,6 +42,7 @@ class DemoSettings:
     friction_optimizer: str = "adam"  # or sgd: steps proportional to the friction's gradient
     lr_friction: float = 0.05      # learning rate of log friction
     evidence_scaling: bool = False  # potential steps scaled by the evidence that their gradient is not noise
+    aa_replicas: int = 1           # independent AA trajectories of aa_ns each (made side by side by science.py)
 
 
 FULL = DemoSettings(aa_ns=2.0, frame_interval_ps=0.1, fm_iterations=1500, dm_iterations=150, dm_walkers=64,
@@ -109,10 +111,16 @@ def run_demo(out_dir="dynmatch_demo", quick: bool = False, seed: int = 0, progre
     return result
 
 
-def prepare_aa_data(out: Path, settings: DemoSettings, seed: int, progress: bool) -> tuple:
+def prepare_aa_data(out: Path, settings: DemoSettings, seed: int, progress: bool,
+                    only_replica: Optional[int] = None) -> tuple:
     """AA reference MD of implicit-solvent alanine dipeptide (flexible bonds, 1 fs) and its 10-bead mapping.
 
-    Returns the paths ``(out/aa.h5, out/aa_mapped.h5)``; finished files found there are reused.
+    With ``settings.aa_replicas`` > 1 the AA data are that many independent trajectories of ``aa_ns`` each
+    (``out/aa.r<i>.h5``, seeds from ``seed``; :func:`~openmm_dynmatch.openmm.reference.run_reference`), mapped into
+    one file that keeps them apart (``trajectory_lengths``). ``only_replica`` makes that replica alone and maps
+    nothing (for processes that make the replicas side by side).
+
+    Returns ``(AA file or list of replica files, out/aa_mapped.h5)``; finished files found there are reused.
     """
     from openmm_dynmatch.mapping import map_trajectory
     from openmm_dynmatch.openmm.reference import run_reference
@@ -120,12 +128,13 @@ def prepare_aa_data(out: Path, settings: DemoSettings, seed: int, progress: bool
 
     aa_path, cg_path = Path(out) / "aa.h5", Path(out) / "aa_mapped.h5"
     system = get_system("alanine-dipeptide-implicit", constraints=None)
-    run_reference(system, aa_path, settings.aa_ns, settings.frame_interval_ps, timestep_ps=0.001,
-                  save_forces=True, seed=seed, platform="Reference", progress=progress,
-                  equilibration_ps=min(10.0, settings.aa_ns * 100))
-    if not cg_path.exists():
-        map_trajectory(aa_path, "ala2-heavy10", cg_path, progress=progress)
-    return aa_path, cg_path
+    aa_files = run_reference(system, aa_path, settings.aa_ns, settings.frame_interval_ps, timestep_ps=0.001,
+                             save_forces=True, seed=seed, platform="Reference", progress=progress,
+                             equilibration_ps=min(10.0, settings.aa_ns * 100), replicas=settings.aa_replicas,
+                             only_replica=only_replica)
+    if only_replica is None and not cg_path.exists():
+        map_trajectory(aa_files, "ala2-heavy10", cg_path, progress=progress)
+    return aa_files, cg_path
 
 
 def train_model(config: Config, run_dir: Path, progress: bool, start_potential=None) -> dict:

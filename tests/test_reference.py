@@ -245,6 +245,24 @@ def test_replicas_are_independent_seeded_runs_with_one_topology(tmp_path):
         _ala2_run(out, replicas=0)
 
 
+def test_one_replica_of_a_run_is_the_replica_the_whole_run_makes(tmp_path):
+    """Replicas made one at a time (as parallel processes make them) equal those of the whole run, file for file."""
+    whole = _ala2_run(tmp_path / "whole" / "aa.h5", ns=0.002, replicas=3)
+    out = tmp_path / "parts" / "aa.h5"
+    assert _ala2_run(out, ns=0.002, replicas=3, only_replica=2) == [tmp_path / "parts" / "aa.r2.h5"]
+    assert not (tmp_path / "parts" / "aa.r0.h5").exists()
+    parts = _ala2_run(out, ns=0.002, replicas=3)  # the others now; replica 2 is found finished and kept
+    for path, expected in zip(parts, whole):
+        one, other = trajio.load(path), trajio.load(expected)
+        np.testing.assert_array_equal(one.positions, other.positions)
+        assert one.metadata["seed"] == other.metadata["seed"] and one.metadata["replica"] == other.metadata["replica"]
+    for bad in (3, -1, True):
+        with pytest.raises(ValueError, match="only_replica must be a replica index in"):
+            _ala2_run(out, ns=0.002, replicas=3, only_replica=bad)
+    with pytest.raises(ValueError, match="with replicas 1"):
+        _ala2_run(tmp_path / "single.h5", ns=0.002, only_replica=0)
+
+
 def test_interrupted_replicas_resume_exactly(tmp_path):
     whole = [trajio.load(path) for path in _ala2_run(tmp_path / "whole.h5", ns=0.003, replicas=3)]
     out, chunks = tmp_path / "aa.h5", []

@@ -262,7 +262,8 @@ def run_reference(system_or_name, out_path, ns, frame_interval_ps, *, timestep_p
                   friction_per_ps=1.0, platform: Optional[str] = None, equilibration_ps=10.0, minimize: bool = True,
                   seed: int = 0, save_forces: bool = False, save_velocities: bool = True, chunk_frames: int = 500,
                   resume: bool = True, progress: bool = True,
-                  on_chunk: Optional[Callable[[int, object], None]] = None, replicas: int = 1):
+                  on_chunk: Optional[Callable[[int, object], None]] = None, replicas: int = 1,
+                  only_replica: Optional[int] = None):
     """Run seeded all-atom Langevin MD and save it as a trajectory file; resumable.
 
     Frame ``i`` (0-based) is the state at ``(i + 1) * frame_interval_ps`` after equilibration, so the file holds
@@ -308,13 +309,20 @@ def run_reference(system_or_name, out_path, ns, frame_interval_ps, *, timestep_p
         Number of independent trajectories, each ``ns`` long, written to :func:`replica_paths` (``aa.h5`` ->
         ``aa.r0.h5``, ``aa.r1.h5``, ...; 1: ``out_path`` itself). Their metadata add ``replica`` (index) and
         ``replica_base_seed``. Finished replicas are kept (``resume``), an interrupted one continues.
+    only_replica : int, optional
+        With ``replicas > 1``, make only this replica (the file and trajectory it has in the whole run), so that
+        several processes can make the replicas of one run side by side.
 
     Returns
     -------
     Path, or list of Path when ``replicas > 1``
-        ``out_path``, or the replica files in order.
+        ``out_path``, or the replica files in order (with ``only_replica``: that replica's file alone).
     """
     paths = replica_paths(out_path, replicas)
+    if only_replica is not None and (isinstance(only_replica, bool) or not isinstance(only_replica, (int, np.integer))
+                                     or not 0 <= only_replica < len(paths) or len(paths) == 1):
+        raise ValueError(f"only_replica must be a replica index in [0, {len(paths)}) of a run with replicas > 1, "
+                         f"got {only_replica!r} with replicas {replicas}")
     if len(paths) > 1:
         options = dict(timestep_ps=timestep_ps, temperature_k=temperature_k, friction_per_ps=friction_per_ps,
                        equilibration_ps=equilibration_ps, minimize=minimize,
@@ -324,6 +332,8 @@ def run_reference(system_or_name, out_path, ns, frame_interval_ps, *, timestep_p
                             seed, chunk_frames)  # refuse bad arguments before any replica starts
         system, done, chosen = load_system(system_or_name), [], platform  # built once, shared by the replicas
         for i, path in enumerate(paths):
+            if only_replica is not None and i != only_replica:
+                continue
             resuming = resume and path.with_name(path.name + PART_SUFFIX).exists()  # keeps its own platform
             done.append(_run_one(system, path, ns, frame_interval_ps, seed=replica_seed(seed, i),
                                  platform=platform if resuming else chosen,
