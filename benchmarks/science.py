@@ -177,18 +177,31 @@ def production_cost(count: int, separate: bool) -> float:
     return LANE_COSTS["production"] * (count if separate else 1.0 + GROUP_COST * (count - 1))
 
 
-def lane_tasks(production_seeds: int, friction_starts, friction_scan, separate: bool = False) -> dict:
+def lane_tasks(production_seeds: int, friction_starts, friction_scan, separate: bool = False, work=None,
+               seed: int = 0) -> dict:
     """The stage tasks of a run and their rough costs: one task per model (its training, productions and, for
     ``fm`` and ``dm``, its productions at the ``friction_scan`` frictions; for ``fm`` also its prior alone), one
-    per extra friction start (training and one production)."""
+    per extra friction start (training and one production). Stages whose outputs are already in ``work`` cost
+    nothing, so that a run added to a finished one (more friction starts) spreads its new stages over the lanes."""
+    def missing(path: Path) -> bool:
+        return work is None or not Path(path).exists()
+
+    def model_cost(label: str, base: str, count: int, extra_files: list) -> float:
+        trained = work is not None and (Path(work) / f"run_{label}" / "summary.json").exists()
+        files = [target for _, target in productions(Path(work or "."), label, seed, count, separate)]
+        cost = 0.0 if trained else LANE_COSTS[base]
+        cost += production_cost(count, separate) if any(missing(f) for f in files) else 0.0
+        return cost + LANE_COSTS["production"] * sum(missing(f) for f in extra_files)
+
     costs = {}
     for label in OBJECTIVES:
-        extra = len(friction_scan) if label in SCAN_MODELS else 0
-        extra += 1 if label == "fm" else 0
-        costs[("model", label)] = (LANE_COSTS[label] + production_cost(production_seeds, separate)
-                                   + LANE_COSTS["production"] * extra)
+        extra = [Path(work or ".") / f"cg_{label}_friction_{float(f):g}.h5" for f in friction_scan] \
+            if label in SCAN_MODELS else []
+        extra += [Path(work or ".") / "cg_fm_prior.h5"] if label == "fm" else []
+        costs[("model", label)] = model_cost(label, label, production_seeds, extra)
     for start in friction_starts:
-        costs[("model", f"dm_from_{float(start):g}")] = LANE_COSTS["dm"] + LANE_COSTS["production"]
+        name = f"dm_from_{float(start):g}"
+        costs[("model", name)] = model_cost(name, "dm", 1, [])
     return costs
 
 
@@ -467,7 +480,7 @@ def plot_summary(models: dict, path: Path) -> None:
     seeds = len(next(iter(models.values()))["production_files"])
     axes[1].set(yscale="log", xticks=x, xticklabels=[LABELS[n] for n in names],
                 title="timescale CG/AA" + (f" (mean of {seeds} productions, +-SEM)" if seeds > 1 else ""))
-    axes[1].axhspan(1 - ITS_TOLERANCE, 1 + ITS_TOLERANCE, color="0.85")
+    axes[1].axhspan(1 - ITS_TOLERANCE, 1 + ITS_TOLERANCE, color="0.85", zorder=0)  # behind the bars
     axes[1].axhline(1.0, color="black", linewidth=1)
     axes[1].legend(fontsize=8)
     for ax, (key, title) in zip(axes[2:], (("js_fes_2d", "FES JS divergence"),
@@ -591,7 +604,7 @@ def plot_friction_scan(scan: dict, dm_friction: float, path: Path) -> None:
             spread = np.array([r.get(f"{key}_16_84", [np.nan, np.nan]) for r in rows], dtype=float)
             ax.errorbar(x, y, yerr=np.abs(spread.T - y), marker="o", color=f"C{k}", capsize=3,
                         label=f"{LABELS[label]} potential")
-        ax.axhspan(1 - ITS_TOLERANCE, 1 + ITS_TOLERANCE, color="0.85")
+        ax.axhspan(1 - ITS_TOLERANCE, 1 + ITS_TOLERANCE, color="0.85", zorder=0)
         ax.axhline(1.0, color="black", linewidth=1)
         ax.axvline(dm_friction, color="0.5", linestyle="--", linewidth=1, label="friction DM learned")
         ax.set(xscale="log", yscale="log", xlabel="friction (1/ps)", ylabel="CG / AA", title=title)
@@ -629,7 +642,7 @@ def run(settings: DemoSettings, work: Path, out: Path, seed: int, aa_mapped, pro
     else:
         cg_path = Path(aa_mapped)
     if jobs > 1:
-        lanes = plan_lanes(lane_tasks(production_seeds, friction_starts, friction_scan, separate), jobs)
+        lanes = plan_lanes(lane_tasks(production_seeds, friction_starts, friction_scan, separate, work, seed), jobs)
         run_lanes(run_lane, lanes, cg_path, work, settings, seed, production_seeds, list(friction_scan), threads,
                   separate)
     summaries = train_all(cg_path, work, settings, seed, clock, progress)

@@ -1,13 +1,15 @@
 """How ``benchmarks/science.py`` judges its targets over several production seeds: the mean and its standard
 error written out again, a production without crossings kept visible, and the comparison with the
-calibrated-friction baseline."""
+calibrated-friction baseline; how it plans its lanes when earlier stages are done."""
 import math
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import pytest  # noqa: E402
-from science import main, plateau_ratio, seed_average, setting_value, targets  # noqa: E402
+from science import (LANE_COSTS, lane_tasks, main, plateau_ratio, production_cost, productions,  # noqa: E402
+                     seed_average, setting_value, targets)
+from stages import plan_lanes  # noqa: E402
 
 
 def test_seed_average_is_the_mean_with_its_standard_error():
@@ -115,3 +117,25 @@ def test_plateau_ratio_waits_for_the_aa_timescale_to_level_off():
     # levelled off already at the ratio lag: the ratio lag itself
     flat = {side: dict(its[side], timescales_ps=[[9.0]] * 8) for side in its}
     assert plateau_ratio(flat, 0.4)["plateau_lag_ps"] == 0.4
+
+
+def test_lanes_of_a_run_added_to_a_finished_one_spread_its_new_stages(tmp_path):
+    """Friction starts added to a finished run: the done models cost nothing, so the two new DM trainings go to
+    different lanes (with full costs they would share one: the done DM training would fill the other)."""
+    for label in ("fm", "fmc", "rem", "dm"):
+        (tmp_path / f"run_{label}").mkdir()
+        (tmp_path / f"run_{label}" / "summary.json").write_text("{}")
+        for _, target in productions(tmp_path, label, 0, 4):
+            target.write_text("")
+    (tmp_path / "cg_fm_prior.h5").write_text("")
+    costs = lane_tasks(4, [1, 20], [], work=tmp_path)
+    assert [costs[("model", label)] for label in ("fm", "fmc", "rem", "dm")] == [0.0] * 4
+    assert costs[("model", "dm_from_1")] == LANE_COSTS["dm"] + production_cost(1, False)
+    lanes = plan_lanes(costs, 2)
+    assert sorted(lane[0][1] for lane in lanes) == ["dm_from_1", "dm_from_20"]
+    fresh = plan_lanes(lane_tasks(4, [1, 20], []), 2)
+    assert any({("model", "dm_from_1"), ("model", "dm_from_20")} <= set(lane) for lane in fresh)
+    # a missing production costs its stage again; a grouped production costs less than separate ones
+    (tmp_path / "cg_dm_group2.h5").unlink()
+    assert lane_tasks(4, [], [], work=tmp_path)[("model", "dm")] == production_cost(4, False)
+    assert production_cost(4, False) < production_cost(4, True) == 4 * LANE_COSTS["production"]
