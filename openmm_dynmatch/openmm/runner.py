@@ -307,8 +307,9 @@ def split_walkers(path, out_paths) -> list:
     one System of all their walkers, which costs far less than one System each on the CPU (a force evaluation
     has a large fixed cost, ``benchmarks/potential_speed.py``), and be split afterwards. Group ``k`` gets walkers
     ``k * g .. (k + 1) * g - 1`` (``g = n_walkers / len(out_paths)``) with their energies, when the energies file
-    exists; its metadata keeps the run's (seed, model, friction) with ``n_walkers = g``, its ``start_frames``,
-    and ``walker_group = [k, n_groups]``. Every file is written atomically.
+    exists; its metadata keeps the run's (seed, model, friction) with ``n_walkers = g``, its ``start_frames``
+    (indices into the start positions of the whole run) and ``walker_group = [k, n_groups]``. Every file is
+    written atomically.
 
     Parameters
     ----------
