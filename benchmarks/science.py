@@ -183,21 +183,21 @@ def lane_tasks(production_seeds: int, friction_starts, friction_scan, separate: 
     ``fm`` and ``dm``, its productions at the ``friction_scan`` frictions; for ``fm`` also its prior alone), one
     per extra friction start (training and one production). Stages whose outputs are already in ``work`` cost
     nothing, so that a run added to a finished one (more friction starts) spreads its new stages over the lanes."""
+    root = Path(work or ".")
+
     def missing(path: Path) -> bool:
-        return work is None or not Path(path).exists()
+        return work is None or not path.exists()
 
     def model_cost(label: str, base: str, count: int, extra_files: list) -> float:
-        trained = work is not None and (Path(work) / f"run_{label}" / "summary.json").exists()
-        files = [target for _, target in productions(Path(work or "."), label, seed, count, separate)]
-        cost = 0.0 if trained else LANE_COSTS[base]
+        files = [target for _, target in productions(root, label, seed, count, separate)]
+        cost = LANE_COSTS[base] if missing(root / f"run_{label}" / "summary.json") else 0.0
         cost += production_cost(count, separate) if any(missing(f) for f in files) else 0.0
         return cost + LANE_COSTS["production"] * sum(missing(f) for f in extra_files)
 
     costs = {}
     for label in OBJECTIVES:
-        extra = [Path(work or ".") / f"cg_{label}_friction_{float(f):g}.h5" for f in friction_scan] \
-            if label in SCAN_MODELS else []
-        extra += [Path(work or ".") / "cg_fm_prior.h5"] if label == "fm" else []
+        extra = [root / f"cg_{label}_friction_{float(f):g}.h5" for f in friction_scan] if label in SCAN_MODELS else []
+        extra += [root / "cg_fm_prior.h5"] if label == "fm" else []
         costs[("model", label)] = model_cost(label, label, production_seeds, extra)
     for start in friction_starts:
         name = f"dm_from_{float(start):g}"

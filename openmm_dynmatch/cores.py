@@ -142,13 +142,12 @@ def milestone_autocorrelation(core_trajs: Sequence, core: int = 0, max_lag: int 
     mean, variance = pooled.mean(), pooled.var()
     if variance <= 0:
         return np.full(max_lag + 1, np.nan)
+    from .kinetics import lagged_products
+
     sums, pairs = np.zeros(max_lag + 1), np.zeros(max_lag + 1)
     for h in series:
-        d = h - mean
-        n = len(d)
-        size = 1 << int(np.ceil(np.log2(2 * n)))  # zero padding: no wrap-around
-        spectrum = np.fft.rfft(d, size)
-        products = np.fft.irfft(spectrum * np.conj(spectrum), size)[:min(n, max_lag + 1)]
+        n = len(h)
+        products = lagged_products((h - mean)[:, None], min(n, max_lag + 1))[:, 0]
         sums[:len(products)] += products
         pairs[:len(products)] += n - np.arange(len(products))
     with np.errstate(invalid="ignore", divide="ignore"):

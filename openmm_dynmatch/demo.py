@@ -164,7 +164,7 @@ def produce_groups(model_path, cg_path: Path, out_paths: list, settings: DemoSet
     and split into the files (:func:`~openmm_dynmatch.openmm.runner.split_walkers`); a single file is simulated
     directly. Nothing is run when every file exists."""
     from openmm_dynmatch import trajio
-    from openmm_dynmatch.openmm.runner import energies_path_for, simulate, split_walkers
+    from openmm_dynmatch.openmm.runner import simulate, split_walkers
 
     out_paths = [Path(p) for p in out_paths]
     if all(p.exists() for p in out_paths):
@@ -174,12 +174,12 @@ def produce_groups(model_path, cg_path: Path, out_paths: list, settings: DemoSet
     starts = picks[np.arange(settings.cg_walkers) % len(picks)]  # walker w starts at pick w (cyclically)
     n = len(out_paths)
     target = out_paths[0] if n == 1 else out_paths[0].with_name(out_paths[0].stem + f"_{n}_groups.h5")
-    simulate(model_path, np.concatenate([starts] * n), settings.cg_walkers * n, target, ns=settings.cg_ns,
-             frame_interval_ps=settings.frame_interval_ps, platform="Reference", seed=seed, progress=progress,
-             friction_per_ps=friction_per_ps)
+    run = simulate(model_path, np.concatenate([starts] * n), settings.cg_walkers * n, target, ns=settings.cg_ns,
+                   frame_interval_ps=settings.frame_interval_ps, platform="Reference", seed=seed, progress=progress,
+                   friction_per_ps=friction_per_ps)
     if n > 1:
         split_walkers(target, out_paths)
-        for leftover in (target, energies_path_for(target), Path(str(target) + ".chk")):
+        for leftover in (run.trajectory_path, run.energies_path, run.checkpoint_path):
             leftover.unlink(missing_ok=True)
     return out_paths
 

@@ -274,11 +274,18 @@ def squared_displacements(series, lags) -> np.ndarray:
         raise ValueError(f"lags must lie in [1, {n - 1}], got {lags.min()}..{lags.max()}")
     x = x - x.mean(axis=0)
     running = np.concatenate([np.zeros((1, x.shape[1])), np.cumsum(x * x, axis=0)])  # running[k] = sum_{t<k}
-    size = 1 << (2 * n - 1).bit_length()  # a power of two >= 2n: no wrap-around
-    spectrum = np.fft.rfft(x, n=size, axis=0)
-    products = np.fft.irfft(spectrum * spectrum.conj(), n=size, axis=0)
+    products = lagged_products(x, n)
     total = running[n] - running[lags] + running[n - lags] - 2.0 * products[lags]
     return np.maximum(total, 0.0) / (n - lags)[:, None]
+
+
+def lagged_products(x: np.ndarray, n_lags: int) -> np.ndarray:
+    """``sum_t x[t] x[t + m]`` over the ``n - m`` origins, for every column of ``x`` (n_frames, n_columns) and
+    ``m = 0 .. n_lags - 1``, shape (n_lags, n_columns): one FFT per column, zero-padded to a power of two of at
+    least ``2 n`` so that no product wraps around."""
+    size = 1 << int(np.ceil(np.log2(2 * x.shape[0])))
+    spectrum = np.fft.rfft(x, n=size, axis=0)
+    return np.fft.irfft(spectrum * np.conj(spectrum), n=size, axis=0)[:n_lags]
 
 
 def diffusion_coefficient(time_ps, msd_nm2, fit_range=(0.1, 0.5)):
@@ -333,9 +340,7 @@ def autocorrelation(series, max_lag: Optional[int] = None) -> np.ndarray:
     n = x.shape[0]
     max_lag = n // 2 if max_lag is None else min(int(max_lag), n - 1)
     x = x - x.mean(axis=0)
-    size = 1 << int(np.ceil(np.log2(2 * n)))
-    spectrum = np.fft.rfft(x, n=size, axis=0)
-    cov = np.fft.irfft(spectrum * np.conj(spectrum), n=size, axis=0)[: max_lag + 1].sum(axis=1)
+    cov = lagged_products(x, max_lag + 1).sum(axis=1)
     cov /= (n - np.arange(max_lag + 1))
     if cov[0] <= 0:
         raise ValueError("series has zero variance; its autocorrelation is undefined")

@@ -105,6 +105,12 @@ def angle_cos_from_vectors(u: Tensor, v: Tensor) -> Tensor:
     return (u * v).sum(-1) / (safe_norm(u) * safe_norm(v))
 
 
+def angle_from_vectors(u: Tensor, v: Tensor) -> Tensor:
+    """Angle (rad, in ``[0, pi]``) between the arms ``u`` and ``v`` (..., 3), as ``atan2(|u x v|, u . v)``: exact
+    near 0 and pi, where ``acos`` of the cosine loses precision."""
+    return torch.atan2(safe_norm(torch.linalg.cross(u, v, dim=-1)), (u * v).sum(-1))
+
+
 def dihedral_cos_sin(x: Tensor, idx: Tensor) -> Tensor:
     """``(cos phi, sin phi)`` of the dihedrals ``(i, j, k, l)``, IUPAC sign convention.
 

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from ..units import kt_kj_per_mol, strip_unit
-from .geometry import dihedral_cos_sin, dihedral_cos_sin_from_vectors, differences, tuple_differences
+from .geometry import angle_from_vectors, dihedral_cos_sin_from_vectors, differences, tuple_differences
 from .graph import angle_triplets, dihedral_quadruplets, one_dihedral_per_bond, pair_index, validate_bonds
 from .radial import safe_norm
 
@@ -212,7 +212,7 @@ class PriorPotential(nn.Module):
         return 0.5 * constants["bond_k"] * (r - constants["bond_r0"]) ** 2
 
     def _angle_energy(self, u: Tensor, w: Tensor) -> Tensor:
-        theta = torch.atan2(safe_norm(torch.linalg.cross(u, w, dim=-1)), (u * w).sum(-1))
+        theta = angle_from_vectors(u, w)
         constants = self.constants()
         return 0.5 * constants["angle_k"] * (theta - constants["angle_theta0"]) ** 2
 
@@ -317,12 +317,9 @@ def measure_internal(positions: np.ndarray, bonds, angles=None, dihedrals=None) 
     probe = PriorPotential(n_beads, bonds, angle_k=0.0, angles=angles, dihedral_k=[0.0], dihedrals=dihedrals)
     x = torch.as_tensor(positions, dtype=torch.float64)
     with torch.no_grad():
-        r = safe_norm(x[:, probe.bond_index[:, 1]] - x[:, probe.bond_index[:, 0]])
-        u = x[:, probe.angle_index[:, 0]] - x[:, probe.angle_index[:, 1]]
-        v = x[:, probe.angle_index[:, 2]] - x[:, probe.angle_index[:, 1]]
-        theta = torch.atan2(safe_norm(torch.linalg.cross(u, v, dim=-1)), (u * v).sum(-1))
-        cos_sin = dihedral_cos_sin(x, probe.dihedral_index)
-        phi = torch.atan2(cos_sin[1], cos_sin[0])
+        bond, _, arm1, arm2, b1, b2, b3 = probe._vectors(x)
+        cos_sin = dihedral_cos_sin_from_vectors(b1, b2, b3)
+        r, theta, phi = safe_norm(bond), angle_from_vectors(arm1, arm2), torch.atan2(cos_sin[1], cos_sin[0])
     return {"bonds": r.numpy(), "angles": theta.numpy(), "dihedrals": phi.numpy(),
             "angle_index": probe.angle_index.numpy(), "dihedral_index": probe.dihedral_index.numpy()}
 
