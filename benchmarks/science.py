@@ -544,6 +544,20 @@ def friction_scan_study(aa, cg_path: Path, work: Path, settings: DemoSettings, s
     return scan
 
 
+def aa_halves(aa_path: Path, seed: int, **compare_kwargs) -> dict:
+    """The AA data judged against themselves: the later half of its trajectories (of a single trajectory, its
+    later half of frames) compared with the earlier half as every model is compared with all of them
+    (:func:`kinetics_with_spread`). Its ratios are the noise of the AA side at half the data: the log of a ratio
+    of two independent halves has twice the variance of one half's log time, and the whole data's has half of it,
+    so the whole data's time is off by about ``|log ratio| / 2`` (on average; one pair of halves is one sample)."""
+    n_frames = trajio.count_frames(aa_path)
+    segments = trajio.trajectory_segments(trajio.read_metadata(aa_path), n_frames)
+    split = segments[len(segments) // 2][0] if len(segments) > 1 else n_frames // 2
+    earlier, later = trajio.load(aa_path, stop=split), trajio.load(aa_path, start=split)
+    row = kinetics_with_spread(compare(earlier, later, seed=seed, **compare_kwargs))
+    return {"trajectories": len(segments), "split_frame": split, "frames": [split, n_frames - split], **row}
+
+
 def kinetics_with_spread(result: dict) -> dict:
     """CG/AA ratios of the MSM slowest timescale (at the comparison's lag) and of the psi-core relaxation time,
     each with the CG side's 16th-84th bootstrap percentiles over the AA value, and the COM diffusion ratio."""
@@ -654,6 +668,9 @@ def run(settings: DemoSettings, work: Path, out: Path, seed: int, aa_mapped, pro
         start = time.perf_counter()
         models[label] = model_metrics(aa, files[label], summary, seed)
         analysis_s += time.perf_counter() - start
+    start = time.perf_counter()
+    halves = aa_halves(cg_path, seed)
+    analysis_s += time.perf_counter() - start
     starts = friction_starts_study(aa, cg_path, work, settings, seed, clock, progress, list(friction_starts),
                                    summaries["dm"], dict(models["dm"]["kinetics_per_seed"][0],
                                                          heldout_auc=models["dm"]["heldout_auc"])
@@ -676,7 +693,7 @@ def run(settings: DemoSettings, work: Path, out: Path, seed: int, aa_mapped, pro
         "settings": asdict(settings), "seed": seed, "production_seeds": production_seeds,
         "productions": "separate systems" if separate else "walker groups of one system", "jobs": jobs,
         "timings_s": timings,
-        "aa_frames": int(aa.n_frames), "aa_split_half_js": floor,
+        "aa_frames": int(aa.n_frames), "aa_split_half_js": floor, "aa_halves": halves,
         "aa_core_memory_ratio": models["fm"]["core_memory_ratio_aa"], "targets": targets(models, floor),
         "friction_starts": starts, "friction_scan": scan,
         "psi_barrier_kj_per_mol": profiles["psi_barrier_kj_per_mol"], "psi_landscape": landscape["barriers"],
@@ -705,7 +722,8 @@ def one_line(result: dict) -> str:
     seeds = result.get("production_seeds", 1)
     return (f"science ({result['timings_s']['total_s']:.0f} s" + (f", kinetics and JS averaged over {seeds} "
                                                                   f"productions" if seeds > 1 else "")
-            + f"): AA core memory ratio {_fmt(result.get('aa_core_memory_ratio'))}; " + "; ".join(parts)
+            + f"): AA core memory ratio {_fmt(result.get('aa_core_memory_ratio'))}"
+            + _halves_line(result.get("aa_halves")) + "; " + "; ".join(parts)
             + f" | FM JS / AA split-half JS {_fmt(t['fm_js_over_split_half'])} (target <= 2), FM walkers cross: "
               f"{t['fm_walkers_cross']} | DM within 25% (MSM/core): {t['msm_dm_within_25pct']}/"
               f"{t['core_dm_within_25pct']}, FM off by "
@@ -714,6 +732,13 @@ def one_line(result: dict) -> str:
               f"{t['dm_as_close_as_calibrated_on_both_closer_on_one']}, DM AUC below FM's: {t['dm_auc_below_fm']}"
             + _starts_line(result.get("friction_starts"))
             + _scan_line(result.get("friction_scan")))
+
+
+def _halves_line(halves) -> str:
+    if not halves:
+        return ""
+    return (f", AA later / earlier half MSM {_fmt(halves['slowest_timescale_ratio'])} core "
+            f"{_fmt(halves['core_relaxation_ratio'])}")
 
 
 def _starts_line(starts) -> str:

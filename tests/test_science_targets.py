@@ -1,14 +1,17 @@
 """How ``benchmarks/science.py`` judges its targets over several production seeds: the mean and its standard
 error written out again, a production without crossings kept visible, and the comparison with the
-calibrated-friction baseline; how it plans its lanes when earlier stages are done."""
+calibrated-friction baseline; how it plans its lanes when earlier stages are done; how it judges the AA data
+against themselves."""
 import math
 import sys
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import pytest  # noqa: E402
-from science import (LANE_COSTS, lane_tasks, main, plateau_ratio, production_cost, productions,  # noqa: E402
-                     seed_average, setting_value, targets)
+from science import (LANE_COSTS, aa_halves, kinetics_with_spread, lane_tasks, main, plateau_ratio,  # noqa: E402
+                     production_cost, productions, seed_average, setting_value, targets)
 from stages import plan_lanes  # noqa: E402
 
 
@@ -139,3 +142,51 @@ def test_lanes_of_a_run_added_to_a_finished_one_spread_its_new_stages(tmp_path):
     (tmp_path / "cg_dm_group2.h5").unlink()
     assert lane_tasks(4, [], [], work=tmp_path)[("model", "dm")] == production_cost(4, False)
     assert production_cost(4, False) < production_cost(4, True) == 4 * LANE_COSTS["production"]
+
+
+def _write_runs(path, positions, lengths=None):
+    import mdtraj
+
+    from openmm_dynmatch import trajio
+
+    top = mdtraj.Topology()
+    residue = top.add_residue("CG", top.add_chain())
+    names = [f"B{i}" for i in range(positions.shape[1])]
+    for name in names:
+        top.add_atom(name, None, residue)
+    meta = {"temperature_k": 300.0, "frame_interval_ps": 0.5, "bead_names": names,
+            "bonds": [[i, i + 1] for i in range(len(names) - 1)]}
+    if lengths:
+        meta["trajectory_lengths"] = lengths
+    with trajio.TrajectoryWriter(path, top, meta) as writer:
+        writer.write(positions, 0.5 * np.arange(len(positions)))
+
+
+def test_aa_halves_compares_the_later_trajectories_with_the_earlier_ones(tmp_path):
+    """Two runs in one file: the result is the comparison of the second run with the first, built here from the
+    arrays; a file whose two runs are the same frames gives ratios of exactly 1, and a file of one trajectory is
+    split at its middle frame."""
+    from openmm_dynmatch import analysis
+    from openmm_dynmatch.trajio import TrajectoryData
+
+    rng = np.random.default_rng(3)
+    runs = [np.cumsum(rng.normal(scale=0.05, size=(300, 4, 3)), axis=0) for _ in range(2)]
+    kwargs = dict(lags=[1, 3], n_clusters=5, n_bootstrap=2, n_bins=15, backbone=None)
+    _write_runs(tmp_path / "two.h5", np.concatenate(runs), [300, 300])
+    out = aa_halves(tmp_path / "two.h5", 0, **kwargs)
+    meta = {"temperature_k": 300.0, "frame_interval_ps": 0.5, "bead_names": [f"B{i}" for i in range(4)],
+            "bonds": [[0, 1], [1, 2], [2, 3]]}
+    by_hand = [TrajectoryData(x.astype(np.float32), 0.5 * np.arange(300), None, dict(meta)) for x in runs]
+    expected = kinetics_with_spread(analysis.compare(by_hand[0], by_hand[1], seed=0, **kwargs))
+    assert out["trajectories"] == 2 and out["split_frame"] == 300 and out["frames"] == [300, 300]
+    assert out["slowest_timescale_ratio"] == pytest.approx(expected["slowest_timescale_ratio"], rel=1e-12)
+    assert out["diffusion_com_ratio"] == pytest.approx(expected["diffusion_com_ratio"], rel=1e-12)
+    assert out["slowest_timescale_ratio"] != pytest.approx(1.0, abs=1e-3)
+    _write_runs(tmp_path / "same.h5", np.concatenate([runs[0], runs[0]]), [300, 300])
+    same = aa_halves(tmp_path / "same.h5", 0, **kwargs)
+    assert same["slowest_timescale_ratio"] == pytest.approx(1.0, rel=1e-12)
+    assert same["diffusion_com_ratio"] == pytest.approx(1.0, rel=1e-12)
+    _write_runs(tmp_path / "one.h5", np.concatenate([runs[0], runs[0]]))
+    one = aa_halves(tmp_path / "one.h5", 0, **kwargs)
+    assert one["trajectories"] == 1 and one["split_frame"] == 300
+    assert one["slowest_timescale_ratio"] == pytest.approx(1.0, rel=1e-12)
