@@ -39,6 +39,8 @@ potential steps, four productions per model; ``--set KEY=VALUE`` changes one of 
    (:mod:`openmm_dynmatch.indistinguishability`; 0.5 = indistinguishable). With several productions the
    kinetic ratios and the FES JS are averaged over them (each also per seed, with its standard error) and the
    targets are judged on the means: one production of 32 walkers x 100 ps moves the ratios by about +-0.2.
+   The AA data are also judged against themselves (:func:`aa_halves`, ``aa_halves`` in the JSON): the later half
+   of the AA trajectories against the earlier half, the noise of the AA side of those ratios.
 5. The thermodynamic investigation of the ``fm`` model (:func:`profile_study`): along phi and along psi, AA
    ``-kT ln p``, the sampled free energy of the full model and of its prior alone, and the network's energy
    averaged per bin. And the landscape behind the kinetics for every model (:func:`psi_landscape`, all its
