@@ -557,7 +557,8 @@ def aa_halves(aa_path: Path, seed: int, **compare_kwargs) -> dict:
     split = segments[len(segments) // 2][0] if len(segments) > 1 else n_frames // 2
     earlier, later = trajio.load(aa_path, stop=split), trajio.load(aa_path, start=split)
     row = kinetics_with_spread(compare(earlier, later, seed=seed, **compare_kwargs))
-    return {"trajectories": len(segments), "split_frame": split, "frames": [split, n_frames - split], **row}
+    return to_jsonable({"trajectories": len(segments), "split_frame": split, "frames": [split, n_frames - split],
+                        **row})
 
 
 def kinetics_with_spread(result: dict) -> dict:
@@ -686,7 +687,7 @@ def run(settings: DemoSettings, work: Path, out: Path, seed: int, aa_mapped, pro
     floor = models["fm"]["js_fes_2d_aa_split_half"]
     prior_file = produce_prior(cg_path, work, settings, seed, clock, progress)
     profiles = to_jsonable(profile_study(aa, work / "run_fm", work / "cg_fm.h5", prior_file))
-    timings = dict(clock.seconds, analysis_s=analysis_s)
+    timings = dict(clock.this_run(), analysis_s=analysis_s)
     timings["total_s"] = sum(timings.values())
     timings["wall_s_this_invocation"] = time.perf_counter() - began
     result = {

@@ -25,6 +25,7 @@ class StageClock:
     def __init__(self, work: Path):
         self.path = Path(work) / "timings.json"
         self.seconds = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self.used = []  # the stages this clock has run or reused, in order
 
     def run(self, key: str, reused: bool, function, *args):
         """``function(*args)``, timed under ``key`` unless its output existed already (``reused``)."""
@@ -38,7 +39,14 @@ class StageClock:
             if not reused or key not in self.seconds:
                 self.seconds[key] = elapsed
                 write_json(self.path, self.seconds)
+        if key not in self.used:
+            self.used.append(key)
         return value
+
+    def this_run(self) -> dict:
+        """The times of the stages this clock has run or reused: a work directory shared with a run that had more
+        stages (other friction starts, say) also records theirs, which are left out."""
+        return {key: self.seconds[key] for key in self.used if key in self.seconds}
 
 
 def plan_lanes(costs: dict, jobs: int) -> list:

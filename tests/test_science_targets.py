@@ -2,6 +2,7 @@
 error written out again, a production without crossings kept visible, and the comparison with the
 calibrated-friction baseline; how it plans its lanes when earlier stages are done; how it judges the AA data
 against themselves."""
+import json
 import math
 import sys
 from pathlib import Path
@@ -182,6 +183,7 @@ def test_aa_halves_compares_the_later_trajectories_with_the_earlier_ones(tmp_pat
     assert out["slowest_timescale_ratio"] == pytest.approx(expected["slowest_timescale_ratio"], rel=1e-12)
     assert out["diffusion_com_ratio"] == pytest.approx(expected["diffusion_com_ratio"], rel=1e-12)
     assert out["slowest_timescale_ratio"] != pytest.approx(1.0, abs=1e-3)
+    json.dumps(out)  # it goes into the science JSON as it is
     _write_runs(tmp_path / "same.h5", np.concatenate([runs[0], runs[0]]), [300, 300])
     same = aa_halves(tmp_path / "same.h5", 0, **kwargs)
     assert same["slowest_timescale_ratio"] == pytest.approx(1.0, rel=1e-12)

@@ -49,3 +49,14 @@ def test_a_reused_stage_keeps_the_time_it_took_when_it_ran(tmp_path):
     clock = StageClock(tmp_path)
     assert clock.run("train_s", True, sum, [1, 2]) == 3
     assert json.loads((tmp_path / "timings.json").read_text()) == {"train_s": 123.0}
+
+
+def test_the_timings_of_this_run_leave_out_stages_recorded_by_other_runs(tmp_path):
+    (tmp_path / "timings.json").write_text(json.dumps({"train_s": 123.0, "train_from_1_s": 900.0}))
+    clock = StageClock(tmp_path)
+    clock.run("train_s", True, sum, [1])
+    clock.run("production_s", False, sum, [2])
+    clock.run("train_s", True, sum, [1])
+    assert list(clock.this_run()) == ["train_s", "production_s"] and clock.this_run()["train_s"] == 123.0
+    assert sorted(json.loads((tmp_path / "timings.json").read_text())) == ["production_s", "train_from_1_s",
+                                                                           "train_s"]
