@@ -591,17 +591,21 @@ PLATEAU_FRACTION = 0.95
 
 def plateau_ratio(its: dict, lag_ps: float) -> dict:
     """The CG/AA ratio of the slowest implied timescale at the plateau lag: the first lag, from ``lag_ps`` on, at
-    which AA's slowest timescale reaches ``PLATEAU_FRACTION`` of its largest value over all lags. At short lags an
-    MSM underestimates its timescales, and the AA side (one long trajectory) converges at longer lags than the
-    CG side: at the ratio lag its timescale can still be well below its plateau."""
+    which AA's slowest timescale reaches ``PLATEAU_FRACTION`` of its largest value over the lags that resolve it.
+    At short lags an MSM underestimates its timescales, and the AA side (one long trajectory) converges at longer
+    lags than the CG side: at the ratio lag its timescale can still be well below its plateau. A timescale
+    shorter than its own lag is not resolved by that MSM (the eigenvalue is noise; with long CG trajectories the
+    lags reach hundreds of ps), so such lags are left out."""
     lags = np.asarray(its["aa"]["lags_ps"], dtype=float)
     aa = np.asarray(its["aa"]["timescales_ps"], dtype=float)[:, 0]
     cg = np.asarray(its["cg"]["timescales_ps"], dtype=float)[:, 0]
     start = int(np.argmin(np.abs(lags - lag_ps)))
-    if not np.isfinite(aa[start:]).any():
+    resolved = np.isfinite(aa) & (aa > lags)
+    if not resolved[start:].any():
         return {"plateau_lag_ps": None, "slowest_timescale_ratio_plateau": None}
-    reached = np.flatnonzero(aa[start:] >= PLATEAU_FRACTION * np.nanmax(aa))
-    j = start + int(reached[0]) if reached.size else start + int(np.nanargmax(aa[start:]))
+    candidates = start + np.flatnonzero(resolved[start:])
+    reached = candidates[aa[candidates] >= PLATEAU_FRACTION * aa[resolved].max()]
+    j = int(reached[0]) if reached.size else int(candidates[np.argmax(aa[candidates])])
     ratio = cg[j] / aa[j]
     return {"plateau_lag_ps": float(lags[j]),
             "slowest_timescale_ratio_plateau": float(ratio) if np.isfinite(ratio) else None}

@@ -121,6 +121,17 @@ def test_plateau_ratio_waits_for_the_aa_timescale_to_level_off():
     # levelled off already at the ratio lag: the ratio lag itself
     flat = {side: dict(its[side], timescales_ps=[[9.0]] * 8) for side in its}
     assert plateau_ratio(flat, 0.4)["plateau_lag_ps"] == 0.4
+    # lags longer than the timescale do not count (the 5 ns AA halves of the default run: 17.8 ps at a 43.9 ps
+    # lag, 166 ps at 500 ps): the largest resolved value is 9.5 ps at 3.8 ps, 95% of it first reached there
+    long = {"aa": {"lags_ps": [0.1, 0.3, 1.1, 3.8, 13.0, 43.9, 148.1, 500.0],
+                   "timescales_ps": [[8.4], [8.3], [8.5], [9.5], [9.9], [17.8], [68.0], [166.0]]},
+            "cg": {"lags_ps": [0.1, 0.3, 1.1, 3.8, 13.0, 43.9, 148.1, 500.0],
+                   "timescales_ps": [[8.1], [8.1], [8.8], [10.1], [10.7], [12.4], [58.2], [192.2]]}}
+    out = plateau_ratio(long, 0.4)
+    assert out["plateau_lag_ps"] == 3.8
+    assert math.isclose(out["slowest_timescale_ratio_plateau"], 10.1 / 9.5, rel_tol=1e-12)
+    unresolved = {side: dict(long[side], timescales_ps=[[0.05]] * 8) for side in long}
+    assert plateau_ratio(unresolved, 0.4) == {"plateau_lag_ps": None, "slowest_timescale_ratio_plateau": None}
 
 
 def test_lanes_of_a_run_added_to_a_finished_one_spread_its_new_stages(tmp_path):
