@@ -282,7 +282,7 @@ def count_frames(path) -> int:
     _check_exists(path)
     try:
         with tables.open_file(str(path), "r") as handle:
-            return handle.root.coordinates.shape[0] if "coordinates" in handle.root else 0
+            return int(handle.root.coordinates.shape[0]) if "coordinates" in handle.root else 0  # not numpy's
     except READ_ERRORS as err:
         raise unreadable(path, err) from err
 
