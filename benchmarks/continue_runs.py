@@ -9,7 +9,13 @@ parameter average of the run), and the mean of log friction over the last ``--av
 and the spread (largest over smallest, minus 1) of the exported frictions and of those means. ``--plot`` draws
 each run's training trace and its continuation on one log axis.
 
+``--export-dir DIR`` also writes each continued model, its parameters averaged over the last ``--average``
+iterations as training averages them, to ``DIR/<run>`` (``model.pt``, ``potential.pt``, ``summary.json``), and
+with ``--aa-data MAPPED_AA`` runs one production of it as ``benchmarks/science.py`` does (its default settings,
+seed 0) and compares it with those AA data: MSM slowest timescale and psi-core relaxation time CG/AA.
+
     python benchmarks/continue_runs.py RUN_A RUN_B RUN_C --iterations 100 --out continued.json --plot continued.png
+    python benchmarks/continue_runs.py RUN_A RUN_B --export-dir continued --aa-data aa_mapped.h5 --jobs 2
 """
 import argparse
 import json
@@ -48,8 +54,38 @@ def hold_learning_rates(trainer) -> None:
         trainer.friction_scheduler = HeldRates()
 
 
-def continue_run(run_dir: str, iterations: int, average: int, threads: int) -> dict:
-    """Continue one run (a copy of it) and return its friction trace and summary numbers."""
+def mean_state(states: list) -> dict:
+    """The mean of several state dicts, key by key (entries that are not floating point: the last state's)."""
+    return {key: torch.stack([s[key] for s in states]).mean(dim=0) if value.is_floating_point() else value
+            for key, value in states[-1].items()}
+
+
+def export_and_compare(trainer, states: list, out_dir: Path, aa_data) -> dict:
+    """Load the mean of ``states`` (generator states of the last iterations) into the trainer's models, write them
+    as a run directory ``out_dir``, and with ``aa_data`` produce and compare it as ``science.py`` does."""
+    from science import DEFAULT, kinetics_with_spread  # benchmarks/ is on the path when this script runs
+
+    from openmm_dynmatch import trajio
+    from openmm_dynmatch.analysis import compare
+    from openmm_dynmatch.demo import produce
+    from openmm_dynmatch.runs import finish_run, load_training_data
+
+    trainer._average = mean_state(states)  # loaded by the trainer's own loading of averaged parameters
+    trainer.load_averaged()
+    summary = finish_run(trainer.config, load_training_data(trainer.config), trainer.potential, trainer.dynamics,
+                         out_dir)
+    row = {"model": f"{out_dir.name}/model.pt", "friction_per_ps": summary["friction_per_ps"]}
+    if aa_data is not None:
+        production = produce(out_dir / "model.pt", Path(aa_data), out_dir / "production.h5", DEFAULT, 0, False)
+        kinetics = kinetics_with_spread(compare(trajio.load(aa_data), trajio.load(production), seed=0))
+        row.update(slowest_timescale_ratio=kinetics["slowest_timescale_ratio"],
+                   core_relaxation_ratio=kinetics["core_relaxation_ratio"])
+    return row
+
+
+def continue_run(run_dir: str, iterations: int, average: int, threads: int, export_dir=None, aa_data=None) -> dict:
+    """Continue one run (a copy of it) and return its friction trace and summary numbers (and with
+    ``export_dir`` its averaged continued model, :func:`export_and_compare`)."""
     from openmm_dynmatch.runs import load_trainer
 
     torch.set_num_threads(threads)
@@ -64,16 +100,21 @@ def continue_run(run_dir: str, iterations: int, average: int, threads: int) -> d
             raise SystemExit(f"{run_dir}: only runs with one friction (Langevin) are supported")
         hold_learning_rates(trainer)
         first = trainer.iteration
-        frictions, phases = [], []
-        for _ in range(iterations):
+        frictions, phases, states = [], [], []
+        for k in range(iterations):
             row = trainer.step()
             frictions.append(float(row["friction_per_ps"]))
             phases.append(row["phase"])
-    tail = np.log(frictions[-average:])
-    return {"run": source.name, "start_friction_per_ps": trainer.config.dynamics.friction_per_ps,
-            "exported_friction_per_ps": summary.get("friction_per_ps"), "continued_from_iteration": first,
-            "phases": sorted(set(phases)), "friction_per_ps": frictions,
-            "mean_friction_last_per_ps": float(math.exp(tail.mean())), "wall_s": time.perf_counter() - start}
+            if export_dir is not None and k >= iterations - average:
+                states.append({key: v.detach().clone() for key, v in trainer._generator_state().items()})
+        tail = np.log(frictions[-average:])
+        result = {"run": source.name, "start_friction_per_ps": trainer.config.dynamics.friction_per_ps,
+                  "exported_friction_per_ps": summary.get("friction_per_ps"), "continued_from_iteration": first,
+                  "phases": sorted(set(phases)), "friction_per_ps": frictions,
+                  "mean_friction_last_per_ps": float(math.exp(tail.mean()))}
+        if export_dir is not None:
+            result["continued_model"] = export_and_compare(trainer, states, Path(export_dir) / source.name, aa_data)
+    return dict(result, wall_s=time.perf_counter() - start)
 
 
 def spread(values) -> float:
@@ -119,14 +160,21 @@ def main(argv=None) -> dict:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     parser.add_argument("--out", default=None, help="also write the JSON result to this file")
     parser.add_argument("--plot", default=None, help="also draw the traces here")
+    parser.add_argument("--export-dir", default=None, help="also write each continued model (parameters averaged "
+                                                           "over the last --average iterations) under this folder")
+    parser.add_argument("--aa-data", default=None, help="with --export-dir: mapped AA data to produce and compare "
+                                                        "each continued model against, as science.py does")
     args = parser.parse_args(argv)
+    if args.aa_data is not None and args.export_dir is None:
+        parser.error("--aa-data needs --export-dir (the continued models are produced from there)")
     if args.iterations < 1 or not 1 <= args.average <= args.iterations:
         parser.error(f"--iterations must be positive and --average between 1 and it, got {args.iterations} and "
                      f"{args.average}")
     for run_dir in args.run_dirs:
         if not (Path(run_dir) / "checkpoint.pt").is_file():
             parser.error(f"{run_dir} has no checkpoint.pt: a dynamic-matching run directory is needed")
-    jobs = [(str(d), args.iterations, args.average, args.threads) for d in args.run_dirs]
+    jobs = [(str(d), args.iterations, args.average, args.threads, args.export_dir, args.aa_data)
+            for d in args.run_dirs]
     if args.jobs > 1:
         with ProcessPoolExecutor(min(args.jobs, len(jobs)), mp_context=get_context("spawn")) as pool:
             results = list(pool.map(continue_run, *zip(*jobs)))
@@ -139,7 +187,10 @@ def main(argv=None) -> dict:
                 if len(results) > 1 else None}
     for r in results:
         print(f"{r['run']}: exported {r['exported_friction_per_ps']}, mean of the last {args.average} continued "
-              f"{r['mean_friction_last_per_ps']:.3g}/ps ({r['wall_s']:.0f} s)", file=sys.stderr)
+              f"{r['mean_friction_last_per_ps']:.3g}/ps ({r['wall_s']:.0f} s)"
+              + (f"; continued model MSM / psi-core CG/AA {r['continued_model'].get('slowest_timescale_ratio')} / "
+                 f"{r['continued_model'].get('core_relaxation_ratio')}" if "continued_model" in r else ""),
+              file=sys.stderr)
     print(f"spread: exported {document['spread_exported']}, continued {document['spread_continued']}",
           file=sys.stderr)
     print(json.dumps(document, indent=2))

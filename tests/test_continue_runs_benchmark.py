@@ -6,7 +6,7 @@ from types import SimpleNamespace
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from continue_runs import hold_learning_rates, spread  # noqa: E402
+from continue_runs import hold_learning_rates, mean_state, spread  # noqa: E402
 
 
 def test_held_learning_rates_are_the_configured_ones_and_an_sgd_step_uses_them():
@@ -36,3 +36,10 @@ def test_held_learning_rates_are_the_configured_ones_and_an_sgd_step_uses_them()
 def test_spread_is_largest_over_smallest_minus_one():
     assert spread([4.0, 5.0, 2.0]) == pytest.approx(1.5)
     assert spread([3.0, 3.0]) == 0.0
+
+
+def test_mean_state_averages_floating_entries_and_keeps_the_last_of_the_others():
+    states = [{"w": torch.tensor([1.0, 2.0]), "n": torch.tensor(3)}, {"w": torch.tensor([3.0, 6.0]),
+                                                                     "n": torch.tensor(4)}]
+    mean = mean_state(states)
+    assert torch.equal(mean["w"], torch.tensor([2.0, 4.0])) and int(mean["n"]) == 4
