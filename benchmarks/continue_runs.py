@@ -70,8 +70,7 @@ def export_and_compare(trainer, states: list, out_dir: Path, aa_data) -> dict:
     from openmm_dynmatch.demo import produce
     from openmm_dynmatch.runs import finish_run, load_training_data
 
-    trainer._average = mean_state(states)  # loaded by the trainer's own loading of averaged parameters
-    trainer.load_averaged()
+    trainer.load_averaged(mean_state(states))
     summary = finish_run(trainer.config, load_training_data(trainer.config), trainer.potential, trainer.dynamics,
                          out_dir)
     row = {"model": f"{out_dir.name}/model.pt", "friction_per_ps": summary["friction_per_ps"]}
@@ -106,7 +105,7 @@ def continue_run(run_dir: str, iterations: int, average: int, threads: int, expo
             frictions.append(float(row["friction_per_ps"]))
             phases.append(row["phase"])
             if export_dir is not None and k >= iterations - average:
-                states.append({key: v.detach().clone() for key, v in trainer._generator_state().items()})
+                states.append(trainer.generator_state())
         tail = np.log(frictions[-average:])
         result = {"run": source.name, "start_friction_per_ps": trainer.config.dynamics.friction_per_ps,
                   "exported_friction_per_ps": summary.get("friction_per_ps"), "continued_from_iteration": first,
@@ -189,7 +188,8 @@ def main(argv=None) -> dict:
         print(f"{r['run']}: exported {r['exported_friction_per_ps']}, mean of the last {args.average} continued "
               f"{r['mean_friction_last_per_ps']:.3g}/ps ({r['wall_s']:.0f} s)"
               + (f"; continued model MSM / psi-core CG/AA {r['continued_model'].get('slowest_timescale_ratio')} / "
-                 f"{r['continued_model'].get('core_relaxation_ratio')}" if "continued_model" in r else ""),
+                 f"{r['continued_model'].get('core_relaxation_ratio')}"
+                 if "slowest_timescale_ratio" in r.get("continued_model", {}) else ""),
               file=sys.stderr)
     print(f"spread: exported {document['spread_exported']}, continued {document['spread_continued']}",
           file=sys.stderr)

@@ -557,8 +557,7 @@ def aa_halves(aa_path: Path, seed: int, **compare_kwargs) -> dict:
     split = segments[len(segments) // 2][0] if len(segments) > 1 else n_frames // 2
     earlier, later = trajio.load(aa_path, stop=split), trajio.load(aa_path, start=split)
     row = kinetics_with_spread(compare(earlier, later, seed=seed, **compare_kwargs))
-    return to_jsonable({"trajectories": len(segments), "split_frame": split, "frames": [split, n_frames - split],
-                        **row})
+    return {"trajectories": len(segments), "split_frame": split, "frames": [split, n_frames - split], **row}
 
 
 def kinetics_with_spread(result: dict) -> dict:

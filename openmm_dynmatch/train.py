@@ -429,7 +429,7 @@ class DynamicMatchingTrainer:
     def _accumulate_average(self, iteration: int) -> None:
         if iteration < self.average_start():
             return
-        current = {k: v.detach().clone() for k, v in self._generator_state().items()}
+        current = self.generator_state()
         if self._average is None:
             self._average, self._average_count = current, 1
             return
@@ -438,17 +438,20 @@ class DynamicMatchingTrainer:
             if value.is_floating_point():
                 self._average[key] += (value - self._average[key]) / self._average_count
 
-    def _generator_state(self) -> dict:
+    def generator_state(self) -> dict:
+        """A copy of the potential's and the dynamics' parameters, keys ``potential.*`` and ``dynamics.*``."""
         state = {f"potential.{k}": v for k, v in self.potential.state_dict().items()}
         state.update({f"dynamics.{k}": v for k, v in self.dynamics.state_dict().items()})
-        return state
+        return {k: v.detach().clone() for k, v in state.items()}
 
-    def load_averaged(self) -> None:
-        """Replace potential and friction by their average over the last stretch of training (if any)."""
-        if self._average is None:
+    def load_averaged(self, average: Optional[dict] = None) -> None:
+        """Replace potential and friction by their average over the last stretch of training (if any), or by
+        ``average``, a state of the form :meth:`generator_state` returns (e.g. a mean of several)."""
+        average = self._average if average is None else average
+        if average is None:
             return
-        self.potential.load_state_dict({k[10:]: v for k, v in self._average.items() if k.startswith("potential.")})
-        self.dynamics.load_state_dict({k[9:]: v for k, v in self._average.items() if k.startswith("dynamics.")})
+        self.potential.load_state_dict({k[10:]: v for k, v in average.items() if k.startswith("potential.")})
+        self.dynamics.load_state_dict({k[9:]: v for k, v in average.items() if k.startswith("dynamics.")})
 
     def state_dict(self) -> dict:
         return {

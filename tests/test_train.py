@@ -230,6 +230,16 @@ def test_trainer_steps_the_friction_with_the_crn_gradient(tmp_path):
     assert float(trainer.dynamics.log_friction.detach()[0]) - before == pytest.approx(0.05, rel=1e-4)  # Adam eps
 
 
+def test_generator_state_is_a_copy_and_load_averaged_loads_a_given_state(tmp_path):
+    trainer = _free_trainer(tmp_path, 8, 50.0, 0.01, 10)
+    state = trainer.generator_state()
+    before = trainer.dynamics.log_friction.detach().clone()
+    state["dynamics.log_friction"] += 0.5
+    assert torch.equal(trainer.dynamics.log_friction.detach(), before)  # changing the copy changes nothing
+    trainer.load_averaged(state)
+    assert torch.equal(trainer.dynamics.log_friction.detach(), before + 0.5)
+
+
 def test_the_friction_steps_are_adam_with_its_own_short_memory_of_the_squared_gradient(tmp_path):
     """Several iterations: each step of log friction is Adam's written out again from the logged crn gradients,
     with ``beta1`` and ``friction_beta2`` (not the network's 0.999), so a gradient that shrinks after large ones
