@@ -156,6 +156,11 @@ def test_lanes_of_a_run_added_to_a_finished_one_spread_its_new_stages(tmp_path):
     assert production_cost(4, False) < production_cost(4, True) == 4 * LANE_COSTS["production"]
 
 
+def _metadata(n_beads: int) -> dict:
+    return {"temperature_k": 300.0, "frame_interval_ps": 0.5, "bead_names": [f"B{i}" for i in range(n_beads)],
+            "bonds": [[i, i + 1] for i in range(n_beads - 1)]}
+
+
 def _write_runs(path, positions, lengths=None):
     import mdtraj
 
@@ -163,11 +168,9 @@ def _write_runs(path, positions, lengths=None):
 
     top = mdtraj.Topology()
     residue = top.add_residue("CG", top.add_chain())
-    names = [f"B{i}" for i in range(positions.shape[1])]
-    for name in names:
+    meta = _metadata(positions.shape[1])
+    for name in meta["bead_names"]:
         top.add_atom(name, None, residue)
-    meta = {"temperature_k": 300.0, "frame_interval_ps": 0.5, "bead_names": names,
-            "bonds": [[i, i + 1] for i in range(len(names) - 1)]}
     if lengths:
         meta["trajectory_lengths"] = lengths
     with trajio.TrajectoryWriter(path, top, meta) as writer:
@@ -186,9 +189,7 @@ def test_aa_halves_compares_the_later_trajectories_with_the_earlier_ones(tmp_pat
     kwargs = dict(lags=[1, 3], n_clusters=5, n_bootstrap=2, n_bins=15, backbone=None)
     _write_runs(tmp_path / "two.h5", np.concatenate(runs), [300, 300])
     out = aa_halves(tmp_path / "two.h5", 0, **kwargs)
-    meta = {"temperature_k": 300.0, "frame_interval_ps": 0.5, "bead_names": [f"B{i}" for i in range(4)],
-            "bonds": [[0, 1], [1, 2], [2, 3]]}
-    by_hand = [TrajectoryData(x.astype(np.float32), 0.5 * np.arange(300), None, dict(meta)) for x in runs]
+    by_hand = [TrajectoryData(x.astype(np.float32), 0.5 * np.arange(300), None, _metadata(4)) for x in runs]
     expected = kinetics_with_spread(analysis.compare(by_hand[0], by_hand[1], seed=0, **kwargs))
     assert out["trajectories"] == 2 and out["split_frame"] == 300 and out["frames"] == [300, 300]
     assert out["slowest_timescale_ratio"] == pytest.approx(expected["slowest_timescale_ratio"], rel=1e-12)
