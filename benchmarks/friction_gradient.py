@@ -144,6 +144,23 @@ def friction_log_axis(axis) -> None:
     axis.set_ticks([1, 2, 3, 5, 10, 20])
 
 
+def landscape_fit(factors: list, rewards: list) -> dict:
+    """Least-squares ``g = a + b x + c x^2`` in ``x = ln(factor)`` fitted to every walker's rewards at the
+    ``factors`` (the same start and noise at each), and the mean and standard error over walkers of its slope ``b``
+    (``d<g>/d log gamma`` at the checkpoint's friction) and curvature ``2c``: a classifier that pushes the friction
+    one way has a slope; one that scores every other friction as more AA-like than its own has a negative
+    curvature (a bump at its own friction). None with fewer than three frictions."""
+    if len(factors) < 3:
+        return None
+    x = np.log(np.asarray(factors, dtype=float))
+    design = np.stack([np.ones_like(x), x, x ** 2], axis=1)
+    coefficients = np.linalg.lstsq(design, np.stack([np.asarray(r, dtype=float) for r in rewards]), rcond=None)[0]
+    n = coefficients.shape[1]
+    slope, curvature = coefficients[1], 2.0 * coefficients[2]
+    return {"slope": float(slope.mean()), "slope_se": float(slope.std() / math.sqrt(n)),
+            "curvature": float(curvature.mean()), "curvature_se": float(curvature.std() / math.sqrt(n))}
+
+
 def measure(run_dir, walkers: int, factors: list) -> dict:
     """Landscape and both estimates (see the module docstring) for one run directory's checkpoint."""
     start = time.perf_counter()
@@ -167,6 +184,7 @@ def measure(run_dir, walkers: int, factors: list) -> dict:
     slopes = [{"between_per_ps": [a["friction_per_ps"], b["friction_per_ps"]],
                "slope": (b["reward_mean"] - a["reward_mean"]) / math.log(b["friction_per_ps"] / a["friction_per_ps"])}
               for a, b in zip(landscape[:-1], landscape[1:])]
+    fit = landscape_fit(factors, [rewards[f] for f in factors])
     crn_std = crn["friction_crn_se"] * math.sqrt(walkers)
     local = [s["slope"] for s in slopes if min(s["between_per_ps"]) <= math.exp(log_gamma0) <= max(s["between_per_ps"])]
     reference = float(np.mean(local))
@@ -180,7 +198,7 @@ def measure(run_dir, walkers: int, factors: list) -> dict:
     return {"benchmark": "friction_gradient", "run": Path(run_dir).name, "iteration": trainer.iteration,
             "friction_per_ps": math.exp(log_gamma0), "walkers": walkers,
             "steps_per_window": n_steps, "landscape": landscape, "landscape_slopes": slopes,
-            "landscape_slope_at_checkpoint": reference,
+            "landscape_slope_at_checkpoint": reference, "landscape_fit": fit,
             "estimates": estimates, "wall_s": time.perf_counter() - start}
 
 

@@ -216,6 +216,15 @@ class TrainConfig:
                                    "docs/concepts.md needed 10 for the friction to settle within 5%)",
                                    valid="[1, inf)")
     classifier_warmup: int = option(50, "classifier-only iterations before the generator moves", valid="[0, inf)")
+    classifier_replay: int = option(1, "batches of AA and CG windows every classifier step trains on: the "
+                                    "iteration's own and the classifier_replay - 1 before it (1: the iteration's "
+                                    "own only); more windows per step, at a classifier cost that grows in "
+                                    "proportion (docs/concepts.md, 'What the classifier sees of the friction')",
+                                    valid="[1, inf)")
+    classifier_batch: int = option(0, "AA and CG windows (of each) in every classifier step, drawn afresh for "
+                                   "each step from the windows of classifier_replay (0: all of them in every "
+                                   "step); the classifier's cost follows it rather than the walkers",
+                                   valid="[0, inf)")
     friction_first: int = option(0, "iterations after the classifier warm-up in which only the friction learns "
                                  "(its crn gradient) and the potential keeps its pre-trained values, so the joint game "
                                  "starts from a friction matched to that potential; a value of at least "

@@ -122,6 +122,7 @@ class DynamicMatchingTrainer:
         self._build_optimizers()
         self._average, self._average_count = None, 0
         self.friction_trace = []  # log friction after every friction-phase iteration (train.friction_then: frozen)
+        self.replay = []  # the last train.classifier_replay batches of (AA, CG) windows the classifier trains on
         self.collapse = CollapseMonitor()
 
     # ------------------------------------------------------------------ optimisation state
@@ -223,18 +224,29 @@ class DynamicMatchingTrainer:
         return torch.arange(self.train_cfg.walkers) // k
 
     def classifier_update(self, aa: torch.Tensor, cg: torch.Tensor) -> dict:
-        """``classifier_steps`` Adam steps on AA (1) vs CG (0) windows; returns loss, accuracy, AUC."""
+        """``classifier_steps`` Adam steps on AA (1) vs CG (0) windows, those of this batch and of the
+        ``train.classifier_replay - 1`` batches before it (all of them, or ``train.classifier_batch`` of each kind
+        drawn afresh for every step); returns loss, accuracy and AUC on this batch."""
         cfg = self.train_cfg
         dtype = next(self.classifier.parameters()).dtype
         aa, cg = aa.to(dtype), cg.to(dtype)
+        self.replay = (self.replay + [(aa, cg)])[-cfg.classifier_replay:]
+        pool_aa = torch.cat([pair[0] for pair in self.replay])
+        pool_cg = torch.cat([pair[1] for pair in self.replay])
+        rng = iteration_rng(cfg.seed, self.iteration, 2)
         for _ in range(cfg.classifier_steps):
+            train_aa, train_cg = pool_aa, pool_cg
+            if 0 < cfg.classifier_batch < len(pool_aa):
+                train_aa = pool_aa[torch.as_tensor(rng.choice(len(pool_aa), cfg.classifier_batch, replace=False))]
+            if 0 < cfg.classifier_batch < len(pool_cg):
+                train_cg = pool_cg[torch.as_tensor(rng.choice(len(pool_cg), cfg.classifier_batch, replace=False))]
             self.classifier_optimizer.zero_grad()
-            logits_aa, logits_cg = self.classifier(aa), self.classifier(cg)
+            logits_aa, logits_cg = self.classifier(train_aa), self.classifier(train_cg)
             loss = classifier_loss(logits_aa, logits_cg, cfg.label_smoothing)
             if cfg.r1_weight > 0:
                 from openmm_dynmatch.models.classifier import r1_penalty
 
-                loss = loss + cfg.r1_weight * r1_penalty(self.classifier, aa)
+                loss = loss + cfg.r1_weight * r1_penalty(self.classifier, train_aa)
             loss.backward()
             self.classifier_optimizer.step()
         with torch.no_grad():
@@ -463,7 +475,7 @@ class DynamicMatchingTrainer:
             "friction_optimizer": None if self.friction_optimizer is None else self.friction_optimizer.state_dict(),
             "friction_scheduler": None if self.friction_scheduler is None else self.friction_scheduler.state_dict(),
             "average_count": self._average_count, "free_positions": self.free_positions,
-            "friction_trace": self.friction_trace,
+            "friction_trace": self.friction_trace, "classifier_replay": self.replay,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -483,6 +495,7 @@ class DynamicMatchingTrainer:
         self._average, self._average_count = state["average"], int(state["average_count"])
         self.free_positions = state["free_positions"]
         self.friction_trace = list(state.get("friction_trace", []))  # checkpoints written before it have none
+        self.replay = list(state.get("classifier_replay", []))  # nor the classifier's earlier batches
 
     def save_checkpoint(self) -> Path:
         path = self.run_dir / "checkpoint.pt"

@@ -1,5 +1,6 @@
 """Dynamic-matching trainer: estimator gradients against finite differences of OpenMM simulations, recovery of
 a known model, exact resume, and the pieces of the loop against formulas written out again."""
+import copy
 import math
 
 import numpy as np
@@ -230,6 +231,50 @@ def test_trainer_steps_the_friction_with_the_crn_gradient(tmp_path):
     assert float(trainer.dynamics.log_friction.detach()[0]) - before == pytest.approx(0.05, rel=1e-4)  # Adam eps
 
 
+@pytest.mark.parametrize("replay, batch", [(1, 0), (2, 0), (2, 5)])
+def test_classifier_steps_train_on_the_replayed_batches_and_report_the_current_one(tmp_path, replay, batch):
+    """With ``classifier_replay = 2`` the second update's steps are Adam steps on the loss of both batches' windows
+    together (the AA-vs-CG cross entropy written out again here); with 1, on the second batch alone; with
+    ``classifier_batch = 5``, on 5 AA and 5 CG windows of those drawn for each step by the iteration's stream 2.
+    The reported accuracy is that of the second batch; the batches travel in the checkpoint."""
+    trainer = _free_trainer(tmp_path, 8, 50.0, 0.01, 10, classifier_steps=2, classifier_replay=replay,
+                            classifier_batch=batch)
+    torch.manual_seed(0)
+    trainer.classifier = InvariantWindowClassifier(2, 3, hidden=8)
+    reference = InvariantWindowClassifier(2, 3, hidden=8)
+    reference.load_state_dict(trainer.classifier.state_dict())
+    trainer._build_optimizers()
+    generator = torch.Generator().manual_seed(1)
+    batches = [(torch.randn(8, 3, 2, 3, generator=generator), 1.1 * torch.randn(8, 3, 2, 3, generator=generator))
+               for _ in range(2)]
+    trainer.classifier_update(*batches[0])
+    reference.load_state_dict(trainer.classifier.state_dict())
+    optimizer = torch.optim.Adam(reference.parameters(), lr=trainer.train_cfg.lr_classifier, betas=(0.5, 0.999))
+    optimizer.load_state_dict(copy.deepcopy(trainer.classifier_optimizer.state_dict()))  # Adam's moments, not shared
+    row = trainer.classifier_update(*batches[1])
+
+    pool_aa = torch.cat([b[0] for b in batches[2 - replay:]])
+    pool_cg = torch.cat([b[1] for b in batches[2 - replay:]])
+    rng = np.random.default_rng([trainer.train_cfg.seed, trainer.iteration, 2])
+    for _ in range(2):
+        aa, cg = pool_aa, pool_cg
+        if batch:
+            aa = pool_aa[torch.as_tensor(rng.choice(len(pool_aa), batch, replace=False))]
+            cg = pool_cg[torch.as_tensor(rng.choice(len(pool_cg), batch, replace=False))]
+        optimizer.zero_grad()
+        loss = -0.5 * (F.logsigmoid(reference(aa)).mean() + F.logsigmoid(-reference(cg)).mean())
+        loss.backward()
+        optimizer.step()
+    for name, value in reference.state_dict().items():
+        torch.testing.assert_close(trainer.classifier.state_dict()[name], value)
+    with torch.no_grad():
+        logits_aa, logits_cg = reference(batches[1][0]), reference(batches[1][1])
+    accuracy = 0.5 * float((logits_aa > 0).double().mean() + (logits_cg <= 0).double().mean())
+    assert row["classifier_accuracy"] == pytest.approx(accuracy)
+    state = trainer.state_dict()["classifier_replay"]
+    assert len(state) == replay and torch.equal(state[-1][1], batches[1][1])
+
+
 def test_generator_state_is_a_copy_and_load_averaged_loads_a_given_state(tmp_path):
     trainer = _free_trainer(tmp_path, 8, 50.0, 0.01, 10)
     state = trainer.generator_state()
@@ -416,7 +461,7 @@ def test_a_run_with_nothing_to_learn_is_refused(tmp_path):
 
 
 # ------------------------------------------------------------------------------ recovery of a known model
-def _trainer(tmp_path, integrator, iterations, walkers=256, seed=0):
+def _trainer(tmp_path, integrator, iterations, walkers=256, seed=0, **train):
     friction, dt = SETTINGS[integrator]
     steps_per_frame, window_frames = 10, 6
     tmp_path.mkdir(parents=True, exist_ok=True)
@@ -425,7 +470,7 @@ def _trainer(tmp_path, integrator, iterations, walkers=256, seed=0):
     windows = np.concatenate([make_windows(f, window_frames) for f in frames])
     config = Config(
         train=TrainConfig(iterations=iterations, walkers=walkers, classifier_warmup=30, lr_potential=0.004,
-                          lr_friction=0.01, checkpoint_every=10**6, snr_every=0, seed=seed),
+                          lr_friction=0.01, checkpoint_every=10**6, snr_every=0, seed=seed, **train),
         dynamics=DynamicsConfig(integrator=integrator, timestep_ps=dt, friction_per_ps=3 * friction))
     potential = HarmonicDimer(0.3 * TRUE_K, 1.1 * TRUE_R0)
     dynamics = DynamicsParameters(integrator, 3 * friction, [0, 0])
@@ -464,18 +509,20 @@ def test_dynamic_matching_recovers_force_constant_and_friction_where_force_match
 
 
 @pytest.mark.integration
-def test_resume_continues_exactly(tmp_path):
-    uninterrupted, _ = _trainer(tmp_path / "a", "brownian", iterations=8, walkers=32)
+@pytest.mark.parametrize("replay", [1, 3])
+def test_resume_continues_exactly(tmp_path, replay):
+    """Also with the classifier training on earlier batches again (they travel in the checkpoint)."""
+    uninterrupted, _ = _trainer(tmp_path / "a", "brownian", iterations=8, walkers=32, classifier_replay=replay)
     uninterrupted.config.train.classifier_warmup = 2
     uninterrupted.run(progress=False)
 
-    first, _ = _trainer(tmp_path / "b", "brownian", iterations=8, walkers=32)
+    first, _ = _trainer(tmp_path / "b", "brownian", iterations=8, walkers=32, classifier_replay=replay)
     first.config.train.classifier_warmup = 2
     for _ in range(5):
         first.step()
     first.save_checkpoint()
     first.step()  # work after the checkpoint is lost on interruption
-    resumed, _ = _trainer(tmp_path / "b", "brownian", iterations=8, walkers=32)
+    resumed, _ = _trainer(tmp_path / "b", "brownian", iterations=8, walkers=32, classifier_replay=replay)
     resumed.config.train.classifier_warmup = 2
     resumed.load_state_dict(torch.load(tmp_path / "b" / "run" / "checkpoint.pt", weights_only=False))
     assert resumed.iteration == 5

@@ -1,0 +1,41 @@
+"""``benchmarks/classifier_friction.py`` and the landscape fit of ``benchmarks/friction_gradient.py``."""
+import math
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from classifier_friction import parse_variant, variant_config  # noqa: E402
+from friction_gradient import landscape_fit  # noqa: E402
+
+from openmm_dynmatch.config import Config  # noqa: E402
+
+
+def test_landscape_fit_recovers_each_walkers_quadratic_in_log_friction():
+    """Walker j's rewards are ``a_j + b_j x + c_j x^2`` exactly (x = ln factor), so the fit returns the mean of
+    ``b_j`` and of ``2 c_j`` with their standard errors over walkers, written out again here."""
+    rng = np.random.default_rng(0)
+    factors = [0.7, 0.85, 1.0, 1.18, 1.4]
+    a, b, c = rng.normal(size=50), rng.normal(0.2, 0.5, size=50), rng.normal(-0.1, 0.3, size=50)
+    rewards = [a + b * math.log(f) + c * math.log(f) ** 2 for f in factors]
+    fit = landscape_fit(factors, rewards)
+    assert fit["slope"] == pytest.approx(b.mean()) and fit["curvature"] == pytest.approx(2 * c.mean())
+    assert fit["slope_se"] == pytest.approx(b.std() / math.sqrt(50))
+    assert fit["curvature_se"] == pytest.approx(2 * c.std() / math.sqrt(50))
+    assert landscape_fit([0.8, 1.0], rewards[:2]) is None
+
+
+def test_a_variant_is_a_classifier_only_schedule_at_the_given_friction():
+    config = variant_config(Config(), {"walkers": "256", "classifier_replay": "4"}, friction=4.3, iterations=60,
+                            seed=1)
+    assert config.dynamics.friction_per_ps == 4.3
+    assert (config.train.iterations, config.train.classifier_warmup, config.train.seed) == (60, 60, 1)
+    assert (config.train.walkers, config.train.classifier_replay) == (256, 4)
+
+
+@pytest.mark.parametrize("words, message", [([], "needs a name"), (["w", "walkers"], "KEY=VALUE"),
+                                            (["w", "nonsense=3"], "KEY=VALUE")])
+def test_a_malformed_variant_is_refused_by_name(words, message):
+    with pytest.raises(ValueError, match=message):
+        parse_variant(words)
