@@ -64,6 +64,13 @@ def iteration_rng(seed: int, iteration: int, stream: int = 0) -> np.random.Gener
     return np.random.default_rng([int(seed), int(iteration), int(stream)])
 
 
+def draw_windows(pool: torch.Tensor, n: int, rng: np.random.Generator) -> torch.Tensor:
+    """``n`` windows of ``pool`` drawn without replacement, or all of them where ``n`` is 0 or not smaller."""
+    if not 0 < n < len(pool):
+        return pool
+    return pool[torch.as_tensor(rng.choice(len(pool), n, replace=False))]
+
+
 def rewards_from_logits(logits: torch.Tensor, kind: str) -> torch.Tensor:
     """Reward per CG window; the generator minimises its expectation.
 
@@ -235,11 +242,7 @@ class DynamicMatchingTrainer:
         pool_cg = torch.cat([pair[1] for pair in self.replay])
         rng = iteration_rng(cfg.seed, self.iteration, 2)
         for _ in range(cfg.classifier_steps):
-            train_aa, train_cg = pool_aa, pool_cg
-            if 0 < cfg.classifier_batch < len(pool_aa):
-                train_aa = pool_aa[torch.as_tensor(rng.choice(len(pool_aa), cfg.classifier_batch, replace=False))]
-            if 0 < cfg.classifier_batch < len(pool_cg):
-                train_cg = pool_cg[torch.as_tensor(rng.choice(len(pool_cg), cfg.classifier_batch, replace=False))]
+            train_aa, train_cg = (draw_windows(pool, cfg.classifier_batch, rng) for pool in (pool_aa, pool_cg))
             self.classifier_optimizer.zero_grad()
             logits_aa, logits_cg = self.classifier(train_aa), self.classifier(train_cg)
             loss = classifier_loss(logits_aa, logits_cg, cfg.label_smoothing)
