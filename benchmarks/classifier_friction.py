@@ -145,6 +145,7 @@ def plot(document: dict, path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     names = list(dict.fromkeys(r["variant"] for r in document["results"]))
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -158,11 +159,14 @@ def plot(document: dict, path) -> None:
                     label=f"{result['variant']} seed {result['seed']} (slope {result['landscape_fit']['slope']:.2f})")
     ax.axvline(document["friction_per_ps"], color="grey", ls=":", lw=1)
     ax.set_xscale("log")
-    ax.set_xlabel("friction of the probe windows (1/ps); dotted: the classifier's training friction")
+    ticks = [document["friction_per_ps"] * f for f in document["factors"]]
+    ax.set_xticks(ticks, [f"{t:.2g}" for t in ticks])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlabel("probe friction (1/ps); dotted: the training friction")
     ax.set_ylabel("mean reward - reward at training friction")
     ax.set_title(f"classifiers trained {document['iterations']} iterations against one CG model\n"
                  "(the generator lowers the reward; bars: standard error of the difference)", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
