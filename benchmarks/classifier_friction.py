@@ -22,18 +22,18 @@ trained on again).
 import argparse
 import json
 import math
-import os
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from openmm_dynmatch.config import Config, TrainConfig, apply_overrides, from_dict, load_config, to_dict, write_config
+from openmm_dynmatch.config import Config, TrainConfig, apply_overrides, from_dict, load_config, to_dict
 from openmm_dynmatch.fileio import write_json
-from openmm_dynmatch.runs import stage_path
+from openmm_dynmatch.runs import run_training, stage_path
+from friction_gradient import measure  # benchmarks/ is on the path when this script runs
+from stages import plan_lanes, run_lanes
 
 
 def variant_config(base: Config, overrides: dict, friction: float, iterations: int, seed: int) -> Config:
@@ -59,21 +59,17 @@ def parse_variant(words: list) -> tuple:
     return name, pairs
 
 
-def train_classifier(run_dir: Path, config: Config, target: Path, threads: int) -> None:
-    """Train one variant's classifier in its own process (one torch thread), unless ``target`` holds it."""
-    if (target / "summary.json").exists():
-        return
-    path = target.with_name(target.name + ".yaml")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_config(config, path)
-    start = stage_path(run_dir, 0, config.train.pretrain)
-    resume = (target / "config.yaml").exists()  # an interrupted training goes on from its checkpoint
-    code = ("import sys; from openmm_dynmatch.config import load_config; from openmm_dynmatch.runs import "
-            "run_training; run_training(load_config(sys.argv[1]), sys.argv[2], resume=sys.argv[4] == 'resume', "
-            "progress=False, start_potential=sys.argv[3])")
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    subprocess.run([sys.executable, "-c", code, str(path), str(target), str(start), "resume" if resume else "new"],
-                   check=True, env=env)
+def train_lane(lane: list, run_dir: Path, friction: float, iterations: int) -> None:
+    """Train the classifiers of one lane (``stages.run_lanes``: its own process, one torch thread), each from the
+    run's pre-trained potential; a finished one is kept, an interrupted one goes on from its checkpoint."""
+    torch.set_num_threads(1)
+    base = load_config(run_dir / "config.yaml")
+    start = stage_path(run_dir, 0, base.train.pretrain)
+    for _, overrides, seed, target in lane:
+        if (target / "summary.json").exists():
+            continue
+        run_training(variant_config(base, dict(overrides), friction, iterations, seed), target,
+                     resume=(target / "config.yaml").exists(), progress=False, start_potential=start)
 
 
 def main(argv=None) -> dict:
@@ -103,15 +99,13 @@ def main(argv=None) -> dict:
     base = load_config(run_dir / "config.yaml")
     if not stage_path(run_dir, 0, base.train.pretrain).exists():
         parser.error(f"{run_dir} has no pre-trained potential {stage_path(run_dir, 0, base.train.pretrain).name}")
-    tasks = [(name, overrides, seed, work / f"{name}_seed{seed}") for name, overrides in variants
-             for seed in args.seeds]
+    tasks = [(name, tuple(sorted(overrides.items())), seed, work / f"{name}_seed{seed}")
+             for name, overrides in variants for seed in args.seeds]
     start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
-        list(pool.map(lambda t: train_classifier(run_dir, variant_config(base, t[1], args.friction, args.iterations,
-                                                                         t[2]), t[3], 1), tasks))
+    costs = {task: variant_config(base, dict(task[1]), args.friction, args.iterations, task[2]).train.walkers
+             for task in tasks}  # the sampling and the classifier's work grow with the walkers
+    run_lanes(train_lane, plan_lanes(costs, max(args.jobs, 1)), run_dir, args.friction, args.iterations)
     trained = time.perf_counter() - start
-    sys.path.insert(0, str(Path(__file__).parent))
-    from friction_gradient import measure
 
     factors = sorted({float(f) for f in args.factors.split(",")} | {1.0})
     results = []
@@ -119,7 +113,7 @@ def main(argv=None) -> dict:
         result = measure(target, args.walkers, factors)
         log = np.genfromtxt(target / "log.csv", delimiter=",", names=True)
         last = slice(-10, None)
-        result.update(variant=name, overrides=overrides, seed=seed,
+        result.update(variant=name, overrides=dict(overrides), seed=seed,
                       classifier_auc_last10=float(np.mean(log["classifier_auc"][last])),
                       classifier_seconds_per_iteration=float(np.mean(log["time_classifier_s"])),
                       sampling_seconds_per_iteration=float(np.mean(log["time_sampling_s"])))
