@@ -39,3 +39,23 @@ def test_a_variant_is_a_classifier_only_schedule_at_the_given_friction():
 def test_a_malformed_variant_is_refused_by_name(words, message):
     with pytest.raises(ValueError, match=message):
         parse_variant(words)
+
+
+def test_zero_crossing_of_fresh_slopes_and_its_standard_error():
+    """Exact points on a line in log friction give its zero; the standard error equals the delta method written
+    out again from the weighted least-squares covariance ``(X^T W X)^-1`` of the uncentred line."""
+    from best_response import zero_crossing
+
+    frictions, se = np.array([1.6, 2.4, 3.7, 5.2]), np.array([0.04, 0.05, 0.04, 0.045])
+    slopes = 0.2 * (np.log(frictions) - math.log(2.5))
+    fit = zero_crossing(frictions, slopes, se)
+    assert fit["zero_per_ps"] == pytest.approx(2.5)
+    assert fit["slope_per_log_friction"] == pytest.approx(0.2)
+    design = np.stack([np.ones(4), np.log(frictions)], axis=1)
+    covariance = np.linalg.inv(design.T @ np.diag(1 / se ** 2) @ design)
+    c, d = -0.2 * math.log(2.5), 0.2   # slope = c + d ln(friction): zero at -c/d
+    gradient = np.array([-1 / d, c / d ** 2])
+    assert fit["zero_log_se"] == pytest.approx(math.sqrt(gradient @ covariance @ gradient))
+    assert zero_crossing(frictions, -slopes, se)["zero_per_ps"] is None   # falling line: nothing to return to
+    with pytest.raises(ValueError, match="two or more frictions"):
+        zero_crossing([3.0, 3.0], [0.1, 0.2], [0.05, 0.05])
