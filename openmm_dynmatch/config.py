@@ -225,6 +225,16 @@ class TrainConfig:
                                    "each step from the windows of classifier_replay (0: all of them in every "
                                    "step); the classifier's cost follows it rather than the walkers",
                                    valid="[0, inf)")
+    classifier_reset_every: int = option(0, "generator iterations between re-initialisations of the classifier "
+                                         "while the friction learns (0: never): it returns to its initial "
+                                         "parameters with a fresh Adam state and an empty replay, and learns alone "
+                                         "for classifier_reset_warmup iterations before the generator moves again, "
+                                         "so the friction's gradient comes from a classifier that has seen only "
+                                         "the recent CG (docs/concepts.md, 'What the classifier sees of the "
+                                         "friction'); the classifier-only iterations are logged as warmup and do "
+                                         "not advance the learning-rate schedules", valid="[0, inf)")
+    classifier_reset_warmup: int = option(10, "classifier-only iterations after every re-initialisation of the "
+                                          "classifier (train.classifier_reset_every)", valid="[1, inf)")
     friction_first: int = option(0, "iterations after the classifier warm-up in which only the friction learns "
                                  "(its crn gradient) and the potential keeps its pre-trained values, so the joint game "
                                  "starts from a friction matched to that potential; a value of at least "

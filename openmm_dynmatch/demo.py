@@ -45,6 +45,8 @@ class DemoSettings:
     aa_replicas: int = 1           # independent AA trajectories of aa_ns each (made side by side by science.py)
     classifier_replay: int = 1     # batches of windows every classifier step trains on (this one and earlier ones)
     classifier_batch: int = 0      # windows of each kind per classifier step, drawn from those (0: all)
+    classifier_reset_every: int = 0  # generator iterations between re-initialisations of the classifier (0: never)
+    classifier_reset_warmup: int = 10  # classifier-only iterations after each re-initialisation
 
 
 FULL = DemoSettings(aa_ns=2.0, frame_interval_ps=0.1, fm_iterations=1500, dm_iterations=150, dm_walkers=64,
@@ -63,7 +65,9 @@ def demo_config(cg_path: Path, settings: DemoSettings, objective: str, seed: int
                         probe_windows=settings.probe_windows, probe_steps=200,
                         classifier_steps=settings.classifier_steps, friction_first=settings.friction_first,
                         friction_then=settings.friction_then, evidence_scaling=settings.evidence_scaling,
-                        classifier_replay=settings.classifier_replay, classifier_batch=settings.classifier_batch)
+                        classifier_replay=settings.classifier_replay, classifier_batch=settings.classifier_batch,
+                        classifier_reset_every=settings.classifier_reset_every,
+                        classifier_reset_warmup=settings.classifier_reset_warmup)
     if objective == "force_matching":
         train = replace(train, iterations=settings.fm_iterations)
     else:

@@ -119,6 +119,8 @@ class DynamicMatchingTrainer:
                  aa_windows: np.ndarray, masses_amu, temperature_k: float, steps_per_frame: int, run_dir):
         self.config, self.train_cfg = config, config.train
         self.potential, self.classifier, self.dynamics, self.sampler = potential, classifier, dynamics, sampler
+        # what a re-initialisation returns the classifier to (train.classifier_reset_every)
+        self.classifier_initial = {k: v.detach().clone() for k, v in classifier.state_dict().items()}
         self.aa_windows = torch.as_tensor(np.asarray(aa_windows), dtype=torch.float64)
         self.masses = torch.as_tensor(np.asarray(masses_amu, dtype=np.float64))
         self.kt = kt_kj_per_mol(temperature_k)
@@ -170,8 +172,7 @@ class DynamicMatchingTrainer:
         self.generator_optimizer = torch.optim.Adam(groups or [{"params": []}], betas=betas)
         self.friction_optimizer = (torch.optim.SGD([self.dynamics.log_friction], lr=cfg.lr_friction)
                                    if friction_sgd else None)
-        self.classifier_optimizer = torch.optim.Adam(self.classifier.parameters(), lr=cfg.lr_classifier,
-                                                     betas=(0.5, 0.999))
+        self.classifier_optimizer = self._new_classifier_optimizer()
         factor = linear_decay(int(round(cfg.iterations * (1.0 - cfg.decay_last_fraction))), cfg.iterations)
         friction_factor = factor
         if potential_phase:
@@ -185,6 +186,26 @@ class DynamicMatchingTrainer:
             for group in self.generator_optimizer.param_groups])
         self.friction_scheduler = (torch.optim.lr_scheduler.LambdaLR(self.friction_optimizer, friction_factor)
                                    if friction_sgd else None)
+
+    def _new_classifier_optimizer(self) -> torch.optim.Adam:
+        return torch.optim.Adam(self.classifier.parameters(), lr=self.train_cfg.lr_classifier, betas=(0.5, 0.999))
+
+    def reset_classifier(self) -> None:
+        """The classifier back at its initial parameters, with a fresh Adam state and no replayed batches."""
+        self.classifier.load_state_dict(self.classifier_initial)
+        self.classifier_optimizer = self._new_classifier_optimizer()
+        self.replay = []
+
+    def since_classifier_reset(self, iteration: int) -> int:
+        """Iterations since the classifier's last re-initialisation (0 at the re-initialisation) while
+        ``iteration`` is one of the classifier-only iterations that follow it (``train.classifier_reset_every``),
+        else -1. After the warm-up the iterations run in cycles of ``classifier_reset_every`` generator iterations
+        and then ``classifier_reset_warmup`` classifier-only ones."""
+        cfg = self.train_cfg
+        if cfg.classifier_reset_every <= 0 or iteration < cfg.classifier_warmup:
+            return -1
+        position = (iteration - cfg.classifier_warmup) % (cfg.classifier_reset_every + cfg.classifier_reset_warmup)
+        return position - cfg.classifier_reset_every if position >= cfg.classifier_reset_every else -1
 
     def mode_at(self, iteration: int) -> str:
         """``conditional`` or ``free`` for this iteration, following ``train.mode``."""
@@ -297,13 +318,17 @@ class DynamicMatchingTrainer:
     def phase_at(self, iteration: int) -> str:
         """``warmup`` (the classifier alone learns), ``friction`` (the friction alone joins it,
         ``train.friction_first``), then ``adversarial`` (potential and friction) or, with ``train.friction_then:
-        frozen``, ``potential`` (the potential alone, at the friction the friction phase settled on)."""
+        frozen``, ``potential`` (the potential alone, at the friction the friction phase settled on). While the
+        friction learns, the classifier-only iterations after every re-initialisation of the classifier
+        (``train.classifier_reset_every``) are ``warmup`` too."""
         cfg = self.train_cfg
         if iteration < cfg.classifier_warmup:
             return "warmup"
         if iteration < cfg.classifier_warmup + cfg.friction_first:
-            return "friction"
-        return "potential" if cfg.friction_then == "frozen" else "adversarial"
+            phase = "friction"
+        else:
+            phase = "potential" if cfg.friction_then == "frozen" else "adversarial"
+        return "warmup" if phase != "potential" and self.since_classifier_reset(iteration) >= 0 else phase
 
     def freeze_friction(self) -> None:
         """Set log friction to its mean over the last ``train.average_last_fraction`` of the friction phase
@@ -408,6 +433,8 @@ class DynamicMatchingTrainer:
         phase = self.phase_at(it)
         if phase == "potential" and it == cfg.classifier_warmup + cfg.friction_first:
             self.freeze_friction()
+        if phase == "warmup" and self.since_classifier_reset(it) == 0:
+            self.reset_classifier()
         t0 = time.perf_counter()
         paths, aa = self.sample(it, mode)
         t1 = time.perf_counter()
@@ -479,6 +506,7 @@ class DynamicMatchingTrainer:
             "friction_scheduler": None if self.friction_scheduler is None else self.friction_scheduler.state_dict(),
             "average_count": self._average_count, "free_positions": self.free_positions,
             "friction_trace": self.friction_trace, "classifier_replay": self.replay,
+            "classifier_initial": self.classifier_initial,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -499,6 +527,8 @@ class DynamicMatchingTrainer:
         self.free_positions = state["free_positions"]
         self.friction_trace = list(state.get("friction_trace", []))  # checkpoints written before it have none
         self.replay = list(state.get("classifier_replay", []))  # nor the classifier's earlier batches
+        if "classifier_initial" in state:  # nor what a re-initialisation returns the classifier to
+            self.classifier_initial = state["classifier_initial"]
 
     def save_checkpoint(self) -> Path:
         path = self.run_dir / "checkpoint.pt"

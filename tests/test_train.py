@@ -192,13 +192,13 @@ class _DisplacementLogit(torch.nn.Module):
         return -((windows[:, -1, 0] - windows[:, 0, 0]) ** 2).sum(-1) + 0.0 * self.unused
 
 
-def _free_trainer(tmp_path, walkers, friction, dt, steps_per_frame, potential=None, **train):
+def _free_trainer(tmp_path, walkers, friction, dt, steps_per_frame, potential=None, classifier=None, **train):
     config = Config(train=TrainConfig(walkers=walkers, checkpoint_every=10**6, snr_every=0, **train),
                     dynamics=DynamicsConfig(integrator="brownian", timestep_ps=dt, friction_per_ps=friction))
     windows = np.zeros((4, 3, 2, 3))
     windows[:, :, 1, 0] = TRUE_R0
     sampler = OpenMMSampler(dimer_metadata("brownian", friction, dt), walkers)
-    return DynamicMatchingTrainer(config, potential or _FreeBeads(), _DisplacementLogit(),
+    return DynamicMatchingTrainer(config, potential or _FreeBeads(), classifier or _DisplacementLogit(),
                                   DynamicsParameters("brownian", friction, [0, 0]), sampler, windows, [MASS_AMU] * 2,
                                   TEMPERATURE_K, steps_per_frame, tmp_path / "run")
 
@@ -358,6 +358,40 @@ def test_friction_first_moves_only_the_friction_then_both(tmp_path):
     assert not all(torch.equal(before[k], v) for k, v in potential.state_dict().items())
 
 
+class _AffineDisplacementLogit(torch.nn.Module):
+    """Logit ``-a |x_T - x_0|^2 + b`` of bead 0: two parameters that the classifier loss moves."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = torch.nn.Parameter(torch.tensor(1.0)), torch.nn.Parameter(torch.tensor(0.3))
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        return -self.a * ((windows[:, -1, 0] - windows[:, 0, 0]) ** 2).sum(-1) * 1e2 + self.b
+
+
+def test_classifier_reset_starts_it_afresh_while_the_generator_waits(tmp_path):
+    """``classifier_reset_every = 2``, ``classifier_reset_warmup = 1`` after one warm-up iteration: two generator
+    iterations, then one classifier-only iteration that starts from the classifier's initial parameters with a
+    fresh Adam state (one classifier step moves every parameter by Adam's first step, ``lr_classifier`` times the
+    gradient's sign) and an empty replay; the friction holds and the schedules do not advance there."""
+    trainer = _free_trainer(tmp_path, 16, 50.0, 0.01, 10, classifier=_AffineDisplacementLogit(), classifier_warmup=1,
+                            classifier_reset_every=2, classifier_reset_warmup=1, classifier_steps=1,
+                            classifier_replay=2, lr_classifier=0.01, lr_friction=0.05, decay_last_fraction=0.0)
+    initial = {k: v.clone() for k, v in trainer.classifier.state_dict().items()}
+    phases, log_friction = [], [float(trainer.dynamics.log_friction.detach()[0])]
+    for it in range(7):
+        phases.append(trainer.step()["phase"])
+        log_friction.append(float(trainer.dynamics.log_friction.detach()[0]))
+        moved = {k: (v - initial[k]).abs() for k, v in trainer.classifier.state_dict().items()}
+        one_first_step = all(torch.allclose(m, torch.full_like(m, 0.01), rtol=1e-4) for m in moved.values())
+        assert one_first_step == (it in (0, 3, 6)), it
+        assert len(trainer.replay) == (1 if it in (0, 3, 6) else 2)
+    assert phases == ["warmup", "adversarial", "adversarial", "warmup", "adversarial", "adversarial", "warmup"]
+    assert [log_friction[k + 1] == log_friction[k] for k in range(7)] == [True, False, False, True, False, False,
+                                                                          True]
+    assert trainer.scheduler.last_epoch == 4
+
+
 def test_friction_then_frozen_keeps_the_mean_of_the_phase_end_while_the_potential_learns(tmp_path):
     """``friction_then: frozen``: after four friction-only iterations the friction is set to the mean of its log
     over the phase's last half (``average_last_fraction`` 0.5 of 4 iterations: the last two), stays there bit for
@@ -509,21 +543,26 @@ def test_dynamic_matching_recovers_force_constant_and_friction_where_force_match
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("replay", [1, 3])
-def test_resume_continues_exactly(tmp_path, replay):
-    """Also with the classifier training on earlier batches again (they travel in the checkpoint)."""
-    uninterrupted, _ = _trainer(tmp_path / "a", "brownian", iterations=8, walkers=32, classifier_replay=replay)
+@pytest.mark.parametrize("replay, reset", [(1, 0), (3, 0), (1, 2)])
+def test_resume_continues_exactly(tmp_path, replay, reset):
+    """Also with the classifier training on earlier batches again (they travel in the checkpoint), and with the
+    classifier re-initialised after the checkpoint (to the initial state the checkpoint carries, not to the one
+    a resumed trainer happens to construct: perturbed here)."""
+    options = dict(iterations=8, walkers=32, classifier_replay=replay, classifier_reset_every=reset,
+                   classifier_reset_warmup=1)
+    uninterrupted, _ = _trainer(tmp_path / "a", "brownian", **options)
     uninterrupted.config.train.classifier_warmup = 2
     uninterrupted.run(progress=False)
 
-    first, _ = _trainer(tmp_path / "b", "brownian", iterations=8, walkers=32, classifier_replay=replay)
+    first, _ = _trainer(tmp_path / "b", "brownian", **options)
     first.config.train.classifier_warmup = 2
     for _ in range(5):
         first.step()
     first.save_checkpoint()
     first.step()  # work after the checkpoint is lost on interruption
-    resumed, _ = _trainer(tmp_path / "b", "brownian", iterations=8, walkers=32, classifier_replay=replay)
+    resumed, _ = _trainer(tmp_path / "b", "brownian", **options)
     resumed.config.train.classifier_warmup = 2
+    resumed.classifier_initial = {k: v + 0.1 for k, v in resumed.classifier_initial.items()}
     resumed.load_state_dict(torch.load(tmp_path / "b" / "run" / "checkpoint.pt", weights_only=False))
     assert resumed.iteration == 5
     resumed.run(progress=False)
