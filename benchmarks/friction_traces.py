@@ -94,10 +94,15 @@ def main(argv=None) -> dict:
     shading = {"warmup": ("0.9", "classifier warm-up"), "friction": ("#e8f0ff", "friction alone"),
                "potential": ("#fff0e0", "potential alone, friction frozen"),
                "adversarial": ("#eefaea", "potential and friction together")}
-    for name, (colour, label) in shading.items():
-        shown = first["iterations"][first["phase"] == name]
-        if shown.size:
-            ax.axvspan(shown.min() - 0.5, shown.max() + 0.5, color=colour, lw=0, label=label)
+    phase, iterations = first["phase"], first["iterations"]
+    starts = np.flatnonzero(np.r_[True, phase[1:] != phase[:-1]])  # a phase may recur (classifier re-initialised)
+    labelled = set()
+    for begin, end in zip(starts, np.r_[starts[1:], len(phase)]):
+        if phase[begin] in shading:
+            colour, label = shading[phase[begin]]
+            ax.axvspan(iterations[begin] - 0.5, iterations[end - 1] + 0.5, color=colour, lw=0,
+                       label=None if label in labelled else label)
+            labelled.add(label)
     for k, t in enumerate(traces):
         ax.plot(t["iterations"], t["friction"], color=f"C{k}", lw=1.2, label=t["label"])
         if t["final_averaged_per_ps"] is not None:
