@@ -283,7 +283,8 @@ class TrainConfig:
                                    "the large gradients far from the optimum; with 0.999 a start at 20/ps stalled "
                                    "at 1.2/ps where one at 1/ps reached 0.92/ps (docs/estimators.md)",
                                    valid="[0, 1)")
-    decay_last_fraction: float = option(0.33, "fraction of iterations over which learning rates decay to 0",
+    decay_last_fraction: float = option(0.33, "fraction of the generator updates (every iteration but the "
+                                        "classifier-only ones of the warm-ups) over which learning rates decay to 0",
                                         valid="[0, 1]")
     average_last_fraction: float = option(0.2, "fraction of final iterations whose parameters are averaged",
                                           valid="[0, 1]")

@@ -392,6 +392,28 @@ def test_classifier_reset_starts_it_afresh_while_the_generator_waits(tmp_path):
     assert trainer.scheduler.last_epoch == 4
 
 
+def test_the_decay_schedule_counts_generator_updates_not_classifier_only_iterations(tmp_path):
+    """With one warm-up iteration and a re-initialisation after every two generator iterations (one
+    classifier-only iteration each), 8 iterations hold 5 generator updates (iterations 1, 2, 4, 5, 7); with
+    ``decay_last_fraction`` 0.6 the sgd friction's rate falls linearly from the third update (round(5 * 0.4) = 2
+    updates before it) to 0 after the fifth: factors 1, 1, 1, 2/3, 1/3. Each step is ``-lr * factor * g``."""
+    lr = 0.2
+    trainer = _free_trainer(tmp_path, 16, 50.0, 0.01, 10, classifier_warmup=1, classifier_reset_every=2,
+                            classifier_reset_warmup=1, classifier_steps=1, friction_optimizer="sgd",
+                            lr_friction=lr, iterations=8, decay_last_fraction=0.6)
+    assert trainer.generator_updates(0, 8) == 5
+    factors = iter((1.0, 1.0, 1.0, 2 / 3, 1 / 3))
+    for it in range(8):
+        before = float(trainer.dynamics.log_friction.detach()[0])
+        row = trainer.step()
+        step = float(trainer.dynamics.log_friction.detach()[0]) - before
+        if it in (0, 3, 6):
+            assert row["phase"] == "warmup" and step == 0.0
+            continue
+        assert step == pytest.approx(-lr * next(factors) * row["friction_crn_gradient"], rel=1e-9, abs=1e-12), it
+    assert next(factors, None) is None
+
+
 def test_friction_then_frozen_keeps_the_mean_of_the_phase_end_while_the_potential_learns(tmp_path):
     """``friction_then: frozen``: after four friction-only iterations the friction is set to the mean of its log
     over the phase's last half (``average_last_fraction`` 0.5 of 4 iterations: the last two), stays there bit for
