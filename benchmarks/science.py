@@ -5,8 +5,9 @@ potential (the default: a prior of bonds, angles and repulsion fitted by Boltzma
 plus the many-body ``internal_mlp`` network; see docs/models.md for why) and the same budget. The default
 settings (``DEFAULT``) are those of the result of record: 10 ns of AA data (two independent trajectories of
 5 ns, made side by side), windows of 4 frames 0.5 ps apart, the internal-motion classifier with 10 steps per
-iteration, the friction learned alone (sgd) for 100 iterations and then the joint game with evidence-scaled
-potential steps, four productions per model; ``--set KEY=VALUE`` changes one of them, ``--quick`` and
+iteration, 256 walkers per iteration (the classifier's steps on 64 + 64 windows drawn from them), the
+friction learned alone (sgd) on the force-matched potential with the classifier re-initialised every 20 updates
+(15 classifier-only iterations after each), four productions per model; ``--set KEY=VALUE`` changes one of them, ``--quick`` and
 ``--full`` replace them all.
 
 1. AA reference MD: implicit-solvent (OBC2) alanine dipeptide, OpenMM Reference platform, flexible bonds at a
@@ -23,7 +24,8 @@ potential steps, four productions per model; ``--set KEY=VALUE`` changes one of 
    - ``rem``: the same force matching, then ``iterations`` relative-entropy steps, each advancing ``walkers``
      persistent OpenMM walkers by one window's worth of steps;
    - ``dm``: the same force matching, then ``iterations`` dynamic-matching steps with ``walkers`` OpenMM walkers
-     of one window each: the OpenMM sampling budget of ``rem`` exactly, learning potential and friction.
+     of one window each: the OpenMM sampling budget of ``rem`` exactly, learning the friction (and, where
+     ``friction_first`` leaves a joint phase, the potential).
 
 3. Batched OpenMM production of each exported model (``cg_walkers`` walkers of ``cg_ns`` from mapped AA frames;
    ``--production-seeds N``: N productions per model from the same frames, run as N walker groups of one System
@@ -91,11 +93,14 @@ from stages import StageClock, plan_lanes, run_lanes  # benchmarks/ is on the pa
 
 # The settings of the result of record (benchmarks/README.md, "The default run"): 10 ns of AA data as two
 # independent 5 ns trajectories (made side by side), windows of 4 frames 0.5 ps apart, 10 classifier steps per
-# iteration, the internal-motion classifier, the friction alone (sgd) for 100 iterations after the warm-up, then
-# the joint game with the potential's steps scaled by their evidence.
+# iteration, the internal-motion classifier; dynamic matching with 256 walkers (classifier steps on 64 + 64 windows
+# drawn from them) learns the friction alone (sgd, rate 0.3) on the force-matched potential for 160 iterations
+# after the warm-up, the classifier re-initialised every 20 updates and trained alone for 15 iterations after each
+# (100 friction updates in all): the classifier's memory of earlier CG set the friction the game reached with one
+# classifier throughout (benchmarks/README.md, "The three starts with 256 walkers").
 DEFAULT = replace(FULL, aa_ns=5.0, aa_replicas=2, frame_step=5, classifier_steps=10, internal_motion=True,
-                  friction_first=100, dm_iterations=200, friction_optimizer="sgd", lr_friction=0.15,
-                  evidence_scaling=True)
+                  dm_walkers=256, classifier_batch=64, classifier_reset_every=20, classifier_reset_warmup=15,
+                  friction_first=160, dm_iterations=180, friction_optimizer="sgd", lr_friction=0.3)
 DEFAULT_PRODUCTION_SEEDS = 4
 LARGE = DemoSettings(aa_ns=10.0, frame_interval_ps=0.1, fm_iterations=3000, dm_iterations=600, dm_walkers=128,
                      dm_warmup=40, window_frames=4, cg_walkers=64, cg_ns=1.0, probe_windows=512)
