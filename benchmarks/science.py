@@ -65,7 +65,7 @@ model's training followed by its productions), then this process analyses what t
 those of one process (``--jobs 1``) to the last digit.
 
     OMP_NUM_THREADS=1 python benchmarks/science.py --out benchmarks/results/science_default.json  # 36 min, 2 cores
-    python benchmarks/science.py --friction-starts 1 20 --out science_starts.json  # + two DM trainings (24 min each)
+    python benchmarks/science.py --friction-starts 1 20 --out science_starts.json  # + two DM trainings (29 min each)
     python benchmarks/science.py --full --out science_full.json                     # hours
 """
 import argparse
@@ -170,10 +170,10 @@ def produce_at_friction(label: str, friction: float, summary: dict, cg_path: Pat
                      cg_path, target, settings, seed, progress, friction)
 
 
-# Rough cost of each kind of stage lane task, in units of one force-matching training (28.5 s; the default run of
-# 2026-12-05, one thread each): dynamic matching 51, calibrated friction 9, relative entropy 11, one production
-# 2.2. They only balance the lanes of --jobs; results do not depend on them.
-LANE_COSTS = {"dm": 51.0, "fmc": 9.0, "rem": 11.0, "fm": 1.0, "production": 2.2}
+# Rough cost of each kind of stage lane task, in units of one force-matching training (29 s; the default run of
+# 2026-12-05, sixth session, one thread each): dynamic matching 60, calibrated friction 8, relative entropy 18 (DM
+# and REM with 256 walkers), one production 2.2. They only balance the lanes of --jobs; results do not depend on them.
+LANE_COSTS = {"dm": 60.0, "fmc": 8.0, "rem": 18.0, "fm": 1.0, "production": 2.2}
 # One more walker group of a grouped production adds about this fraction of one production's cost (a force
 # evaluation of 128 walkers costs 1.45x one of 32, benchmarks/potential_speed.py's internal_mlp).
 GROUP_COST = 0.15
