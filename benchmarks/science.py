@@ -7,8 +7,8 @@ settings (``DEFAULT``) are those of the result of record: 10 ns of AA data (two 
 5 ns, made side by side), windows of 4 frames 0.5 ps apart, the internal-motion classifier with 10 steps per
 iteration, 256 walkers per iteration (the classifier's steps on 64 + 64 windows drawn from them), the
 friction learned alone (sgd) on the force-matched potential with the classifier re-initialised every 20 updates
-(15 classifier-only iterations after each), four productions per model; ``--set KEY=VALUE`` changes one of them, ``--quick`` and
-``--full`` replace them all.
+(15 classifier-only iterations after each; 80 friction updates), four productions per model; ``--set
+KEY=VALUE`` changes one of them, ``--quick`` and ``--full`` replace them all.
 
 1. AA reference MD: implicit-solvent (OBC2) alanine dipeptide, OpenMM Reference platform, flexible bonds at a
    1 fs step (so the mapped forces are exact), Langevin friction 1/ps, 300 K; frames every 0.1 ps; mapped to
@@ -64,8 +64,8 @@ every training and production in N processes (``stages.py``; lanes of about equa
 model's training followed by its productions), then this process analyses what they wrote; the results are
 those of one process (``--jobs 1``) to the last digit.
 
-    OMP_NUM_THREADS=1 python benchmarks/science.py --out benchmarks/results/science_default.json  # 36 min, 2 cores
-    python benchmarks/science.py --friction-starts 1 20 --out science_starts.json  # + two DM trainings (29 min each)
+    OMP_NUM_THREADS=1 python benchmarks/science.py --out benchmarks/results/science_default.json  # 27 min, 2 cores
+    python benchmarks/science.py --friction-starts 1 20 --out science_starts.json  # + two DM trainings (21 min each)
     python benchmarks/science.py --full --out science_full.json                     # hours
 """
 import argparse
@@ -94,13 +94,14 @@ from stages import StageClock, plan_lanes, run_lanes  # benchmarks/ is on the pa
 # The settings of the result of record (benchmarks/README.md, "The default run"): 10 ns of AA data as two
 # independent 5 ns trajectories (made side by side), windows of 4 frames 0.5 ps apart, 10 classifier steps per
 # iteration, the internal-motion classifier; dynamic matching with 256 walkers (classifier steps on 64 + 64 windows
-# drawn from them) learns the friction alone (sgd, rate 0.3) on the force-matched potential for 160 iterations
+# drawn from them) learns the friction alone (sgd, rate 0.3) on the force-matched potential for 125 iterations
 # after the warm-up, the classifier re-initialised every 20 updates and trained alone for 15 iterations after each
-# (100 friction updates in all): the classifier's memory of earlier CG set the friction the game reached with one
-# classifier throughout (benchmarks/README.md, "The three starts with 256 walkers").
+# (80 friction updates in all; 100 took 35.7 min instead of 27.2 and gave the same friction): the classifier's
+# memory of earlier CG set the friction the game reached with one classifier throughout (benchmarks/README.md,
+# "The three starts with 256 walkers").
 DEFAULT = replace(FULL, aa_ns=5.0, aa_replicas=2, frame_step=5, classifier_steps=10, internal_motion=True,
                   dm_walkers=256, classifier_batch=64, classifier_reset_every=20, classifier_reset_warmup=15,
-                  friction_first=160, dm_iterations=180, friction_optimizer="sgd", lr_friction=0.3)
+                  friction_first=125, dm_iterations=145, friction_optimizer="sgd", lr_friction=0.3)
 DEFAULT_PRODUCTION_SEEDS = 4
 LARGE = DemoSettings(aa_ns=10.0, frame_interval_ps=0.1, fm_iterations=3000, dm_iterations=600, dm_walkers=128,
                      dm_warmup=40, window_frames=4, cg_walkers=64, cg_ns=1.0, probe_windows=512)
@@ -171,9 +172,9 @@ def produce_at_friction(label: str, friction: float, summary: dict, cg_path: Pat
 
 
 # Rough cost of each kind of stage lane task, in units of one force-matching training (29 s; the default run of
-# 2026-12-05, sixth session, one thread each): dynamic matching 60, calibrated friction 8, relative entropy 18 (DM
+# 2026-12-05, sixth session, one thread each): dynamic matching 50, calibrated friction 8, relative entropy 16 (DM
 # and REM with 256 walkers), one production 2.2. They only balance the lanes of --jobs; results do not depend on them.
-LANE_COSTS = {"dm": 60.0, "fmc": 8.0, "rem": 18.0, "fm": 1.0, "production": 2.2}
+LANE_COSTS = {"dm": 50.0, "fmc": 8.0, "rem": 16.0, "fm": 1.0, "production": 2.2}
 # One more walker group of a grouped production adds about this fraction of one production's cost (a force
 # evaluation of 128 walkers costs 1.45x one of 32, benchmarks/potential_speed.py's internal_mlp).
 GROUP_COST = 0.15
