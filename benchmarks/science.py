@@ -173,7 +173,8 @@ def produce_at_friction(label: str, friction: float, summary: dict, cg_path: Pat
 
 # Rough cost of each kind of stage lane task, in units of one force-matching training (29 s; the default run of
 # 2026-12-05, sixth session, one thread each): dynamic matching 50, calibrated friction 8, relative entropy 16 (DM
-# and REM with 256 walkers), one production 2.2. They only balance the lanes of --jobs; results do not depend on them.
+# and REM with 256 walkers), one production 2.2. They only balance the lanes of --jobs; results do not depend on
+# them.
 LANE_COSTS = {"dm": 50.0, "fmc": 8.0, "rem": 16.0, "fm": 1.0, "production": 2.2}
 # One more walker group of a grouped production adds about this fraction of one production's cost (a force
 # evaluation of 128 walkers costs 1.45x one of 32, benchmarks/potential_speed.py's internal_mlp).
