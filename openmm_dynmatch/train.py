@@ -175,14 +175,14 @@ class DynamicMatchingTrainer:
         self.classifier_optimizer = self._new_classifier_optimizer()
         # the schedules count generator updates, the iterations that are not classifier-only ones (the warm-up
         # and the warm-ups after every re-initialisation of the classifier), so they end at the last update
-        updates = self.generator_updates(0, cfg.iterations)
-        factor = linear_decay(int(round(updates * (1.0 - cfg.decay_last_fraction))), updates)
-        friction_factor = factor
+        def decaying_over(updates: int):
+            return linear_decay(int(round(updates * (1.0 - cfg.decay_last_fraction))), updates)
+
+        factor = friction_factor = decaying_over(self.generator_updates_before(cfg.iterations))
         if potential_phase:
             # the friction's own schedule ends with the friction phase: it decays over the phase's last
             # decay_last_fraction of updates, so the value it is frozen at is an annealed one
-            updates = self.generator_updates(0, potential_start)
-            friction_factor = linear_decay(int(round(updates * (1.0 - cfg.decay_last_fraction))), updates)
+            friction_factor = decaying_over(self.generator_updates_before(potential_start))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.generator_optimizer, [
             friction_factor if any(p is self.dynamics.log_friction for p in group["params"]) else factor
             for group in self.generator_optimizer.param_groups])
@@ -209,9 +209,9 @@ class DynamicMatchingTrainer:
         position = (iteration - cfg.classifier_warmup) % (cfg.classifier_reset_every + cfg.classifier_reset_warmup)
         return position - cfg.classifier_reset_every if position >= cfg.classifier_reset_every else -1
 
-    def generator_updates(self, start: int, end: int) -> int:
-        """Generator updates among iterations ``start`` .. ``end - 1``: those whose phase is not ``warmup``."""
-        return sum(self.phase_at(it) != "warmup" for it in range(start, end))
+    def generator_updates_before(self, iteration: int) -> int:
+        """Generator updates among the iterations before ``iteration``: those whose phase is not ``warmup``."""
+        return sum(self.phase_at(it) != "warmup" for it in range(iteration))
 
     def mode_at(self, iteration: int) -> str:
         """``conditional`` or ``free`` for this iteration, following ``train.mode``."""

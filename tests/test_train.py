@@ -401,7 +401,7 @@ def test_the_decay_schedule_counts_generator_updates_not_classifier_only_iterati
     trainer = _free_trainer(tmp_path, 16, 50.0, 0.01, 10, classifier_warmup=1, classifier_reset_every=2,
                             classifier_reset_warmup=1, classifier_steps=1, friction_optimizer="sgd",
                             lr_friction=lr, iterations=8, decay_last_fraction=0.6)
-    assert trainer.generator_updates(0, 8) == 5
+    assert trainer.generator_updates_before(8) == 5
     factors = iter((1.0, 1.0, 1.0, 2 / 3, 1 / 3))
     for it in range(8):
         before = float(trainer.dynamics.log_friction.detach()[0])
