@@ -43,6 +43,11 @@ KEY=VALUE`` changes one of them, ``--quick`` and ``--full`` replace them all.
    targets are judged on the means: one production of 32 walkers x 100 ps moves the ratios by about +-0.2.
    The AA data are also judged against themselves (:func:`aa_halves`, ``aa_halves`` in the JSON): the later half
    of the AA trajectories against the earlier half, the noise of the AA side of those ratios.
+   ``--reference DIR`` judges every model against other AA data instead: ``--reference-replicas`` independent
+   trajectories of ``aa_ns`` each at ``--reference-seed`` (apart from the training data's seeds), made in DIR or
+   reused from there, so that runs at several seeds share one yardstick longer than their training data; the
+   training data are then judged against it too (``training_aa_vs_reference``), and ``aa_halves`` are the
+   reference's.
 5. The thermodynamic investigation of the ``fm`` model (:func:`profile_study`): along phi and along psi, AA
    ``-kT ln p``, the sampled free energy of the full model and of its prior alone, and the network's energy
    averaged per bin. And the landscape behind the kinetics for every model (:func:`psi_landscape`, all its
@@ -109,6 +114,8 @@ OBJECTIVES = {"fm": "force_matching", "fmc": "force_matching", "rem": "relative_
 LABELS = {"aa": "AA (mapped)", "fm": "force matching", "fmc": "FM + calibrated friction", "rem": "relative entropy",
           "dm": "dynamic matching"}
 ITS_TOLERANCE = 0.25
+REFERENCE_SEED = 1000
+REFERENCE_REPLICAS = 8
 FRICTION_START_TOLERANCE = 0.15
 JS_MARGIN = 0.01
 SPLIT_HALF_FACTOR = 2.0
@@ -648,6 +655,23 @@ def make_aa_data(work: Path, settings: DemoSettings, seed: int, progress: bool, 
     return prepare_aa_data(work, settings, seed, progress)
 
 
+def make_reference(directory: Path, settings: DemoSettings, replicas: int, seed: int, progress: bool,
+                   jobs: int) -> Path:
+    """The AA data that judge the models when ``--reference`` is given: ``replicas`` independent trajectories of
+    ``settings.aa_ns`` each, seeded from ``seed``, made in ``directory`` (finished files there are reused) and
+    mapped to ``directory/aa_mapped.h5``, which is returned."""
+    directory.mkdir(parents=True, exist_ok=True)
+    return make_aa_data(directory, replace(settings, aa_replicas=replicas), seed, progress, jobs)[1]
+
+
+def training_data_judged(reference, aa, seed: int, **compare_kwargs) -> dict:
+    """The training AA data judged against the reference as a model's production is: how far the times of the
+    data the models learn from lie from the reference's (its ratios are the training data's own noise when both
+    are AA of the same force field)."""
+    result = compare(reference, aa, seed=seed, **compare_kwargs)
+    return dict(kinetics_with_spread(result), js_fes_2d=result["summary"].get("js_fes_2d"))
+
+
 def aa_lane(replicas: list, work: Path, settings: DemoSettings, seed: int) -> None:
     """Make the AA replicas ``replicas`` in this process, one after the other, without progress bars."""
     for replica in replicas:
@@ -656,10 +680,13 @@ def aa_lane(replicas: list, work: Path, settings: DemoSettings, seed: int) -> No
 
 def run(settings: DemoSettings, work: Path, out: Path, seed: int, aa_mapped, progress: bool,
         friction_starts=(), friction_scan=(), production_seeds: int = 1, jobs: int = 1, threads: int = 1,
-        separate: bool = False) -> dict:
+        separate: bool = False, reference=None, reference_replicas: int = REFERENCE_REPLICAS,
+        reference_seed: int = REFERENCE_SEED) -> dict:
     """All stages; returns the JSON document (also written to ``out``). With ``jobs > 1`` the AA replicas are made
     side by side (:func:`make_aa_data`) and the stages after the AA data run first in up to ``jobs`` processes of
-    ``threads`` torch threads each (:func:`lane_tasks`), then this process analyses."""
+    ``threads`` torch threads each (:func:`lane_tasks`), then this process analyses. With ``reference`` (a
+    directory) the models are judged against the AA data of :func:`make_reference` instead of the training
+    data."""
     began = time.perf_counter()
     work.mkdir(parents=True, exist_ok=True)
     clock = StageClock(work)
@@ -668,6 +695,9 @@ def run(settings: DemoSettings, work: Path, out: Path, seed: int, aa_mapped, pro
                                seed, progress, jobs)
     else:
         cg_path = Path(aa_mapped)
+    reference_path = None if reference is None else clock.run(
+        "aa_reference_s", (Path(reference) / "aa_mapped.h5").exists(), make_reference, Path(reference), settings,
+        reference_replicas, reference_seed, progress, jobs)
     if jobs > 1:
         lanes = plan_lanes(lane_tasks(production_seeds, friction_starts, friction_scan, separate, work, seed), jobs)
         run_lanes(run_lane, lanes, cg_path, work, settings, seed, production_seeds, list(friction_scan), threads,
@@ -675,22 +705,24 @@ def run(settings: DemoSettings, work: Path, out: Path, seed: int, aa_mapped, pro
     summaries = train_all(cg_path, work, settings, seed, clock, progress)
     models, files, analysis_s = {}, {}, 0.0
     aa = trajio.load(cg_path)
+    judge = aa if reference_path is None else trajio.load(reference_path)  # the AA data the models are judged by
     for label, summary in summaries.items():
         files[label] = produce_model(label, summary, cg_path, work, settings, seed, clock, progress,
                                      production_seeds, separate)
         start = time.perf_counter()
-        models[label] = model_metrics(aa, files[label], summary, seed)
+        models[label] = model_metrics(judge, files[label], summary, seed)
         analysis_s += time.perf_counter() - start
     start = time.perf_counter()
-    halves = aa_halves(cg_path, seed)
+    halves = aa_halves(reference_path or cg_path, seed)
+    training_vs_reference = None if reference_path is None else training_data_judged(judge, aa, seed)
     analysis_s += time.perf_counter() - start
-    starts = friction_starts_study(aa, cg_path, work, settings, seed, clock, progress, list(friction_starts),
+    starts = friction_starts_study(judge, cg_path, work, settings, seed, clock, progress, list(friction_starts),
                                    summaries["dm"], dict(models["dm"]["kinetics_per_seed"][0],
                                                          heldout_auc=models["dm"]["heldout_auc"])
                                    ) if friction_starts else None
-    scan = friction_scan_study(aa, cg_path, work, settings, seed, clock, progress, list(friction_scan),
+    scan = friction_scan_study(judge, cg_path, work, settings, seed, clock, progress, list(friction_scan),
                                summaries, models) if friction_scan else None
-    angles = {"aa": backbone_cvs(aa.positions, aa.metadata)}
+    angles = {"aa": backbone_cvs(judge.positions, judge.metadata)}
     for label, paths in files.items():
         angles[label] = np.concatenate([backbone_cvs(walker_frames(path), aa.metadata) for path in paths])
     landscape = to_jsonable(psi_landscape(angles, aa.metadata["temperature_k"]))
@@ -707,6 +739,10 @@ def run(settings: DemoSettings, work: Path, out: Path, seed: int, aa_mapped, pro
         "productions": "separate systems" if separate else "walker groups of one system", "jobs": jobs,
         "timings_s": timings,
         "aa_frames": int(aa.n_frames), "aa_split_half_js": floor, "aa_halves": halves,
+        "reference": None if reference_path is None else {
+            "replicas": reference_replicas, "seed": reference_seed, "ns_each": settings.aa_ns,
+            "frames": int(judge.n_frames)},
+        "training_aa_vs_reference": training_vs_reference,
         "aa_core_memory_ratio": models["fm"]["core_memory_ratio_aa"], "targets": targets(models, floor),
         "friction_starts": starts, "friction_scan": scan,
         "psi_barrier_kj_per_mol": profiles["psi_barrier_kj_per_mol"], "psi_landscape": landscape["barriers"],
@@ -736,7 +772,7 @@ def one_line(result: dict) -> str:
     return (f"science ({result['timings_s']['total_s']:.0f} s" + (f", kinetics and JS averaged over {seeds} "
                                                                   f"productions" if seeds > 1 else "")
             + f"): AA core memory ratio {_fmt(result.get('aa_core_memory_ratio'))}"
-            + _halves_line(result.get("aa_halves")) + "; " + "; ".join(parts)
+            + _reference_line(result) + _halves_line(result.get("aa_halves")) + "; " + "; ".join(parts)
             + f" | FM JS / AA split-half JS {_fmt(t['fm_js_over_split_half'])} (target <= 2), FM walkers cross: "
               f"{t['fm_walkers_cross']} | DM within 25% (MSM/core): {t['msm_dm_within_25pct']}/"
               f"{t['core_dm_within_25pct']}, FM off by "
@@ -745,6 +781,15 @@ def one_line(result: dict) -> str:
               f"{t['dm_as_close_as_calibrated_on_both_closer_on_one']}, DM AUC below FM's: {t['dm_auc_below_fm']}"
             + _starts_line(result.get("friction_starts"))
             + _scan_line(result.get("friction_scan")))
+
+
+def _reference_line(result: dict) -> str:
+    reference, training = result.get("reference"), result.get("training_aa_vs_reference")
+    if not reference:
+        return ""
+    return (f", judged against {reference['replicas']} x {reference['ns_each']:g} ns of reference AA (seed "
+            f"{reference['seed']}); training AA / reference MSM {_fmt(training['slowest_timescale_ratio'])} core "
+            f"{_fmt(training['core_relaxation_ratio'])}")
 
 
 def _halves_line(halves) -> str:
@@ -819,6 +864,15 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=min(available_cores(), 4), metavar="N",
                         help="processes for the stages after the AA data (trainings and productions; default: the "
                              "cores available, at most 4); each gets --threads torch threads (default: cores / N)")
+    parser.add_argument("--reference", default=None, metavar="DIR",
+                        help="judge the models against other AA data: --reference-replicas trajectories of aa_ns "
+                             "each at --reference-seed, made in DIR or reused from there (share DIR between runs "
+                             "at several seeds)")
+    parser.add_argument("--reference-replicas", type=int, default=REFERENCE_REPLICAS, metavar="N",
+                        help=f"independent AA trajectories of the reference (default {REFERENCE_REPLICAS})")
+    parser.add_argument("--reference-seed", type=int, default=REFERENCE_SEED,
+                        help=f"seed of the reference's trajectories (default {REFERENCE_SEED}); must differ from "
+                             "--seed")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a size of the run (a field of openmm_dynmatch.demo.DemoSettings), e.g. "
                              "--set frame_step=5")
@@ -847,10 +901,18 @@ def main(argv=None) -> int:
         parser.error(f"--production-seeds must be >= 1, got {args.production_seeds}")
     if args.jobs < 1:
         parser.error(f"--jobs must be >= 1, got {args.jobs}")
+    if args.reference_replicas < 1:
+        parser.error(f"--reference-replicas must be >= 1, got {args.reference_replicas}")
+    if args.reference is not None and args.aa_mapped is not None:
+        parser.error("--reference makes implicit-solvent AA data, so it cannot judge models trained on --aa-mapped "
+                     "data")
+    if args.reference is not None and args.reference_seed == args.seed:
+        parser.error(f"--reference-seed must differ from --seed (the training data's), got {args.reference_seed} "
+                     "for both")
     lane_threads = args.threads or max(1, available_cores() // args.jobs)
     result = run(settings, Path(args.work_dir), Path(args.out), args.seed, args.aa_mapped, not args.no_progress,
                  args.friction_starts, args.friction_scan, args.production_seeds, args.jobs, lane_threads,
-                 args.separate_productions)
+                 args.separate_productions, args.reference, args.reference_replicas, args.reference_seed)
     print(json.dumps({k: v for k, v in result.items() if k != "curves"}, indent=2))
     print(one_line(result), file=sys.stderr)
     return 0

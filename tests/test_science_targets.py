@@ -12,7 +12,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import pytest  # noqa: E402
 from science import (LANE_COSTS, aa_halves, kinetics_with_spread, lane_tasks, main, plateau_ratio,  # noqa: E402
-                     production_cost, productions, seed_average, setting_value, targets)
+                     production_cost, productions, seed_average, setting_value, targets, training_data_judged)
 from stages import plan_lanes  # noqa: E402
 
 
@@ -107,6 +107,35 @@ def test_science_refuses_a_bad_set_before_running_anything(capsys):
     with pytest.raises(SystemExit):
         main(["--set", "internal_motion=1"])
     assert "true or false" in capsys.readouterr().err
+
+
+def test_science_refuses_a_reference_that_shares_the_training_seed_or_cannot_judge_the_data(capsys, tmp_path):
+    with pytest.raises(SystemExit):
+        main(["--reference", str(tmp_path), "--seed", "1000"])
+    assert "--reference-seed must differ from --seed" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--reference", str(tmp_path), "--reference-replicas", "0"])
+    assert "--reference-replicas must be >= 1, got 0" in capsys.readouterr().err
+    (tmp_path / "mapped.h5").write_bytes(b"")
+    with pytest.raises(SystemExit):
+        main(["--reference", str(tmp_path), "--aa-mapped", str(tmp_path / "mapped.h5")])
+    assert "cannot judge models trained on --aa-mapped" in capsys.readouterr().err
+
+
+def test_training_data_are_judged_as_a_model_against_the_reference():
+    """Training data that are the reference's random walks stretched twofold diffuse four times as fast: the
+    judged COM diffusion ratio is 4 (training over reference, not the other way round)."""
+    from openmm_dynmatch.trajio import TrajectoryData
+
+    rng = np.random.default_rng(5)
+    walks = np.cumsum(rng.normal(scale=0.05, size=(400, 4, 3)), axis=0).astype(np.float32)
+    reference = TrajectoryData(walks, 0.5 * np.arange(400), None, _metadata(4))
+    training = TrajectoryData(2.0 * walks, 0.5 * np.arange(400), None, _metadata(4))
+    kwargs = dict(lags=[1, 3], n_clusters=5, n_bootstrap=2, n_bins=15, backbone=None)
+    out = training_data_judged(reference, training, 0, **kwargs)
+    assert out["diffusion_com_ratio"] == pytest.approx(4.0, rel=1e-5)
+    assert training_data_judged(reference, reference, 0, **kwargs)["slowest_timescale_ratio"] == pytest.approx(1.0)
+    json.dumps(out)
 
 
 def test_plateau_ratio_waits_for_the_aa_timescale_to_level_off():
