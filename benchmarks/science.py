@@ -664,6 +664,20 @@ def make_reference(directory: Path, settings: DemoSettings, replicas: int, seed:
     return make_aa_data(directory, replace(settings, aa_replicas=replicas), seed, progress, jobs)[1]
 
 
+def check_reference(reference, aa, settings: DemoSettings, replicas: int, directory) -> None:
+    """Refuse reference AA data found in ``directory`` that are not what this run asked for (a directory made by a
+    run with other sizes is reused, not remade): another frame interval than the training data's, or another
+    number of frames than ``replicas`` trajectories of ``settings.aa_ns``."""
+    ours, theirs = aa.metadata["frame_interval_ps"], reference.metadata["frame_interval_ps"]
+    if not np.isclose(ours, theirs):
+        raise SystemExit(f"--reference {directory}: its frames are {theirs} ps apart, the training data's {ours} ps")
+    expected = replicas * int(round(settings.aa_ns * 1000.0 / ours))
+    if reference.n_frames != expected:
+        raise SystemExit(f"--reference {directory}: holds {reference.n_frames} frames, expected {expected} "
+                         f"({replicas} x {settings.aa_ns:g} ns every {ours:g} ps); give another directory or the "
+                         f"--reference-replicas it was made with")
+
+
 def training_data_judged(reference, aa, seed: int, **compare_kwargs) -> dict:
     """The training AA data judged against the reference as a model's production is: how far the times of the
     data the models learn from lie from the reference's (its ratios are the training data's own noise when both
@@ -706,6 +720,8 @@ def run(settings: DemoSettings, work: Path, out: Path, seed: int, aa_mapped, pro
     models, files, analysis_s = {}, {}, 0.0
     aa = trajio.load(cg_path)
     judge = aa if reference_path is None else trajio.load(reference_path)  # the AA data the models are judged by
+    if reference_path is not None:
+        check_reference(judge, aa, settings, reference_replicas, reference)
     for label, summary in summaries.items():
         files[label] = produce_model(label, summary, cg_path, work, settings, seed, clock, progress,
                                      production_seeds, separate)

@@ -12,7 +12,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import pytest  # noqa: E402
 from science import (LANE_COSTS, aa_halves, kinetics_with_spread, lane_tasks, main, plateau_ratio,  # noqa: E402
-                     production_cost, productions, seed_average, setting_value, targets, training_data_judged)
+                     production_cost, productions, seed_average, setting_value, targets, training_data_judged,
+                     check_reference)
 from stages import plan_lanes  # noqa: E402
 
 
@@ -136,6 +137,22 @@ def test_training_data_are_judged_as_a_model_against_the_reference():
     assert out["diffusion_com_ratio"] == pytest.approx(4.0, rel=1e-5)
     assert training_data_judged(reference, reference, 0, **kwargs)["slowest_timescale_ratio"] == pytest.approx(1.0)
     json.dumps(out)
+
+
+def test_a_reference_made_with_other_sizes_is_refused():
+    from dataclasses import replace
+
+    from openmm_dynmatch.trajio import TrajectoryData
+    from science import DEFAULT
+
+    settings = replace(DEFAULT, aa_ns=0.02, frame_interval_ps=0.5)  # 40 frames per trajectory
+    frames = lambda n, dt: TrajectoryData(np.zeros((n, 4, 3), np.float32), dt * np.arange(n), None,
+                                          dict(_metadata(4), frame_interval_ps=dt))
+    check_reference(frames(80, 0.5), frames(40, 0.5), settings, 2, "ref")  # 2 x 40 frames: accepted
+    with pytest.raises(SystemExit, match="holds 120 frames, expected 80"):
+        check_reference(frames(120, 0.5), frames(40, 0.5), settings, 2, "ref")
+    with pytest.raises(SystemExit, match="its frames are 0.1 ps apart, the training data's 0.5 ps"):
+        check_reference(frames(80, 0.1), frames(40, 0.5), settings, 2, "ref")
 
 
 def test_plateau_ratio_waits_for_the_aa_timescale_to_level_off():
