@@ -253,7 +253,7 @@ def model_metrics(aa, cg_files: list, summary: dict, seed: int) -> dict:
     """
     results = [compare(aa, trajio.load(path), seed=seed) for path in cg_files]
     s = results[0]["summary"]
-    per_seed = [dict(kinetics_with_spread(r), js_fes_2d=r["summary"].get("js_fes_2d")) for r in results]
+    per_seed = [judged_row(r) for r in results]
     auc = summary.get("heldout_auc") or {}
     metrics = {
         "js_fes_1d": s.get("js_fes_1d"), "js_fes_2d_aa_split_half": s.get("js_fes_2d_aa_split_half"),
@@ -274,6 +274,11 @@ def model_metrics(aa, cg_files: list, summary: dict, seed: int) -> dict:
     }
     metrics.update(seed_average(per_seed, SEED_AVERAGED))
     return metrics
+
+
+def judged_row(result: dict) -> dict:
+    """One comparison's row: :func:`kinetics_with_spread` and the FES JS divergence."""
+    return dict(kinetics_with_spread(result), js_fes_2d=result["summary"].get("js_fes_2d"))
 
 
 def heldout_auc(summary: dict):
@@ -682,8 +687,7 @@ def training_data_judged(reference, aa, seed: int, **compare_kwargs) -> dict:
     """The training AA data judged against the reference as a model's production is: how far the times of the
     data the models learn from lie from the reference's (its ratios are the training data's own noise when both
     are AA of the same force field)."""
-    result = compare(reference, aa, seed=seed, **compare_kwargs)
-    return dict(kinetics_with_spread(result), js_fes_2d=result["summary"].get("js_fes_2d"))
+    return judged_row(compare(reference, aa, seed=seed, **compare_kwargs))
 
 
 def aa_lane(replicas: list, work: Path, settings: DemoSettings, seed: int) -> None:
@@ -709,19 +713,19 @@ def run(settings: DemoSettings, work: Path, out: Path, seed: int, aa_mapped, pro
                                seed, progress, jobs)
     else:
         cg_path = Path(aa_mapped)
-    reference_path = None if reference is None else clock.run(
-        "aa_reference_s", (Path(reference) / "aa_mapped.h5").exists(), make_reference, Path(reference), settings,
-        reference_replicas, reference_seed, progress, jobs)
+    aa, reference_path = trajio.load(cg_path), None
+    judge = aa  # the AA data the models are judged by
+    if reference is not None:  # made or reused, and checked, before any training
+        reference_path = clock.run("aa_reference_s", (Path(reference) / "aa_mapped.h5").exists(), make_reference,
+                                   Path(reference), settings, reference_replicas, reference_seed, progress, jobs)
+        judge = trajio.load(reference_path)
+        check_reference(judge, aa, settings, reference_replicas, reference)
     if jobs > 1:
         lanes = plan_lanes(lane_tasks(production_seeds, friction_starts, friction_scan, separate, work, seed), jobs)
         run_lanes(run_lane, lanes, cg_path, work, settings, seed, production_seeds, list(friction_scan), threads,
                   separate)
     summaries = train_all(cg_path, work, settings, seed, clock, progress)
     models, files, analysis_s = {}, {}, 0.0
-    aa = trajio.load(cg_path)
-    judge = aa if reference_path is None else trajio.load(reference_path)  # the AA data the models are judged by
-    if reference_path is not None:
-        check_reference(judge, aa, settings, reference_replicas, reference)
     for label, summary in summaries.items():
         files[label] = produce_model(label, summary, cg_path, work, settings, seed, clock, progress,
                                      production_seeds, separate)

@@ -65,7 +65,7 @@ def aggregate(runs: list) -> dict:
             targets[name] = {"met": sum(v is True for v in values), "missed": sum(v is False for v in values),
                              "undecided": sum(v is None for v in values)}
     return {"benchmark": "science_seeds", "seeds": [run["seed"] for run in runs], "reference": runs[0]["reference"],
-            "aa_reference_halves": [run["aa_halves"] for run in runs][0], "models": models, "targets": targets}
+            "aa_reference_halves": runs[0]["aa_halves"], "models": models, "targets": targets}
 
 
 def plot(result: dict, path: Path) -> None:
