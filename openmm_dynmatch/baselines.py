@@ -8,10 +8,13 @@ Both loops can evaluate the model every ``eval_every`` iterations and write one 
 log (columns :data:`STAGE_LOG_FIELDS`): the mean force-matching loss on a fixed subset of the training frames
 and on the validation frames (when forces are known), and the mean minibatch objective since the previous
 evaluation. Force matching can stop early on the validation loss (:class:`EarlyStopping`) and then returns
-the parameters of its best evaluation.
+the parameters of its best evaluation; it can also let its learning rate decay to zero (cosine schedule) and
+evaluate and return an exponential moving average of its parameters (:class:`ParameterAverage`), which makes the
+potential it ends at depend less on the last minibatches.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -88,6 +91,64 @@ class EarlyStopping:
         self.count += 1
         since_best = self.count - 1 - (self.best_index if self.best_index is not None else -1)
         return self.patience > 0 and since_best >= self.patience
+
+
+#: Learning-rate schedules of force matching: factor on the learning rate after ``it`` of ``n`` iterations.
+LR_SCHEDULES = {"constant": lambda it, n: 1.0,
+                "cosine": lambda it, n: 0.5 * (1.0 + math.cos(math.pi * min(it, n) / max(n, 1)))}
+
+
+class ParameterAverage:
+    """Exponential moving average of a module's trainable parameters, with a warm-up.
+
+    After step ``t`` (counted from 0) the average moves towards the parameters by ``1 - d_t`` with
+    ``d_t = min(decay, (1 + t) / (10 + t))``, so early steps are not dominated by the initial parameters.
+    :meth:`swapped` puts the average into the module for the duration of a ``with`` block.
+
+    Examples
+    --------
+    >>> layer = torch.nn.Linear(1, 1, bias=False)
+    >>> with torch.no_grad():
+    ...     _ = layer.weight.fill_(0.0)
+    >>> average = ParameterAverage(layer, decay=0.5)
+    >>> with torch.no_grad():
+    ...     _ = layer.weight.fill_(2.0)
+    >>> average.update()                      # d_0 = min(0.5, 1 / 10): 90% of the way to the parameters
+    >>> with average.swapped():
+    ...     print(round(float(layer.weight), 6))
+    1.8
+    >>> float(layer.weight)
+    2.0
+    """
+
+    def __init__(self, module: torch.nn.Module, decay: float):
+        if not 0.0 < float(decay) < 1.0:
+            raise ValueError(f"decay must lie in (0, 1), got {decay!r}")
+        self.module, self.decay, self.steps = module, float(decay), 0
+        self.params = [p for p in module.parameters() if p.requires_grad]
+        self.average = [p.detach().clone() for p in self.params]
+
+    def update(self) -> None:
+        """Fold the module's current parameters into the average (call after every optimiser step)."""
+        d = min(self.decay, (1.0 + self.steps) / (10.0 + self.steps))
+        with torch.no_grad():
+            for avg, p in zip(self.average, self.params):
+                avg.mul_(d).add_(p.detach(), alpha=1.0 - d)
+        self.steps += 1
+
+    @contextlib.contextmanager
+    def swapped(self):
+        """The module holds the averaged parameters inside the block and its own ones again after it."""
+        saved = [p.detach().clone() for p in self.params]
+        with torch.no_grad():
+            for p, avg in zip(self.params, self.average):
+                p.copy_(avg)
+        try:
+            yield self.module
+        finally:
+            with torch.no_grad():
+                for p, own in zip(self.params, saved):
+                    p.copy_(own)
 
 
 def mean_force_loss(potential, frames: torch.Tensor, forces: torch.Tensor, chunk: int = 1024) -> float:
@@ -182,7 +243,7 @@ def _adam(potential, lr: float) -> torch.optim.Adam:
 def train_force_matching(potential, frames, forces, iterations: int, lr: float, batch_size: int, seed: int,
                          progress: bool = True, *, validation_frames=None, validation_forces=None,
                          eval_every: int = 0, patience: int = 0, eval_frames: int = 2048,
-                         log_path=None) -> FitHistory:
+                         log_path=None, lr_schedule: str = "constant", average: float = 0.0) -> FitHistory:
     """Fit ``potential`` to mapped AA forces by Adam on ``mean |F_map - F_theta|^2``.
 
     Parameters
@@ -206,11 +267,20 @@ def train_force_matching(potential, frames, forces, iterations: int, lr: float, 
         At most this many training (and validation) frames, a fixed random subset, in each evaluation.
     log_path : str or Path, optional
         CSV log of the evaluations (columns :data:`STAGE_LOG_FIELDS`); an existing file is replaced.
+    lr_schedule : {"constant", "cosine"}
+        ``cosine``: the learning rate falls from ``lr`` to zero over ``iterations`` (:data:`LR_SCHEDULES`).
+    average : float
+        Decay per iteration of an exponential moving average of the parameters (:class:`ParameterAverage`;
+        0: none). With it, every evaluation, the early stop and the returned potential use the average.
 
     Returns
     -------
     FitHistory
     """
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule: expected one of {sorted(LR_SCHEDULES)}, got {lr_schedule!r}")
+    if not 0.0 <= float(average) < 1.0:
+        raise ValueError(f"average: expected a decay in [0, 1) (0: no averaging), got {average!r}")
     if forces is None:
         raise ValueError("force matching needs mapped AA forces: run `dynmatch reference --save-forces` and map "
                          "that file (its metadata then says forces_mapped: true)")
@@ -220,6 +290,9 @@ def train_force_matching(potential, frames, forces, iterations: int, lr: float, 
         raise ValueError(f"frames and forces must have the same shape, got {tuple(frames.shape)} and "
                          f"{tuple(forces.shape)}")
     optimizer = _adam(potential, lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: LR_SCHEDULES[lr_schedule](it, iterations))
+    averaged = ParameterAverage(potential, average) if average > 0 else None
+    judged = averaged.swapped if averaged is not None else contextlib.nullcontext
     monitor = _StageMonitor(potential, frames, forces, validation_frames, validation_forces, eval_every,
                             eval_frames, seed, log_path)
     stopper = EarlyStopping(patience if monitor.has_validation else 0)
@@ -228,10 +301,11 @@ def train_force_matching(potential, frames, forces, iterations: int, lr: float, 
     bar = tqdm(total=iterations, desc="force matching", disable=not progress)
     for it in range(iterations + 1):
         if monitor.due(it, iterations):
-            history.stopped_early = stopper.update(monitor.evaluate(it, history.losses)["validation_force_loss"])
-            if stopper.improved:
-                history.best_iteration = it
-                best_state = {k: v.detach().clone() for k, v in potential.state_dict().items()}
+            with judged():
+                history.stopped_early = stopper.update(monitor.evaluate(it, history.losses)["validation_force_loss"])
+                if stopper.improved:
+                    history.best_iteration = it
+                    best_state = {k: v.detach().clone() for k, v in potential.state_dict().items()}
             if history.stopped_early and it < iterations:
                 break
         if it == iterations:
@@ -241,6 +315,9 @@ def train_force_matching(potential, frames, forces, iterations: int, lr: float, 
         loss = estimators.force_matching_loss(potential, frames[pick], forces[pick])
         loss.backward()
         optimizer.step()
+        schedule.step()
+        if averaged is not None:
+            averaged.update()
         history.losses.append(float(loss.detach()))
         bar.update(1)
     bar.close()
@@ -248,6 +325,10 @@ def train_force_matching(potential, frames, forces, iterations: int, lr: float, 
     history.iterations_done, history.evaluations = it, monitor.rows
     if stopper.patience > 0 and best_state is not None:
         potential.load_state_dict(best_state)
+    elif averaged is not None:
+        with judged():
+            final = {k: v.detach().clone() for k, v in potential.state_dict().items()}
+        potential.load_state_dict(final)
     return history
 
 

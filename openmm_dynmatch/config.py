@@ -198,6 +198,12 @@ class TrainConfig:
     pretrain_patience: int = option(10, "force matching stops when the validation force loss has not improved for "
                                     "this many evaluations and keeps its best parameters (0: never stop)",
                                     valid="[0, inf)")
+    pretrain_lr_schedule: str = option("constant", "learning rate of force matching over its iterations: "
+                                       "lr_pretrain throughout, or falling from it to zero (cosine)",
+                                       ("constant", "cosine"))
+    pretrain_average: float = option(0.0, "decay per iteration of an exponential moving average of the "
+                                     "force-matching parameters, which is evaluated, stopped on and kept "
+                                     "(0: none; e.g. 0.999)", valid="[0, 1)")
     pretrain_eval_frames: int = option(2048, "at most this many training and validation frames per evaluation "
                                        "(a fixed random subset of each)", valid="[1, inf)")
     mode: str = option("conditional", "where CG windows start: at mapped AA frames or in CG equilibrium runs",

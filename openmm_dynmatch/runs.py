@@ -183,6 +183,7 @@ def _pretrain(config, data, potential, dynamics, objective: str, iterations: int
     if objective == "force_matching":
         return train_force_matching(potential, data.frames, data.forces, iterations, cfg.lr_pretrain,
                                     cfg.batch_size, cfg.seed, progress, patience=cfg.pretrain_patience,
+                                    lr_schedule=cfg.pretrain_lr_schedule, average=cfg.pretrain_average,
                                     **evaluation)
     sampler = _sampler(config, data, dynamics)
     steps = (config.data.window_frames - 1) * data.steps_per_frame

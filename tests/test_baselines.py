@@ -8,8 +8,8 @@ import pytest
 from conftest import tolerance
 from dimer_toy import HarmonicDimer, boltzmann_dimers, dimer_forces
 from openmm_dynmatch.dynamics import DynamicsParameters
-from openmm_dynmatch.baselines import (STAGE_LOG_FIELDS, EarlyStopping, stage_summary, train_force_matching,
-                                       train_relative_entropy)
+from openmm_dynmatch.baselines import (LR_SCHEDULES, STAGE_LOG_FIELDS, EarlyStopping, ParameterAverage,
+                                       stage_summary, train_force_matching, train_relative_entropy)
 
 K, R0 = 500.0, 0.3
 
@@ -136,6 +136,118 @@ def test_force_matching_without_validation_never_stops(dimer_data):
     assert history.iterations_done == 12 and not history.stopped_early and history.best_iteration is None
     assert all(math.isnan(r["validation_force_loss"]) for r in history.evaluations)
     assert all(math.isfinite(r["train_force_loss"]) for r in history.evaluations)
+
+
+class _RecordingDimer(HarmonicDimer):
+    """The dimer that records its (log k, r0) at every forward call: with no evaluations, call t of a force-matching
+    run sees the parameters after t optimiser steps."""
+
+    def __init__(self, k, r0):
+        super().__init__(k, r0)
+        self.seen = []
+
+    def forward(self, positions):
+        self.seen.append((float(self.log_k.detach()), float(self.r0.detach())))
+        return super().forward(positions)
+
+
+def test_cosine_schedule_values():
+    cosine = LR_SCHEDULES["cosine"]
+    assert [cosine(t, 40) for t in (0, 20, 40, 60)] == pytest.approx([1.0, 0.5, 0.0, 0.0], abs=1e-15)
+    assert cosine(10, 40) == pytest.approx((1.0 + math.sqrt(0.5)) / 2.0, rel=1e-14)
+    assert LR_SCHEDULES["constant"](7, 40) == 1.0
+
+
+def test_force_matching_cosine_schedule_is_adam_at_the_decayed_rate(dimer_data):
+    """The loop again by hand: the same minibatches, Adam with its rate set to lr (1 + cos(pi t / n)) / 2 before
+    step t."""
+    import torch
+
+    from openmm_dynmatch.estimators import force_matching_loss
+
+    frames, forces, _, _ = dimer_data
+    n, lr, batch, seed = 30, 0.02, 64, 3
+    model = HarmonicDimer(0.3 * K, 1.1 * R0)
+    train_force_matching(model, frames, forces, iterations=n, lr=lr, batch_size=batch, seed=seed, progress=False,
+                         lr_schedule="cosine")
+    by_hand = HarmonicDimer(0.3 * K, 1.1 * R0)
+    adam = torch.optim.Adam(by_hand.parameters(), lr=lr)
+    rng = np.random.default_rng([seed, 101])
+    x, f = torch.as_tensor(frames), torch.as_tensor(forces)
+    for t in range(n):
+        pick = torch.as_tensor(rng.integers(0, len(frames), size=batch))
+        adam.param_groups[0]["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * t / n))
+        adam.zero_grad()
+        force_matching_loss(by_hand, x[pick], f[pick]).backward()
+        adam.step()
+    assert _model_k_r0(model) == pytest.approx(_model_k_r0(by_hand), rel=1e-12)
+    assert _model_k_r0(model) != pytest.approx(_model_k_r0(HarmonicDimer(0.3 * K, 1.1 * R0)), rel=1e-6)
+
+
+def test_force_matching_keeps_the_moving_average_of_its_own_parameters(dimer_data):
+    """With ``average`` the optimiser's path is unchanged and the potential returned is its exponential moving
+    average, written out again from the parameters a run without averaging passes through."""
+    frames, forces, _, _ = dimer_data
+    n, decay = 30, 0.9
+    recorded = _RecordingDimer(0.3 * K, 1.1 * R0)
+    train_force_matching(recorded, frames, forces, iterations=n, lr=0.02, batch_size=64, seed=3, progress=False,
+                         lr_schedule="cosine")
+    path = np.array(recorded.seen[:n] + [_model_k_r0(recorded)])
+    path[-1, 0] = math.log(path[-1, 0])  # _model_k_r0 gives k, the parameter is log k
+    average = path[0].copy()
+    for t in range(n):
+        d = min(decay, (1.0 + t) / (10.0 + t))
+        average = d * average + (1.0 - d) * path[t + 1]
+    model = HarmonicDimer(0.3 * K, 1.1 * R0)
+    train_force_matching(model, frames, forces, iterations=n, lr=0.02, batch_size=64, seed=3, progress=False,
+                         lr_schedule="cosine", average=decay)
+    log_k, r0 = float(model.log_k.detach()), float(model.r0.detach())
+    np.testing.assert_allclose([log_k, r0], average, rtol=1e-12)
+    assert abs(r0 - path[-1, 1]) > 1e-4  # the average is not the last step
+
+
+def test_force_matching_with_averaging_stops_on_the_average(tmp_path, dimer_data):
+    """Evaluations and the early stop use the averaged parameters: the kept potential's validation loss is the
+    lowest one logged."""
+    frames, forces, val_frames, _ = dimer_data
+    val_forces = dimer_forces(val_frames, K, 0.27)
+    model = HarmonicDimer(K, 0.25)
+    history = train_force_matching(model, frames, forces, iterations=400, lr=0.002, batch_size=64, seed=1,
+                                   progress=False, validation_frames=val_frames, validation_forces=val_forces,
+                                   eval_every=5, patience=3, average=0.8)
+    validation = [r["validation_force_loss"] for r in history.evaluations]
+    assert history.stopped_early
+    np.testing.assert_allclose(_force_loss(val_frames, val_forces, *_model_k_r0(model)), min(validation),
+                               **tolerance(np.float64))
+
+
+def test_parameter_average_swaps_back_and_rejects_bad_decays():
+    import torch
+
+    layer = torch.nn.Linear(2, 1)
+    own = [p.detach().clone() for p in layer.parameters()]
+    average = ParameterAverage(layer, 0.99)
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.add_(1.0)
+    average.update()
+    with average.swapped():
+        inside = [p.detach().clone() for p in layer.parameters()]
+    for a, b, c in zip(inside, own, layer.parameters()):
+        torch.testing.assert_close(a, b + 0.9)  # d_0 = 0.1: 90% of the step
+        torch.testing.assert_close(c.detach(), b + 1.0)
+    for bad in (0.0, 1.0, -0.5):
+        with pytest.raises(ValueError, match="decay"):
+            ParameterAverage(layer, bad)
+
+
+@pytest.mark.parametrize("kwargs, message", [({"lr_schedule": "linear"}, "lr_schedule"),
+                                             ({"average": 1.0}, "average")])
+def test_force_matching_rejects_bad_schedule_and_average(dimer_data, kwargs, message):
+    frames, forces, _, _ = dimer_data
+    with pytest.raises(ValueError, match=message):
+        train_force_matching(HarmonicDimer(K, R0), frames, forces, iterations=2, lr=0.01, batch_size=8, seed=0,
+                             progress=False, **kwargs)
 
 
 LANGEVIN_1PS = DynamicsParameters("langevin", 1.0, [0, 0])
