@@ -116,6 +116,8 @@ class DataConfig:
     window_stride: int = option(1, "saved frames between the starts of consecutive windows", valid="[1, inf)")
     validation_fraction: float = option(0.2, "fraction of the time blocks held out for validation", valid="[0, 1)")
     n_blocks: int = option(5, "contiguous time blocks of the train/validation split", valid="[1, inf)")
+    split_seed: int = option(-1, "seed of the choice of validation blocks (-1: train.seed, so runs at other "
+                             "training seeds also hold out other data)", valid="[-1, inf)")
 
 
 @dataclass

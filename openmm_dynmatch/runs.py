@@ -90,7 +90,8 @@ def load_training_data(config: Config) -> TrainingData:
         raise ValueError(f"the window frame interval ({window_interval_ps} ps) must be a whole number of CG "
                          f"time steps (dynamics.timestep_ps = {config.dynamics.timestep_ps} ps)")
     data, segments = config.data, traj.segments  # windows and ranges never span two trajectories of the file
-    train_ranges, val_ranges = split_blocks(traj.n_frames, data.validation_fraction, data.n_blocks, config.train.seed,
+    split_seed = config.train.seed if data.split_seed < 0 else data.split_seed
+    train_ranges, val_ranges = split_blocks(traj.n_frames, data.validation_fraction, data.n_blocks, split_seed,
                                             segments)
     windows = WindowDataset.from_ranges(traj.positions, train_ranges, data.window_frames, data.window_stride,
                                         data.frame_step, segments=segments)

@@ -326,3 +326,24 @@ def test_out_of_range_values_are_refused_before_any_work(tmp_path, dimer_file, c
     printed = capsys.readouterr().err.strip()
     assert code == 2 and printed.startswith(f"dynmatch train: error: {key}: expected a value in")
     assert not run_dir.exists()
+
+
+def test_split_seed_holds_out_the_same_blocks_at_every_training_seed(tmp_path, dimer_file):
+    """``data.split_seed`` fixes the validation blocks (those of ``split_blocks`` at that seed) whatever
+    ``train.seed`` is; at its default (-1) the training seed chooses them."""
+    from openmm_dynmatch.runs import load_training_data
+
+    config = load_config(_config_file(tmp_path, dimer_file))
+    positions, d = trajio.load(dimer_file).positions, config.data
+
+    def held_out(seed):
+        ranges = split_blocks(len(positions), d.validation_fraction, d.n_blocks, seed)[1]
+        return positions[np.concatenate([np.arange(a, b) for a, b in ranges])]
+
+    other = next(s for s in range(1, 10) if held_out(s).shape != held_out(0).shape
+                 or not np.allclose(held_out(s), held_out(0)))
+    for train_seed in (0, other):
+        fixed = replace(config, data=replace(d, split_seed=0), train=replace(config.train, seed=train_seed))
+        np.testing.assert_allclose(load_training_data(fixed).validation_frames, held_out(0), atol=1e-6)
+    free = replace(config, train=replace(config.train, seed=other))
+    np.testing.assert_allclose(load_training_data(free).validation_frames, held_out(other), atol=1e-6)
