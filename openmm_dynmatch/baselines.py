@@ -232,6 +232,29 @@ def _subset(frames, forces, max_frames: int, seed):
     return frames, forces
 
 
+class _MemberPotential(torch.nn.Module):
+    """The prior of a :class:`~openmm_dynmatch.models.potential.CGPotential` plus one member of its ensemble
+    network: the potential force matching fits that member in."""
+
+    def __init__(self, potential, member):
+        super().__init__()
+        self.potential, self.member = potential, member
+
+    def forward(self, positions: torch.Tensor) -> torch.Tensor:
+        x = positions.to(self.potential.dtype_probe.dtype)
+        return self.potential.prior(x) + self.member(x)
+
+
+def fitted_parts(potential) -> list:
+    """What force matching fits on its own minibatches: one :class:`_MemberPotential` per member when the
+    potential's network is an ensemble (:class:`~openmm_dynmatch.models.ensemble.EnsembleNet`), so every member is
+    an independent fit; otherwise the potential itself."""
+    members = getattr(getattr(potential, "net", None), "members", None)
+    if members is None or not hasattr(potential, "prior"):
+        return [potential]
+    return [_MemberPotential(potential, member) for member in members]
+
+
 def _adam(potential, lr: float) -> torch.optim.Adam:
     params = [p for p in potential.parameters() if p.requires_grad]
     if not params:
@@ -245,6 +268,10 @@ def train_force_matching(potential, frames, forces, iterations: int, lr: float, 
                          eval_every: int = 0, patience: int = 0, eval_frames: int = 2048,
                          log_path=None, lr_schedule: str = "constant", average: float = 0.0) -> FitHistory:
     """Fit ``potential`` to mapped AA forces by Adam on ``mean |F_map - F_theta|^2``.
+
+    A potential whose network is an ensemble is fitted member by member (:func:`fitted_parts`): each step draws a
+    minibatch per member and minimises the mean of the members' losses, whose parameters are disjoint, so each
+    member follows its own fit; evaluations and the early stop judge the ensemble's mean energy.
 
     Parameters
     ----------
@@ -297,6 +324,7 @@ def train_force_matching(potential, frames, forces, iterations: int, lr: float, 
                             eval_frames, seed, log_path)
     stopper = EarlyStopping(patience if monitor.has_validation else 0)
     rng = np.random.default_rng([int(seed), 101])
+    parts = fitted_parts(potential)
     history, best_state = FitHistory(), None
     bar = tqdm(total=iterations, desc="force matching", disable=not progress)
     for it in range(iterations + 1):
@@ -310,9 +338,11 @@ def train_force_matching(potential, frames, forces, iterations: int, lr: float, 
                 break
         if it == iterations:
             break
-        pick = torch.as_tensor(rng.integers(0, frames.shape[0], size=min(batch_size, frames.shape[0])))
         optimizer.zero_grad()
-        loss = estimators.force_matching_loss(potential, frames[pick], forces[pick])
+        loss = 0.0
+        for part in parts:  # an ensemble's members each on their own minibatch, in turn
+            pick = torch.as_tensor(rng.integers(0, frames.shape[0], size=min(batch_size, frames.shape[0])))
+            loss = loss + estimators.force_matching_loss(part, frames[pick], forces[pick]) / len(parts)
         loss.backward()
         optimizer.step()
         schedule.step()

@@ -9,6 +9,8 @@ Network kinds (``spec["net"]["kind"]``):
 - ``internal_mlp``: CGnet-style MLP of all distances, bond-angle cosines and dihedral cosines and sines
   (:mod:`openmm_dynmatch.models.internal`); chirality-aware.
 - ``none``: no network, the prior alone.
+- ``ensemble``: the mean energy of several networks of one kind (:mod:`openmm_dynmatch.models.ensemble`), which
+  force matching fits one by one.
 
 All networks work on dense per-walker tensors ``(n_walkers, n_beads, ...)`` with a precomputed pair list of
 the fixed molecule, so one call evaluates every walker.
@@ -174,7 +176,8 @@ class NoNet(nn.Module):
 # Network kinds: the class, or "module:Class" for kinds whose dependencies are imported on first use.
 NETS = {"pair_mlp": PairMLP, "schnet": SchNet, "none": NoNet,
         "equivariant": "openmm_dynmatch.models.equivariant:EquivariantNet",
-        "internal_mlp": "openmm_dynmatch.models.internal:InternalMLP"}
+        "internal_mlp": "openmm_dynmatch.models.internal:InternalMLP",
+        "ensemble": "openmm_dynmatch.models.ensemble:EnsembleNet"}
 
 
 def register_net(kind: str, net_class) -> None:
