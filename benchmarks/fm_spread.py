@@ -20,13 +20,13 @@ Usage::
 """
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from openmm_dynmatch import trajio
-from openmm_dynmatch.config import (Config, apply_overrides, config_differences, from_dict, load_config,
-                                    to_dict)
+from openmm_dynmatch.config import Config, config_differences, load_config
 from openmm_dynmatch.demo import demo_config, train_model
 from openmm_dynmatch.fileio import write_json
 from openmm_dynmatch.report import pyplot, save_figure
@@ -41,8 +41,7 @@ LABELS = {"slowest_timescale_ratio": "MSM slowest time CG / AA", "core_relaxatio
 def fm_config(cg_path: Path, seed: int, overrides) -> Config:
     """``science.py``'s force-matching configuration at training seed ``seed``, with ``section.key=value``
     overrides applied (checked as a configuration file's would be)."""
-    base = to_dict(demo_config(cg_path, DEFAULT, "force_matching", seed))
-    return from_dict(Config, apply_overrides(base, list(overrides)), where="--set")
+    return demo_config(cg_path, replace(DEFAULT, config_overrides=tuple(overrides)), "force_matching", seed)
 
 
 def spread(values) -> dict:

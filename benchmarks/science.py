@@ -896,6 +896,10 @@ def main(argv=None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a size of the run (a field of openmm_dynmatch.demo.DemoSettings), e.g. "
                              "--set frame_step=5")
+    parser.add_argument("--train-set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="change every model's training configuration (openmm_dynmatch.config), e.g. "
+                             "--train-set potential.kind=ensemble --train-set train.pretrain_average=0.999; give "
+                             "a new --work-dir, since finished stages found there are reused")
     args = parser.parse_args(argv)
     if args.threads is not None:
         if args.threads < 1:
@@ -908,10 +912,17 @@ def main(argv=None) -> int:
     settings = LARGE if args.full else QUICK if args.quick else DEFAULT
     for item in args.set:
         key, _, value = item.partition("=")
-        if not hasattr(settings, key) or not value:
+        if not hasattr(settings, key) or not value or key == "config_overrides":
             parser.error(f"--set expects KEY=VALUE with KEY a field of DemoSettings "
-                         f"({', '.join(vars(settings))}), got '{item}'")
+                         f"({', '.join(k for k in vars(settings) if k != 'config_overrides')}; training "
+                         f"configuration keys go to --train-set), got '{item}'")
         settings = replace(settings, **{key: setting_value(getattr(settings, key), value, parser)})
+    if args.train_set:
+        settings = replace(settings, config_overrides=tuple(settings.config_overrides) + tuple(args.train_set))
+        try:
+            demo_config(Path(args.work_dir) / "aa_mapped.h5", settings, "dynamic_matching", args.seed)
+        except (ValueError, TypeError) as error:
+            parser.error(f"--train-set: {error}")
     for option, values in (("--friction-starts", args.friction_starts), ("--friction-scan", args.friction_scan)):
         if any(f <= 0 for f in values):
             parser.error(f"{option} must be positive frictions in 1/ps, got {values}")

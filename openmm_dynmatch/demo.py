@@ -16,7 +16,8 @@ from typing import Optional
 
 import numpy as np
 
-from openmm_dynmatch.config import ClassifierConfig, Config, DataConfig, DynamicsConfig, TrainConfig
+from openmm_dynmatch.config import (ClassifierConfig, Config, DataConfig, DynamicsConfig, TrainConfig,
+                                    apply_overrides, from_dict, to_dict)
 from openmm_dynmatch.fileio import write_json
 
 
@@ -47,6 +48,7 @@ class DemoSettings:
     classifier_batch: int = 0      # windows of each kind per classifier step, drawn from those (0: all)
     classifier_reset_every: int = 0  # generator iterations between re-initialisations of the classifier (0: never)
     classifier_reset_warmup: int = 10  # classifier-only iterations after each re-initialisation
+    config_overrides: tuple = ()   # "section.key=value" changes of every model's training configuration
 
 
 FULL = DemoSettings(aa_ns=2.0, frame_interval_ps=0.1, fm_iterations=1500, dm_iterations=150, dm_walkers=64,
@@ -56,7 +58,8 @@ QUICK = DemoSettings(aa_ns=0.05, frame_interval_ps=0.1, fm_iterations=150, dm_it
 
 
 def demo_config(cg_path: Path, settings: DemoSettings, objective: str, seed: int) -> Config:
-    """Training configuration of one of the demo's CG models."""
+    """Training configuration of one of the demo's CG models, with ``settings.config_overrides`` applied last
+    (checked as a configuration file's keys are)."""
     train = TrainConfig(objective=objective, iterations=settings.dm_iterations, walkers=settings.dm_walkers,
                         classifier_warmup=settings.dm_warmup, seed=seed, platform="Reference",
                         checkpoint_every=max(settings.dm_iterations // 5, 1), snr_every=5,
@@ -72,10 +75,14 @@ def demo_config(cg_path: Path, settings: DemoSettings, objective: str, seed: int
         train = replace(train, iterations=settings.fm_iterations)
     else:
         train = replace(train, pretrain="force_matching", pretrain_iterations=settings.fm_iterations)
-    return Config(data=DataConfig(cg_path=str(cg_path), window_frames=settings.window_frames,
-                                  frame_step=settings.frame_step),
-                  dynamics=DynamicsConfig(timestep_ps=0.002, friction_per_ps=10.0),
-                  classifier=ClassifierConfig(internal_motion=settings.internal_motion), train=train)
+    config = Config(data=DataConfig(cg_path=str(cg_path), window_frames=settings.window_frames,
+                                    frame_step=settings.frame_step),
+                    dynamics=DynamicsConfig(timestep_ps=0.002, friction_per_ps=10.0),
+                    classifier=ClassifierConfig(internal_motion=settings.internal_motion), train=train)
+    if not settings.config_overrides:
+        return config
+    return from_dict(Config, apply_overrides(to_dict(config), list(settings.config_overrides)),
+                     where="config_overrides")
 
 
 def run_demo(out_dir="dynmatch_demo", quick: bool = False, seed: int = 0, progress: bool = True) -> dict:

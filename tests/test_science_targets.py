@@ -110,6 +110,34 @@ def test_science_refuses_a_bad_set_before_running_anything(capsys):
     assert "true or false" in capsys.readouterr().err
 
 
+def test_science_refuses_bad_training_changes_before_running_anything(capsys, tmp_path):
+    for argv, message in [(["--train-set", "train.pretrain_average=1.5"], "pretrain_average"),
+                          (["--train-set", "potential.bogus=1"], "bogus"),
+                          (["--set", "config_overrides=x"], "--train-set")]:
+        with pytest.raises(SystemExit):
+            main(argv + ["--work-dir", str(tmp_path / "work")])
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "work").exists()
+
+
+def test_config_overrides_change_every_model_and_keep_the_rest():
+    """``DemoSettings.config_overrides`` (``--train-set``) apply to force matching (the objective) and to dynamic
+    matching (its pre-training) alike; the settings' own fields still set the rest."""
+    from dataclasses import replace
+
+    from openmm_dynmatch.demo import demo_config
+    from science import DEFAULT
+
+    changed = replace(DEFAULT, config_overrides=("potential.kind=ensemble", "train.pretrain_lr_schedule=cosine"))
+    for objective in ("force_matching", "dynamic_matching"):
+        plain = demo_config(Path("aa.h5"), DEFAULT, objective, 3)
+        config = demo_config(Path("aa.h5"), changed, objective, 3)
+        assert config.potential.kind == "ensemble" and plain.potential.kind == "internal_mlp"
+        assert config.train.pretrain_lr_schedule == "cosine" and plain.train.pretrain_lr_schedule == "constant"
+        assert config.train.seed == 3 and config.data.frame_step == DEFAULT.frame_step
+        assert config.train.lr_friction == plain.train.lr_friction == DEFAULT.lr_friction
+
+
 def test_science_refuses_a_reference_that_shares_the_training_seed_or_cannot_judge_the_data(capsys, tmp_path):
     with pytest.raises(SystemExit):
         main(["--reference", str(tmp_path), "--seed", "1000"])
