@@ -25,6 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from openmm_dynmatch import estimators
+from openmm_dynmatch.models.potential import CGPotential
 from openmm_dynmatch.train import CsvLog
 
 #: Columns of a stage log. Losses are (kJ/mol/nm)^2 except ``batch_loss`` of relative entropy (its surrogate,
@@ -232,27 +233,15 @@ def _subset(frames, forces, max_frames: int, seed):
     return frames, forces
 
 
-class _MemberPotential(torch.nn.Module):
-    """The prior of a :class:`~openmm_dynmatch.models.potential.CGPotential` plus one member of its ensemble
-    network: the potential force matching fits that member in."""
-
-    def __init__(self, potential, member):
-        super().__init__()
-        self.potential, self.member = potential, member
-
-    def forward(self, positions: torch.Tensor) -> torch.Tensor:
-        x = positions.to(self.potential.dtype_probe.dtype)
-        return self.potential.prior(x) + self.member(x)
-
-
 def fitted_parts(potential) -> list:
-    """What force matching fits on its own minibatches: one :class:`_MemberPotential` per member when the
-    potential's network is an ensemble (:class:`~openmm_dynmatch.models.ensemble.EnsembleNet`), so every member is
-    an independent fit; otherwise the potential itself."""
+    """What force matching fits on its own minibatches: when the potential's network is an ensemble
+    (:class:`~openmm_dynmatch.models.ensemble.EnsembleNet`), one :class:`~openmm_dynmatch.models.potential.CGPotential`
+    per member, of the potential's prior and that member (sharing their parameters), so every member is an
+    independent fit; otherwise the potential itself."""
     members = getattr(getattr(potential, "net", None), "members", None)
     if members is None or not hasattr(potential, "prior"):
         return [potential]
-    return [_MemberPotential(potential, member) for member in members]
+    return [CGPotential(potential.prior, member, dtype=potential.spec["dtype"]) for member in members]
 
 
 def _adam(potential, lr: float) -> torch.optim.Adam:
