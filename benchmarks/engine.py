@@ -13,7 +13,8 @@ CG models (``"models"``)
     ``ala2-heavy10`` mapping; a configuration with ``data.cg_path`` set to it goes through the training code
     path (:func:`~openmm_dynmatch.runs.load_training_data`, :func:`~openmm_dynmatch.runs.build_potential_from_config`,
     :func:`~openmm_dynmatch.runs.model_metadata`) for the networks ``pair_mlp`` and ``equivariant``
-    (NequIP-style, e3nn), and the result is exported. The networks keep their seeded initial weights (the prior
+    (NequIP-style, e3nn), or those ``--models`` names (also ``internal_mlp``, the package's default, and
+    ``ensemble4``, the mean of four of them), and the result is exported. The networks keep their seeded initial weights (the prior
     is fitted by Boltzmann inversion): speed does not depend on training. Walkers start from mapped AA frames.
     Dynamics (integrator, masses, friction, time step) are the exported model's.
 
@@ -81,7 +82,14 @@ from openmm_dynmatch.openmm.aa_systems import get_system
 from openmm_dynmatch.runs import build_potential_from_config, load_training_data, model_metadata
 from openmm_dynmatch.units import kt_kj_per_mol
 
-MODELS = ("pair_mlp", "equivariant")
+#: Models the benchmark can measure: name -> ``potential`` configuration (kind and network options).
+MODEL_SPECS = {
+    "pair_mlp": {"kind": "pair_mlp"},
+    "equivariant": {"kind": "equivariant"},
+    "internal_mlp": {"kind": "internal_mlp"},
+    "ensemble4": {"kind": "ensemble", "net": {"member": {"kind": "internal_mlp"}, "size": 4}},
+}
+MODELS = ("pair_mlp", "equivariant")  # measured unless --models names others
 AA_SYSTEMS = ("alanine-dipeptide-implicit", "alanine-dipeptide-explicit")
 MAX_CONTEXTS = 16
 MODES = {  # walker counts, seconds per timed run, steps of the recorder comparison
@@ -132,9 +140,10 @@ def aa_throughput(platforms, target_seconds: float, bar) -> list:
     return rows
 
 
-def build_models(folder: Path) -> dict:
-    """Export both ala2 CG models through the training code path; returns per kind its file, metadata, info
-    and the mapped AA frames ``(n_frames, n_beads, 3)`` nm the walkers start from."""
+def build_models(folder: Path, names=MODELS) -> dict:
+    """Export the ala2 CG models ``names`` (keys of :data:`MODEL_SPECS`) through the training code path; returns
+    per name its file, metadata, info and the mapped AA frames ``(n_frames, n_beads, 3)`` nm the walkers start
+    from."""
     begin = time.perf_counter()
     aa_path, cg_path = folder / "aa.h5", folder / "cg.h5"
     run_reference(get_system("alanine-dipeptide-implicit", constraints=None), aa_path, ns=0.02,
@@ -143,9 +152,9 @@ def build_models(folder: Path) -> dict:
     map_trajectory(aa_path, "ala2-heavy10", cg_path, progress=False)
     data_seconds = time.perf_counter() - begin
     models = {}
-    for kind in MODELS:
+    for kind in names:
         begin = time.perf_counter()
-        config = Config(data=DataConfig(cg_path=str(cg_path)), potential=PotentialConfig(kind=kind))
+        config = Config(data=DataConfig(cg_path=str(cg_path)), potential=PotentialConfig(**MODEL_SPECS[kind]))
         data = load_training_data(config)
         torch.manual_seed(config.train.seed)
         potential = build_potential_from_config(config, data)
@@ -312,7 +321,7 @@ def summarise(cg_rows: list, aa_rows: list) -> dict:
     """Derived ratios and the targets of the issue (see the module docstring)."""
     best_aa = {name: max(r["ns_per_day"] for r in aa_rows if r["system"] == name) for name in AA_SYSTEMS}
     summary = {"best_aa_ns_per_day": best_aa, "models": {}}
-    for kind in MODELS:
+    for kind in dict.fromkeys(r["model"] for r in cg_rows):
         rows = [r for r in cg_rows if r["model"] == kind]
         large = sorted({r["n_walkers"] for r in rows if r["n_walkers"] >= 128})
         at = {str(b): _ratios([r for r in rows if r["n_walkers"] == b]) for b in large}
@@ -367,10 +376,14 @@ def environment(mode: str, settings: dict, threads: int, platforms) -> dict:
                              cuda_graphs_supported=hasattr(openmmtorch.TorchForce, "setProperty"))}
 
 
-def run(mode: str = "default", threads: int = 2, only_platforms=None, walkers=None) -> dict:
+def run(mode: str = "default", threads: int = 2, only_platforms=None, walkers=None, models=MODELS) -> dict:
     """Measure everything (see the module docstring) and return the JSON document; ``only_platforms`` limits the
     OpenMM platforms measured (default: each of Reference, CPU and CUDA that is present), ``walkers`` replaces the
-    mode's walker counts."""
+    mode's walker counts, ``models`` names the CG models (keys of :data:`MODEL_SPECS`; the recorder overhead is
+    measured on the first)."""
+    unknown = [name for name in models if name not in MODEL_SPECS]
+    if unknown or not models:
+        raise ValueError(f"--models: expected names among {sorted(MODEL_SPECS)}, got {list(models)}")
     torch.set_num_threads(threads)
     settings = dict(MODES[mode])
     if walkers:
@@ -383,20 +396,20 @@ def run(mode: str = "default", threads: int = 2, only_platforms=None, walkers=No
         if missing:
             raise ValueError(f"--platforms: {missing} not among the platforms present here, {platforms}")
         platforms = [p for p in platforms if p in only_platforms]
-    n_cg = len(MODELS) * len(settings["walkers"]) * len(cg_methods(platforms))
+    n_cg = len(models) * len(settings["walkers"]) * len(cg_methods(platforms))
     doc = {"benchmark": "engine", "schema_version": 1, **environment(mode, settings, threads, platforms)}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder, tqdm(total=len(AA_SYSTEMS) * len(platforms) + n_cg + 2,
                                                        desc="engine", file=sys.stderr) as bar:
         doc["aa"] = aa_throughput(platforms, settings["target_seconds"], bar)
         bar.set_postfix_str("building the CG models")
-        models = build_models(Path(folder))
-        doc["models"] = {kind: model["info"] for kind, model in models.items()}
-        doc["cg"] = cg_speeds(models, platforms, settings["walkers"], settings["target_seconds"], bar)
+        built = build_models(Path(folder), models)
+        doc["models"] = {kind: model["info"] for kind, model in built.items()}
+        doc["cg"] = cg_speeds(built, platforms, settings["walkers"], settings["target_seconds"], bar)
         doc["recorder"] = []
         for n_walkers in (16, 128):
             bar.set_postfix_str(f"recorder B={n_walkers}")
-            doc["recorder"].append(recorder_overhead(models["pair_mlp"], n_walkers, settings["recorder_steps"]))
+            doc["recorder"].append(recorder_overhead(built[models[0]], n_walkers, settings["recorder_steps"]))
             bar.update(1)
     doc["summary"] = summarise(doc["cg"], doc["aa"])
     doc["wall_seconds"] = time.perf_counter() - started
@@ -415,12 +428,15 @@ def main(argv=None) -> int:
                         help="measure only these OpenMM platforms (default: all present)")
     parser.add_argument("--walkers", type=int, nargs="+", metavar="B",
                         help="walker counts to measure (default: the mode's, e.g. 1 4 16 64 128 512)")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), metavar="NAME",
+                        help=f"CG models to measure, among {', '.join(MODEL_SPECS)} (ensemble4: four internal_mlp "
+                             f"networks; default: {' '.join(MODELS)})")
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error(f"--threads must be a positive integer, got {args.threads}")
     try:
         doc = run("quick" if args.quick else "full" if args.full else "default", args.threads, args.platforms,
-                  args.walkers)
+                  args.walkers, args.models)
     except ValueError as error:
         parser.error(str(error))
     if args.out:
