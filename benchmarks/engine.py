@@ -14,9 +14,9 @@ CG models (``"models"``)
     path (:func:`~openmm_dynmatch.runs.load_training_data`, :func:`~openmm_dynmatch.runs.build_potential_from_config`,
     :func:`~openmm_dynmatch.runs.model_metadata`) for the networks ``pair_mlp`` and ``equivariant``
     (NequIP-style, e3nn), or those ``--models`` names (also ``internal_mlp``, the package's default, and
-    ``ensemble4``, the mean of four of them), and the result is exported. The networks keep their seeded initial weights (the prior
-    is fitted by Boltzmann inversion): speed does not depend on training. Walkers start from mapped AA frames.
-    Dynamics (integrator, masses, friction, time step) are the exported model's.
+    ``ensemble4``, the mean of four of them), and the result is exported. The networks keep their seeded
+    initial weights (the prior is fitted by Boltzmann inversion): speed does not depend on training. Walkers
+    start from mapped AA frames. Dynamics (integrator, masses, friction, time step) are the exported model's.
 
 CG speed (``"cg"``, one row per model, walker count B and method)
     - ``batched_<platform>``: one System of B walkers with one TorchForce
