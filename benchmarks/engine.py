@@ -171,7 +171,7 @@ def build_models(folder: Path, names=MODELS) -> dict:
                 "weights": "untrained network (seeded initial weights) plus Boltzmann-inverted prior; speed only",
                 "start_frames": f"{len(data.frames)} mapped AA frames (ala2-heavy10) of a 20 ps implicit run",
                 "data_seconds": data_seconds, "build_export_seconds": time.perf_counter() - begin}
-        models[kind] = {"path": path, "metadata": metadata, "info": info, "frames": data.frames}
+        models[kind] = {"name": kind, "path": path, "metadata": metadata, "info": info, "frames": data.frames}
     return models
 
 
@@ -293,7 +293,7 @@ def recorder_overhead(model: dict, n_walkers: int, n_steps: int) -> dict:
     begin = time.perf_counter()
     cg.integrator.step(n_steps)
     plain = time.perf_counter() - begin
-    return {"model": "pair_mlp", "platform": "Reference", "n_walkers": n_walkers, "n_steps": n_steps,
+    return {"model": model["name"], "platform": "Reference", "n_walkers": n_walkers, "n_steps": n_steps,
             "record_paths_s": recorded, "plain_step_s": plain, "overhead_ratio": recorded / plain}
 
 
