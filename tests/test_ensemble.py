@@ -44,6 +44,23 @@ def test_saved_and_loaded_ensemble_gives_the_same_energies(tmp_path, rng):
     np.testing.assert_allclose(loaded(x).detach(), potential(x).detach(), rtol=1e-14)
 
 
+@pytest.mark.parametrize("member, chiral", [("internal_mlp", True), ("pair_mlp", False)])
+def test_an_ensemble_is_chiral_as_its_member(rng, member, chiral):
+    """Mirror images (x -> -x) get different energies from an ensemble of chirality-aware members and the same
+    energy from one of pair-distance members (docs/models.md, "Chirality"); the prior's dihedrals are not
+    fitted here (zero), so only the network can tell them apart."""
+    torch.manual_seed(1)
+    spec = {"n_beads": 5, "bonds": [[0, 1], [1, 2], [2, 3], [3, 4]], "dtype": "float64",
+            "net": {"kind": "ensemble", "member": {"kind": member, "hidden": 8}, "size": 2}}
+    potential = build_potential(spec)
+    x = torch.as_tensor(np.cumsum(rng.normal(scale=0.2, size=(4, 5, 3)), axis=1))
+    gap = (potential(-x) - potential(x)).abs().detach()
+    if chiral:
+        assert gap.min() > 1e-9 * (1.0 + potential(x).abs().max().item())
+    else:
+        np.testing.assert_allclose(gap, 0.0, atol=1e-10)
+
+
 @pytest.mark.parametrize("kwargs, message", [({"size": 0}, "size"), ({"size": True}, "size"),
                                              ({"member": {"kind": "internal_mlp", "n_beads": 4}}, "n_beads"),
                                              ({"member": {"kind": "ensemble"}}, "member of an ensemble")])
