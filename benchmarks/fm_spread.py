@@ -10,8 +10,12 @@ groups and judged against ``--reference`` (mapped AA data, e.g. the ``aa_mapped.
 
 Per seed: the MSM slowest-timescale and psi-core relaxation-time ratios CG / reference (means over the
 productions, with their standard errors), the FES JS divergence, the validation force loss the training kept and
-where it stopped. Over the seeds: mean, standard deviation and max / min of each ratio. A figure of the ratios per
-seed is written beside the JSON.
+where it stopped, and the landscape behind the rates (``psi_landscape``: the free energy along psi of the
+productions pooled, its two gaps between the psi cores and the extended - helical free energy, as ``science.py``
+measures them; the reference's in ``reference_psi_landscape``). Over the seeds: mean, standard deviation and
+max / min of each ratio, and the correlation over seeds of each landscape number with the log of each ratio
+(``landscape_correlation``). A figure of the ratios per seed, and one of the MSM ratio against the landscape
+numbers, are written beside the JSON.
 
 Usage::
 
@@ -26,16 +30,19 @@ from pathlib import Path
 import numpy as np
 
 from openmm_dynmatch import trajio
+from openmm_dynmatch.analysis import to_jsonable
 from openmm_dynmatch.config import Config, config_differences, load_config
 from openmm_dynmatch.demo import demo_config, train_model
 from openmm_dynmatch.fileio import write_json
 from openmm_dynmatch.report import pyplot, save_figure
 
-from science import DEFAULT, DEFAULT_PRODUCTION_SEEDS, model_metrics, produce_model  # benchmarks/ on the path
+from science import (DEFAULT, DEFAULT_PRODUCTION_SEEDS, backbone_cvs, model_metrics, produce_model, psi_landscape,
+                     walker_frames)  # benchmarks/ on the path
 from stages import StageClock
 
 RATIOS = ("slowest_timescale_ratio", "core_relaxation_ratio")
 LABELS = {"slowest_timescale_ratio": "MSM slowest time CG / AA", "core_relaxation_ratio": "psi-core time CG / AA"}
+LANDSCAPE = ("barrier_via_psi_0.75_kj_per_mol", "barrier_via_psi_-2.1_kj_per_mol", "extended_minus_helical_kj_per_mol")
 
 
 def fm_config(cg_path: Path, seed: int, overrides) -> Config:
@@ -67,12 +74,52 @@ def one_seed(cg_path: Path, reference, work: Path, seed: int, overrides, product
     files = produce_model(f"fm_seed{seed}", summary, cg_path, work, DEFAULT, seed, clock, progress, productions)
     metrics = model_metrics(reference, files, summary, seed)
     stage = (summary.get("stages") or [{}])[0]
+    angles = np.concatenate([backbone_cvs(walker_frames(path), reference.metadata) for path in files])
+    landscape = to_jsonable(psi_landscape({"cg": angles}, reference.metadata["temperature_k"])["barriers"]["cg"])
     row = {"seed": seed, "js_fes_2d": metrics.get("js_fes_2d"), "timings_s": clock.this_run(),
+           "psi_landscape": landscape,
            "stopped_at_iteration": stage.get("stopped_at_iteration"),
            "best_validation_force_loss": stage.get("best_validation_force_loss")}
     for key in RATIOS:
         row[key], row[f"{key}_sem"] = metrics.get(key), metrics.get(f"{key}_sem")
     return row
+
+
+def landscape_correlation(rows: list) -> dict:
+    """Pearson correlation over seeds of each landscape number with the log of each ratio (None with fewer than
+    three seeds that have both)."""
+    result = {}
+    for number in LANDSCAPE:
+        for key in RATIOS:
+            pairs = [(r["psi_landscape"][number], np.log(r[key])) for r in rows
+                     if r[key] is not None and r["psi_landscape"].get(number) is not None]
+            x, y = np.array(pairs, dtype=float).reshape(-1, 2).T
+            ok = len(pairs) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0
+            result[f"{number}_vs_log_{key}"] = float(np.corrcoef(x, y)[0, 1]) if ok else None
+    return result
+
+
+def plot_landscape(rows: list, reference: dict, title: str, path: Path) -> None:
+    """The MSM ratio of every seed against each landscape number; the reference's number as a vertical line."""
+    fig, axes = pyplot().subplots(1, len(LANDSCAPE), figsize=(4 * len(LANDSCAPE), 3.5), sharey=True,
+                                  layout="constrained")
+    key = RATIOS[0]
+    for ax, number in zip(axes, LANDSCAPE):
+        x = [r["psi_landscape"].get(number) for r in rows]
+        keep = [k for k, v in enumerate(x) if v is not None and rows[k][key] is not None]
+        ax.errorbar([x[k] for k in keep], [rows[k][key] for k in keep],
+                    yerr=[rows[k][f"{key}_sem"] or 0.0 for k in keep], fmt="o", capsize=3)
+        for k in keep:
+            ax.annotate(str(rows[k]["seed"]), (x[k], rows[k][key]), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")
+        if reference.get(number) is not None:
+            ax.axvline(reference[number], color="black", linewidth=1, label="reference AA")
+        ax.axhline(1.0, color="0.5", linewidth=1)
+        ax.set_xlabel(number.replace("_kj_per_mol", " (kJ/mol)").replace("_", " "), fontsize=8)
+    axes[0].set_ylabel(LABELS[key])
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    save_figure(fig, path)
 
 
 def plot(rows: list, title: str, path: Path) -> None:
@@ -123,9 +170,15 @@ def main(argv=None) -> int:
     result = {"benchmark": "fm_spread", "data": Path(args.data).name, "reference": Path(args.reference).name,
               "reference_frames": int(reference.n_frames), "overrides": list(args.set),
               "productions": args.productions, "seeds": rows,
-              "spread": {key: spread([r[key] for r in rows]) for key in RATIOS + ("js_fes_2d",)}}
+              "spread": {key: spread([r[key] for r in rows]) for key in RATIOS + ("js_fes_2d",)},
+              "reference_psi_landscape": to_jsonable(psi_landscape(
+                  {"aa": backbone_cvs(reference.positions, reference.metadata)},
+                  reference.metadata["temperature_k"])["barriers"]["aa"]),
+              "landscape_correlation": landscape_correlation(rows)}
     write_json(out, result)
-    plot(rows, "force matching " + (" ".join(args.set) or "(science.py's settings)"), out.with_suffix(".png"))
+    title = "force matching " + (" ".join(args.set) or "(science.py's settings)")
+    plot(rows, title, out.with_suffix(".png"))
+    plot_landscape(rows, result["reference_psi_landscape"], title, out.with_name(out.stem + "_landscape.png"))
     for key in RATIOS:
         s = result["spread"][key]
         print(f"{LABELS[key]}: " + ", ".join(f"{r[key]:.2f}" for r in rows if r[key] is not None)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import pytest  # noqa: E402
-from fm_spread import fm_config, main, one_seed, spread  # noqa: E402
+from fm_spread import LANDSCAPE, fm_config, landscape_correlation, main, one_seed, spread  # noqa: E402
 from openmm_dynmatch.config import write_config  # noqa: E402
 
 
@@ -21,6 +21,31 @@ def test_spread_is_mean_sample_sd_and_max_over_min():
     assert out["max_over_min"] == pytest.approx(2.0, rel=1e-14)
     assert spread([None]) == {"n": 0, "mean": None, "sd": None, "max_over_min": None}
     assert spread([1.7])["sd"] is None
+
+
+def _row(seed, msm, core, barrier, gap):
+    return {"seed": seed, "slowest_timescale_ratio": msm, "core_relaxation_ratio": core,
+            "psi_landscape": {LANDSCAPE[0]: barrier, LANDSCAPE[1]: barrier + 1.0, LANDSCAPE[2]: gap}}
+
+
+def test_landscape_correlation_is_pearson_of_the_number_with_the_log_ratio():
+    rows = [_row(0, 1.2, 1.5, 10.0, -5.0), _row(1, 2.0, 2.2, 12.5, None), _row(2, 0.9, 1.1, 9.0, -4.0),
+            _row(3, None, 1.3, 11.0, -6.0)]
+    out = landscape_correlation(rows)
+    x, y = [10.0, 12.5, 9.0], [math.log(1.2), math.log(2.0), math.log(0.9)]   # seed 3 has no MSM ratio
+    mx, my = sum(x) / 3, sum(y) / 3
+    r = (sum((a - mx) * (b - my) for a, b in zip(x, y))
+         / math.sqrt(sum((a - mx) ** 2 for a in x) * sum((b - my) ** 2 for b in y)))
+    assert out[f"{LANDSCAPE[0]}_vs_log_slowest_timescale_ratio"] == pytest.approx(r, rel=1e-12)
+    assert out[f"{LANDSCAPE[1]}_vs_log_slowest_timescale_ratio"] == pytest.approx(r, rel=1e-12)  # shifted by 1
+    # the extended - helical numbers of seeds 0, 2, 3 with their psi-core ratios (seed 1 has none)
+    x, y = [-5.0, -4.0, -6.0], [math.log(1.5), math.log(1.1), math.log(1.3)]
+    mx, my = sum(x) / 3, sum(y) / 3
+    r = (sum((a - mx) * (b - my) for a, b in zip(x, y))
+         / math.sqrt(sum((a - mx) ** 2 for a in x) * sum((b - my) ** 2 for b in y)))
+    assert out[f"{LANDSCAPE[2]}_vs_log_core_relaxation_ratio"] == pytest.approx(r, rel=1e-12)
+    # fewer than three seeds with both numbers: no correlation
+    assert landscape_correlation(rows[:2])[f"{LANDSCAPE[0]}_vs_log_slowest_timescale_ratio"] is None
 
 
 def test_fm_config_is_science_force_matching_with_the_changes(tmp_path):
