@@ -178,8 +178,8 @@ def check_torchscript_round_trip(case, rng, tmp_path):
 
 def check_openmm_energy_equals_model(case, rng, tmp_path, platform="Reference"):
     """The exported model in an OpenMM System of walkers gives the model's energy and forces: to float64
-    round-off on the Reference platform, to float32 accuracy on a GPU platform (mixed precision, the package's
-    default there, hands the model float32 positions)."""
+    round-off on the Reference platform, to float32 accuracy on a GPU platform (in mixed precision, the package's
+    default there)."""
     potential = case.potential
     metadata = {"n_beads": N_BEADS, "bead_names": [f"B{i}" for i in range(N_BEADS)], "bead_types": TYPES,
                 "type_names": ["A", "B"], "masses_amu": [12.0] * N_BEADS, "temperature_k": 300.0,
