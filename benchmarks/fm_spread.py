@@ -30,14 +30,13 @@ from pathlib import Path
 import numpy as np
 
 from openmm_dynmatch import trajio
-from openmm_dynmatch.analysis import to_jsonable
 from openmm_dynmatch.config import Config, config_differences, load_config
 from openmm_dynmatch.demo import demo_config, train_model
 from openmm_dynmatch.fileio import write_json
 from openmm_dynmatch.report import pyplot, save_figure
 
-from science import (DEFAULT, DEFAULT_PRODUCTION_SEEDS, backbone_cvs, model_metrics, produce_model, psi_landscape,
-                     walker_frames)  # benchmarks/ on the path
+from science import (DEFAULT, DEFAULT_PRODUCTION_SEEDS, backbone_cvs, landscape_numbers, model_metrics,
+                     produce_model, production_angles)  # benchmarks/ on the path
 from stages import StageClock
 
 RATIOS = ("slowest_timescale_ratio", "core_relaxation_ratio")
@@ -74,8 +73,7 @@ def one_seed(cg_path: Path, reference, work: Path, seed: int, overrides, product
     files = produce_model(f"fm_seed{seed}", summary, cg_path, work, DEFAULT, seed, clock, progress, productions)
     metrics = model_metrics(reference, files, summary, seed)
     stage = (summary.get("stages") or [{}])[0]
-    angles = np.concatenate([backbone_cvs(walker_frames(path), reference.metadata) for path in files])
-    landscape = to_jsonable(psi_landscape({"cg": angles}, reference.metadata["temperature_k"])["barriers"]["cg"])
+    landscape = landscape_numbers(production_angles(files, reference.metadata), reference.metadata["temperature_k"])
     row = {"seed": seed, "js_fes_2d": metrics.get("js_fes_2d"), "timings_s": clock.this_run(),
            "psi_landscape": landscape,
            "stopped_at_iteration": stage.get("stopped_at_iteration"),
@@ -171,9 +169,8 @@ def main(argv=None) -> int:
               "reference_frames": int(reference.n_frames), "overrides": list(args.set),
               "productions": args.productions, "seeds": rows,
               "spread": {key: spread([r[key] for r in rows]) for key in RATIOS + ("js_fes_2d",)},
-              "reference_psi_landscape": to_jsonable(psi_landscape(
-                  {"aa": backbone_cvs(reference.positions, reference.metadata)},
-                  reference.metadata["temperature_k"])["barriers"]["aa"]),
+              "reference_psi_landscape": landscape_numbers(backbone_cvs(reference.positions, reference.metadata),
+                                                           reference.metadata["temperature_k"]),
               "landscape_correlation": landscape_correlation(rows)}
     write_json(out, result)
     title = "force matching " + (" ".join(args.set) or "(science.py's settings)")

@@ -43,8 +43,8 @@ from openmm_dynmatch.report import pyplot, save_figure
 from openmm_dynmatch.units import kt_kj_per_mol
 
 from fm_spread import RATIOS, LABELS, spread  # benchmarks/ on the path
-from science import (DEFAULT, DEFAULT_PRODUCTION_SEEDS, backbone_cvs, model_metrics, produce_model, psi_landscape,
-                     walker_frames)
+from science import (DEFAULT, DEFAULT_PRODUCTION_SEEDS, backbone_cvs, landscape_numbers, model_metrics,
+                     produce_model, production_angles)
 from stages import StageClock
 
 BINS = 36
@@ -112,7 +112,7 @@ def psi_quadruple(metadata: dict) -> list:
 
 def extended_minus_helical(angles: np.ndarray, temperature_k: float):
     """``science.py``'s extended - helical free energy of (phi, psi) frames, kJ/mol."""
-    return psi_landscape({"x": angles}, temperature_k)["barriers"]["x"]["extended_minus_helical_kj_per_mol"]
+    return landscape_numbers(angles, temperature_k)["extended_minus_helical_kj_per_mol"]
 
 
 def one_seed(data, reference, runs: Path, seed: int, order: int, min_count: int, productions: int,
@@ -124,7 +124,7 @@ def one_seed(data, reference, runs: Path, seed: int, order: int, min_count: int,
     files = produce_model(label, summary, data.path, runs, DEFAULT, seed, clock, progress, productions)
     temperature = data.metadata["temperature_k"]
     data_angles = backbone_cvs(data.trajectory.positions, data.metadata)
-    model_angles = np.concatenate([backbone_cvs(walker_frames(f), data.metadata) for f in files])
+    model_angles = production_angles(files, data.metadata)
     coefficients = correction_coefficients(model_angles[:, 1], data_angles[:, 1], temperature, order, min_count)
     corrected_dir = runs / f"psi_corrected_order{order}_seed{seed}"
     model_path = corrected_dir / "model.pt"
@@ -139,7 +139,7 @@ def one_seed(data, reference, runs: Path, seed: int, order: int, min_count: int,
                                     DEFAULT, seed, clock, progress, productions)
     before = model_metrics(reference, files, summary, seed)
     after = model_metrics(reference, corrected_files, corrected_summary, seed)
-    corrected_angles = np.concatenate([backbone_cvs(walker_frames(f), data.metadata) for f in corrected_files])
+    corrected_angles = production_angles(corrected_files, data.metadata)
     row = {"seed": seed, "coefficients_kj_per_mol": coefficients.tolist(), "timings_s": clock.this_run(),
            "extended_minus_helical_kj_per_mol": {
                "data": extended_minus_helical(data_angles, temperature),

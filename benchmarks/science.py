@@ -323,6 +323,11 @@ def walker_frames(path: Path) -> np.ndarray:
     return walkers.reshape(-1, *walkers.shape[2:])
 
 
+def production_angles(paths, metadata) -> np.ndarray:
+    """(phi, psi) of every frame of every walker of the CG productions ``paths`` pooled, shape (n, 2), rad."""
+    return np.concatenate([backbone_cvs(walker_frames(path), metadata) for path in paths])
+
+
 def prior_only_model(run_dir: Path) -> Path:
     """The trained run's prior alone (network removed), exported next to its model as ``prior_model.pt``."""
     import torch
@@ -402,6 +407,12 @@ def psi_landscape(psi_by_source: dict, temperature_k: float) -> dict:
                                                     if extended and helical else None)
         barriers[label] = row
     return {"edges": psi["edges"], "free_energy": psi["free_energy"], "barriers": barriers}
+
+
+def landscape_numbers(angles: np.ndarray, temperature_k: float) -> dict:
+    """:func:`psi_landscape`'s numbers of one set of (phi, psi) frames: the two gap heights and the extended -
+    helical free energy, kJ/mol."""
+    return to_jsonable(psi_landscape({"x": angles}, temperature_k)["barriers"]["x"])
 
 
 def plot_psi_landscape(landscape: dict, path: Path) -> None:
@@ -744,7 +755,7 @@ def run(settings: DemoSettings, work: Path, out: Path, seed: int, aa_mapped, pro
                                summaries, models) if friction_scan else None
     angles = {"aa": backbone_cvs(judge.positions, judge.metadata)}
     for label, paths in files.items():
-        angles[label] = np.concatenate([backbone_cvs(walker_frames(path), aa.metadata) for path in paths])
+        angles[label] = production_angles(paths, aa.metadata)
     landscape = to_jsonable(psi_landscape(angles, aa.metadata["temperature_k"]))
     floor = models["fm"]["js_fes_2d_aa_split_half"]
     prior_file = produce_prior(cg_path, work, settings, seed, clock, progress)
