@@ -9,7 +9,9 @@ psi toward the training data,
     U'(x) = U(x) + kT ln(P_model(psi) / P_data(psi)),
 
 with the log-ratio fitted by a Fourier series of order ``--order`` in psi (weighted least squares over the bins
-that both hold at least ``--min-count`` frames; ``P_model`` from the model's existing productions at 10/ps).
+that both hold at least ``--min-count`` frames, :func:`openmm_dynmatch.correction.correction_coefficients`;
+``P_model`` from the model's existing productions at 10/ps). The corrected model is the potential with the series
+as the prior's dihedral correction (what ``train.correction_dihedrals`` fits during training, from its own runs).
 The corrected model is exported, produced and judged like the uncorrected one (``science.py``'s production and
 comparison against ``--reference``), so the two rows differ by the correction only. If the correction brings
 every model's extended - helical free energy to the data's and their rates together, the spread was the basin's;
@@ -30,84 +32,19 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from openmm_dynmatch import trajio
 from openmm_dynmatch.analysis import to_jsonable
+from openmm_dynmatch.correction import correction_coefficients, resolve_dihedrals, with_corrections
 from openmm_dynmatch.fileio import write_json
-from openmm_dynmatch.features import find_backbone_beads
-from openmm_dynmatch.models.geometry import dihedral_cos_sin
 from openmm_dynmatch.models.potential import load_potential
 from openmm_dynmatch.openmm.export import export, load_metadata
 from openmm_dynmatch.report import pyplot, save_figure
-from openmm_dynmatch.units import kt_kj_per_mol
 
 from fm_spread import RATIOS, LABELS, spread  # benchmarks/ on the path
 from science import (DEFAULT, DEFAULT_PRODUCTION_SEEDS, backbone_cvs, landscape_numbers, model_metrics,
                      produce_model, production_angles)
 from stages import StageClock
-
-BINS = 36
-
-
-def fourier_basis(psi: np.ndarray, order: int) -> np.ndarray:
-    """Columns ``1, cos psi, sin psi, ..., cos(order psi), sin(order psi)`` at the angles ``psi`` (rad)."""
-    psi = np.asarray(psi, dtype=float)
-    columns = [np.ones_like(psi)]
-    for n in range(1, order + 1):
-        columns += [np.cos(n * psi), np.sin(n * psi)]
-    return np.stack(columns, axis=-1)
-
-
-def correction_coefficients(psi_model, psi_target, temperature_k: float, order: int = 3, min_count: int = 20):
-    """Fourier coefficients ``(c0, a1, b1, ..., a_order, b_order)`` of ``kT ln(P_model(psi) / P_target(psi))``
-    (kJ/mol), fitted by least squares over :data:`BINS` bins of psi in which both samples have at least
-    ``min_count`` frames, each bin weighted by the inverse variance of its log-ratio (``1 / (1/n_model +
-    1/n_target)``). Adding the series to the model's energy moves its psi distribution toward the target's."""
-    edges = np.linspace(-np.pi, np.pi, BINS + 1)
-    n_model = np.histogram(psi_model, edges)[0].astype(float)
-    n_target = np.histogram(psi_target, edges)[0].astype(float)
-    keep = (n_model >= min_count) & (n_target >= min_count)
-    if keep.sum() < 2 * order + 1:
-        raise ValueError(f"only {int(keep.sum())} psi bins hold {min_count} frames of both samples; a series of "
-                         f"order {order} needs {2 * order + 1}")
-    kt = kt_kj_per_mol(temperature_k)
-    p_model, p_target = n_model[keep] / n_model.sum(), n_target[keep] / n_target.sum()
-    y = kt * np.log(p_model / p_target)
-    weight = np.sqrt(1.0 / (1.0 / n_model[keep] + 1.0 / n_target[keep]))
-    centres = 0.5 * (edges[1:] + edges[:-1])[keep]
-    coefficients, *_ = np.linalg.lstsq(fourier_basis(centres, order) * weight[:, None], y * weight, rcond=None)
-    return coefficients
-
-
-class PsiCorrected(torch.nn.Module):
-    """A CG potential plus a Fourier series in one dihedral: ``U(x) + sum_n a_n cos(n psi) + b_n sin(n psi)``
-    (the constant term is dropped: it changes no force)."""
-
-    def __init__(self, potential: torch.nn.Module, quadruple, coefficients, dtype: torch.dtype):
-        super().__init__()
-        self.potential = potential
-        self.register_buffer("idx", torch.as_tensor([list(quadruple)], dtype=torch.long))
-        c = torch.as_tensor(np.asarray(coefficients, dtype=float)[1:], dtype=dtype).reshape(-1, 2)
-        self.register_buffer("cos_terms", c[:, 0].clone())
-        self.register_buffer("sin_terms", c[:, 1].clone())
-
-    def forward(self, positions: torch.Tensor) -> torch.Tensor:
-        x = positions.to(self.cos_terms.dtype)
-        cs = dihedral_cos_sin(x, self.idx)
-        c1, s1 = cs[0, :, 0], cs[1, :, 0]
-        c, s = c1, s1
-        series = torch.zeros_like(c1)
-        for n in range(self.cos_terms.shape[0]):
-            series = series + self.cos_terms[n] * c + self.sin_terms[n] * s
-            c, s = c * c1 - s * s1, s * c1 + c * s1
-        return self.potential(positions) + series.to(positions.dtype)
-
-
-def psi_quadruple(metadata: dict) -> list:
-    """Bead indices ``N, CA, C, N_nme`` of the psi dihedral."""
-    beads = find_backbone_beads(metadata.get("bead_names"), None, metadata.get("mapping"))
-    return [beads["N"], beads["CA"], beads["C"], beads["N_nme"]]
 
 
 def extended_minus_helical(angles: np.ndarray, temperature_k: float):
@@ -131,9 +68,9 @@ def one_seed(data, reference, runs: Path, seed: int, order: int, min_count: int,
     if not model_path.exists():
         corrected_dir.mkdir(parents=True, exist_ok=True)
         potential, _ = load_potential(runs / f"run_fm_seed{seed}" / "potential.pt")
-        dtype = next(p for p in potential.parameters()).dtype
-        export(PsiCorrected(potential.eval(), psi_quadruple(data.metadata), coefficients, dtype), model_path,
-               load_metadata(summary["model"]))
+        corrected = with_corrections(potential, resolve_dihedrals(["psi"], data.metadata), order)
+        corrected.prior.add_correction([coefficients[1::2]], [coefficients[2::2]])
+        export(corrected.eval(), model_path, load_metadata(summary["model"]))
     corrected_summary = dict(summary, model=str(model_path))
     corrected_files = produce_model(f"psi_corrected_order{order}_seed{seed}", corrected_summary, data.path, runs,
                                     DEFAULT, seed, clock, progress, productions)

@@ -6,6 +6,7 @@ override YAML keys through dotted paths (``train.iterations=200``).
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import re
@@ -40,8 +41,11 @@ def option(default, help_text: str, choices: tuple = (), valid: str = "", resuma
     """
     if valid:
         parse_interval(valid)  # a malformed range fails at import, not when a user's value is checked
-    return field(default=default, metadata={"help": help_text, "choices": choices if callable(choices) else
-                                            tuple(choices), "valid": valid, "resumable": resumable})
+    metadata = {"help": help_text, "choices": choices if callable(choices) else tuple(choices), "valid": valid,
+                "resumable": resumable}
+    if isinstance(default, (list, dict)):  # a fresh copy per config, as dataclasses require of mutable defaults
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 def choices_of(item: dataclasses.Field) -> tuple:
@@ -194,6 +198,22 @@ class TrainConfig:
     friction_min_per_ps: float = option(0.1, "lower end of the friction calibration's search, 1/ps (Brownian: "
                                         "of the mean bead friction)", valid="(0, inf)")
     friction_max_per_ps: float = option(100.0, "upper end of the friction calibration's search, 1/ps", valid="(0, inf)")
+    correction_dihedrals: List[Any] = option([], "dihedrals whose distribution is corrected toward the data's "
+                                             "after the force-matching / relative-entropy stages, before the "
+                                             "friction calibration: 'phi', 'psi' (backbone beads found by name), "
+                                             "'i-j-k-l' or [i, j, k, l] bead indices; every correction step samples "
+                                             "the model in OpenMM and adds kT ln(P_model / P_data) of each as a "
+                                             "Fourier series to the prior (docs/concepts.md, 'Correcting the basin "
+                                             "balance'); empty: no correction")
+    correction_steps: int = option(1, "Boltzmann-inversion steps of the dihedral correction (each samples the "
+                                   "corrected model again)", valid="[1, inf)")
+    correction_order: int = option(3, "order of the Fourier series of each dihedral correction", valid="[1, inf)")
+    correction_walkers: int = option(128, "CG walkers (started at training frames) that sample the model in every "
+                                     "correction step", valid="[1, inf)")
+    correction_ps: float = option(100.0, "simulated time per walker and correction step after the burn-in, ps; "
+                                  "configurations are kept every window frame interval", valid="(0, inf)")
+    correction_burn_in_ps: float = option(10.0, "time per walker discarded before the correction's samples, ps",
+                                          valid="[0, inf)")
     pretrain_eval_every: int = option(50, "iterations between evaluations of force matching / relative entropy "
                                       "(objective or pre-training): force loss on training and validation frames, "
                                       "written to stage<i>_<objective>.csv (0: none)", valid="[0, inf)")
@@ -361,10 +381,37 @@ def from_dict(cls, data: Optional[Dict[str, Any]], where: str = "config"):
     if isinstance(result, TrainConfig) and result.walkers % result.walkers_per_start:
         raise ValueError(f"{where}: walkers ({result.walkers}) must be a multiple of walkers_per_start "
                          f"({result.walkers_per_start})")
+    if isinstance(result, TrainConfig):
+        for i, entry in enumerate(result.correction_dihedrals):
+            parse_dihedral_entry(entry, f"{where}.correction_dihedrals[{i}]")
     if isinstance(result, TrainConfig) and result.friction_min_per_ps >= result.friction_max_per_ps:
         raise ValueError(f"{where}: friction_min_per_ps ({result.friction_min_per_ps}) must be below "
                          f"friction_max_per_ps ({result.friction_max_per_ps})")
     return result
+
+
+#: Dihedrals ``train.correction_dihedrals`` knows by name (backbone dihedrals of a peptide).
+DIHEDRAL_NAMES = ("phi", "psi")
+
+
+def parse_dihedral_entry(entry, where: str = "train.correction_dihedrals"):
+    """One entry of ``train.correction_dihedrals``: a name of :data:`DIHEDRAL_NAMES`, or four bead indices given
+    as ``'i-j-k-l'`` or ``[i, j, k, l]`` -> the name, or the list of indices.
+
+    Raises
+    ------
+    ValueError
+        Naming ``where`` and the entry.
+    """
+    if isinstance(entry, str) and entry.strip() in DIHEDRAL_NAMES:
+        return entry.strip()
+    if isinstance(entry, str) and re.fullmatch(r"\s*\d+(\s*-\s*\d+){3}\s*", entry):
+        return [int(i) for i in entry.split("-")]
+    if isinstance(entry, (list, tuple)) and len(entry) == 4 and all(
+            isinstance(i, int) and not isinstance(i, bool) for i in entry):
+        return list(entry)
+    raise ValueError(f"{where}: expected {' or '.join(repr(n) for n in DIHEDRAL_NAMES)}, 'i-j-k-l' or "
+                     f"[i, j, k, l] bead indices, got {entry!r}")
 
 
 def _check_kind_options(section, where: str) -> None:

@@ -3,8 +3,9 @@
 A run directory holds ``config.yaml`` (the resolved configuration), ``stage<i>_<objective>.pt`` (the
 potential after each force-matching / relative-entropy stage, if any) and ``stage<i>_<objective>.csv`` (that
 stage's evaluations: training and validation force loss vs iteration), ``friction_calibration.json`` (with
-``train.pretrain_friction``: every friction tried and the choice), ``checkpoint.pt`` (dynamic-matching
-trainer state, written atomically), ``log.csv``, and at the end ``potential.pt``
+``train.pretrain_friction``: every friction tried and the choice), ``dihedral_correction.json`` (with
+``train.correction_dihedrals``: the coefficients of every correction step, written after each),
+``checkpoint.pt`` (dynamic-matching trainer state, written atomically), ``log.csv``, and at the end ``potential.pt``
 (:func:`openmm_dynmatch.models.save_potential`), ``model.pt`` (the TorchScript file OpenMM runs),
 ``summary.json`` and ``training_curves.png`` (:func:`openmm_dynmatch.curves.plot_training_curves`).
 ``resume=True`` continues from whatever the directory holds, with the same configuration (only the keys of
@@ -25,6 +26,7 @@ from openmm_dynmatch import trajio
 from openmm_dynmatch.baselines import mean_force_loss, stage_summary, train_force_matching, train_relative_entropy
 from openmm_dynmatch.config import Config, config_differences, load_config, resumable_keys, to_dict, write_config
 from openmm_dynmatch.curves import plot_training_curves, read_log
+from openmm_dynmatch.correction import resolve_dihedrals
 from openmm_dynmatch.data import WindowDataset, split_blocks
 from openmm_dynmatch.dynamics import DynamicsParameters
 from openmm_dynmatch.errors import FileFormatError, short_reason
@@ -109,9 +111,13 @@ def load_training_data(config: Config) -> TrainingData:
 
 
 def build_potential_from_config(config: Config, data: TrainingData) -> CGPotential:
-    """Prior fitted by Boltzmann inversion of the training frames, plus the configured network."""
+    """Prior fitted by Boltzmann inversion of the training frames (with empty dihedral corrections when
+    ``train.correction_dihedrals`` asks for them), plus the configured network."""
     meta = data.metadata
+    cfg = config.train
+    corrections = resolve_dihedrals(cfg.correction_dihedrals, meta) if cfg.correction_dihedrals else None
     prior = fit_prior(data.frames, meta["bonds"], meta["temperature_k"], dihedrals=config.potential.prior_dihedrals,
+                      correction_dihedrals=corrections, correction_order=cfg.correction_order,
                       trainable=config.potential.prior_trainable, dtype=config.potential.dtype)
     net_spec = dict(config.potential.net or {})
     net_spec.update(kind=config.potential.kind, n_beads=len(meta["bead_types"]), bonds=meta["bonds"],
@@ -199,7 +205,8 @@ def run_training(config: Config, run_dir, resume: bool = False, progress: bool =
     """Train a CG model as ``config`` says and export it; returns a summary (paths and final parameters).
 
     ``start_potential`` (a potential file written by a run, e.g. its ``potential.pt``) replaces the potential
-    ``config`` would build: training starts from it and the pre-training stages are skipped, so dynamic matching
+    ``config`` would build: training starts from it and the pre-training stages (and the dihedral correction) are
+    skipped, so dynamic matching
     can start from a given model (the known-truth teacher of ``benchmarks/recovery.py``).
 
     Nothing is written before the data have been read and the models built, so a run that fails on its input
@@ -235,6 +242,8 @@ def run_training(config: Config, run_dir, resume: bool = False, progress: bool =
             continue
         _pretrain(config, data, potential, dynamics, objective, iterations, progress, stage_file.with_suffix(".csv"))
         save_potential(stage_file, potential, model_metadata(data, config, dynamics))
+    correction = _correct_dihedrals(config, data, potential, dynamics, run_dir, progress) \
+        if cfg.correction_dihedrals and start_potential is None else None
     calibration = _calibrate_friction(config, data, potential, dynamics, run_dir) if cfg.pretrain_friction != "none" \
         else None
     probes = {}
@@ -247,7 +256,7 @@ def run_training(config: Config, run_dir, resume: bool = False, progress: bool =
         trainer.run(progress=progress)
         trainer.load_averaged()
     probes["after"] = probe_auc(config, data, potential, dynamics)
-    summary = finish_run(config, data, potential, dynamics, run_dir, probes, stages, calibration)
+    summary = finish_run(config, data, potential, dynamics, run_dir, probes, stages, calibration, correction)
     plot_training_curves(run_dir, run_dir / "training_curves.png")
     return summary
 
@@ -376,6 +385,27 @@ def _calibrate_friction(config: Config, data: TrainingData, potential, dynamics,
     return dict(result.summary(), file=path.name)
 
 
+def _correct_dihedrals(config: Config, data: TrainingData, potential, dynamics, run_dir: Path,
+                       progress: bool) -> dict:
+    """The dihedral-correction stage (:mod:`openmm_dynmatch.correction`): ``train.correction_steps`` steps on the
+    dihedrals of ``train.correction_dihedrals``; every step's coefficients are written to ``dihedral_correction.json``
+    as it ends, and a resumed run applies the steps already there before taking the rest."""
+    from openmm_dynmatch.correction import correct
+
+    cfg = config.train
+    path = run_dir / "dihedral_correction.json"
+    done = json.loads(path.read_text())["steps"] if path.exists() else []
+    timestep = config.dynamics.timestep_ps
+    reports = correct(
+        potential, dynamics, _sampler(config, data, dynamics, cfg.correction_walkers), data.frames,
+        data.metadata["temperature_k"], cfg.correction_steps,
+        n_samples=max(1, round(cfg.correction_ps / (data.steps_per_frame * timestep))),
+        steps_between=data.steps_per_frame, burn_in_steps=round(cfg.correction_burn_in_ps / timestep), seed=cfg.seed,
+        done=done, on_step=lambda steps: write_json(path, {"steps": steps}), progress=progress)
+    return {"file": path.name, "dihedrals": reports[-1]["dihedrals"], "steps": len(reports),
+            "profile_rms_before_kj_per_mol": [r["profile_rms_before_kj_per_mol"] for r in reports]}
+
+
 def _cached_probe(path: Path, config: Config, data: TrainingData, potential, dynamics) -> Optional[dict]:
     """The probe AUC of the model as it is now, computed once per run directory (resumes reuse it)."""
     if path.exists():
@@ -387,12 +417,13 @@ def _cached_probe(path: Path, config: Config, data: TrainingData, potential, dyn
 
 def finish_run(config: Config, data: TrainingData, potential, dynamics, run_dir: Path,
                probes: Optional[dict] = None, stages: Optional[list] = None,
-               friction_calibration: Optional[dict] = None) -> dict:
+               friction_calibration: Optional[dict] = None, dihedral_correction: Optional[dict] = None) -> dict:
     """Write ``potential.pt``, ``model.pt`` (TorchScript for OpenMM) and ``summary.json``.
 
     ``stages``: the ``(objective, iterations)`` of the force-matching / relative-entropy stages, whose logs
     ``stage<i>_<objective>.csv`` are summarised (:func:`openmm_dynmatch.baselines.stage_summary`).
-    ``friction_calibration``: the summary of the friction calibration, if one ran.
+    ``friction_calibration``: the summary of the friction calibration, if one ran; ``dihedral_correction``: that of
+    the dihedral correction.
     """
     from openmm_dynmatch.openmm.export import export
 
@@ -409,6 +440,8 @@ def finish_run(config: Config, data: TrainingData, potential, dynamics, run_dir:
                "validation_force_loss": _validation_force_loss(data, potential)}
     if friction_calibration is not None:
         summary["friction_calibration"] = friction_calibration
+    if dihedral_correction is not None:
+        summary["dihedral_correction"] = dihedral_correction
     if not all(math.isfinite(f) for f in metadata["bead_friction_per_ps"]):
         raise RuntimeError("training produced a non-finite friction")
     write_json(run_dir / "summary.json", summary)

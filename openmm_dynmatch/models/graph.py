@@ -41,6 +41,25 @@ def validate_bonds(bonds, n_beads: int) -> np.ndarray:
     return arr
 
 
+def validate_quadruplets(quadruplets, n_beads: int, name: str = "dihedrals") -> np.ndarray:
+    """Check a list of dihedral quadruplets ``(i, j, k, l)`` and return it as an int64 array of shape ``(n, 4)``.
+
+    Raises ``ValueError`` naming ``name`` and the problem (wrong shape, index out of range, a bead used twice in
+    one quadruplet).
+    """
+    arr = np.asarray(quadruplets, dtype=np.int64)
+    if arr.size == 0:
+        return np.zeros((0, 4), dtype=np.int64)
+    if arr.ndim != 2 or arr.shape[1] != 4:
+        raise ValueError(f"{name}: expected shape (n, 4), got {arr.shape}")
+    if arr.min() < 0 or arr.max() >= n_beads:
+        raise ValueError(f"{name}: bead indices must lie in [0, {n_beads}), got range [{arr.min()}, {arr.max()}]")
+    repeated = [q for q in arr.tolist() if len(set(q)) != 4]
+    if repeated:
+        raise ValueError(f"{name}: the four beads of a dihedral must differ, got {repeated}")
+    return arr
+
+
 def _neighbours(n_beads: int, bonds: np.ndarray) -> list:
     neigh = [[] for _ in range(n_beads)]
     for i, j in bonds.tolist():

@@ -7,6 +7,8 @@ Energy terms (kJ/mol; distances nm, angles rad):
 - dihedrals ``(i, j, k, l)``: ``sum_{n=1..n_terms} k_n (1 + cos(n phi - phi0_n))``, IUPAC sign convention,
   ``phi`` in ``(-pi, pi]``
 - repulsion for pairs more than ``repulsion_exclude_bonds`` bonds apart: ``epsilon (sigma / r)^power``
+- dihedral corrections on chosen quadruplets: ``sum_{n=1..order} a_n cos(n phi) + b_n sin(n phi)``, fixed
+  buffers (zero until set) that the correction stage of training fits (:mod:`openmm_dynmatch.correction`)
 
 :func:`fit_prior` sets the constants by Boltzmann inversion of mapped AA statistics.
 
@@ -27,7 +29,8 @@ from torch import Tensor, nn
 
 from ..units import kt_kj_per_mol, strip_unit
 from .geometry import angle_from_vectors, dihedral_cos_sin_from_vectors, differences, tuple_differences
-from .graph import angle_triplets, dihedral_quadruplets, one_dihedral_per_bond, pair_index, validate_bonds
+from .graph import (angle_triplets, dihedral_quadruplets, one_dihedral_per_bond, pair_index, validate_bonds,
+                    validate_quadruplets)
 from .radial import safe_norm
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -77,6 +80,13 @@ class PriorPotential(nn.Module):
         Repulsion energy scale (kJ/mol) and exponent.
     repulsion_exclude_bonds : int
         Pairs up to this many bonds apart get no repulsion (default 3).
+    correction_dihedrals : array-like, shape (n_corrections, 4), optional
+        Quadruplets that carry a dihedral correction, a Fourier series of order ``correction_order`` without a
+        constant term whose coefficients (buffers ``correction_cos``, ``correction_sin``, shape
+        ``(n_corrections, correction_order)``, kJ/mol) start at zero and are set by :meth:`add_correction`;
+        they are saved in the state dict and exported with the potential, and never trained by gradients.
+    correction_order : int
+        Highest multiplicity of the corrections (default 3).
     trainable : bool
         Make bond, angle and dihedral constants ``nn.Parameter`` (the repulsion stays fixed). They are
         parameterised at their natural scales, so that one learning rate moves each by comparable relative amounts:
@@ -96,11 +106,14 @@ class PriorPotential(nn.Module):
     n_bonds: int
     n_angles: int
     n_dihedrals: int
+    n_corrections: int
+    correction_order: int
 
     def __init__(self, n_beads: int, bonds, bond_r0_nm=0.38, bond_k=1000.0, angle_theta0_rad=None, angle_k=None,
                  dihedral_k=None, dihedral_phi0_rad=None, angles=None, dihedrals=None, repulsion_sigma_nm=None,
                  repulsion_epsilon: float = 2.5, repulsion_power: float = 6.0, repulsion_exclude_bonds: int = 3,
-                 trainable: bool = False, scale_kt: float = 2.494, dtype: str = "float64"):
+                 correction_dihedrals=None, correction_order: int = 3, trainable: bool = False,
+                 scale_kt: float = 2.494, dtype: str = "float64"):
         super().__init__()
         self.n_beads = int(n_beads)
         torch_dtype = resolve_dtype(dtype)
@@ -110,6 +123,10 @@ class PriorPotential(nn.Module):
         dihedrals = np.zeros((0, 4), np.int64) if dihedral_k is None else (
             dihedral_quadruplets(self.n_beads, bonds) if dihedrals is None
             else np.asarray(dihedrals, np.int64).reshape(-1, 4))
+        corrections = np.zeros((0, 4), np.int64) if correction_dihedrals is None else validate_quadruplets(
+            correction_dihedrals, self.n_beads, "correction_dihedrals")
+        if int(correction_order) < 1:
+            raise ValueError(f"correction_order: expected an integer >= 1, got {correction_order!r}")
         n_terms = 0 if dihedral_k is None else int(np.atleast_1d(np.asarray(dihedral_k)).shape[-1])
         self.n_dihedral_terms = n_terms
         pairs = np.zeros((2, 0), np.int64) if repulsion_sigma_nm is None else pair_index(
@@ -147,11 +164,18 @@ class PriorPotential(nn.Module):
         self.register_buffer("angle_index", torch.as_tensor(angles))
         self.register_buffer("dihedral_index", torch.as_tensor(dihedrals))
         self.register_buffer("repulsion_index", torch.as_tensor(pairs))
+        self.register_buffer("correction_index", torch.as_tensor(corrections))
+        self.correction_order = int(correction_order)
+        for name in ("correction_cos", "correction_sin"):
+            self.register_buffer(name, torch.zeros(len(corrections), self.correction_order, dtype=torch_dtype))
         # every bond, repulsion pair, angle arm and dihedral bond in one matrix product (not saved: rebuilt from the
-        # indices); rows: bonds, repulsion pairs, then the angle and dihedral blocks of tuple_differences
-        self.register_buffer("vector_matrix", tuple_differences(self.n_beads, np.concatenate([bonds.T, pairs], axis=1),
-                                                                angles, dihedrals).to(torch_dtype), persistent=False)
+        # indices); rows: bonds, repulsion pairs, the angle and dihedral blocks of tuple_differences, then the three
+        # bond blocks of the corrected dihedrals
+        vectors = tuple_differences(self.n_beads, np.concatenate([bonds.T, pairs], axis=1), angles, dihedrals)
+        matrix = torch.cat([vectors, tuple_differences(self.n_beads, np.zeros((2, 0)), np.zeros((0, 3)), corrections)])
+        self.register_buffer("vector_matrix", matrix.to(torch_dtype), persistent=False)
         self.n_bonds, self.n_angles, self.n_dihedrals = len(bonds), len(angles), len(dihedrals)
+        self.n_corrections = len(corrections)
         self.repulsion_epsilon = float(repulsion_epsilon)
         self.repulsion_power = float(repulsion_power)
         self.spec = {
@@ -164,10 +188,19 @@ class PriorPotential(nn.Module):
             "dihedral_phi0_rad": None if dihedral_k is None else values["dihedral_phi0"].tolist(),
             "repulsion_sigma_nm": None if repulsion_sigma_nm is None else sigma.tolist(),
             "repulsion_epsilon": self.repulsion_epsilon, "repulsion_power": self.repulsion_power,
-            "repulsion_exclude_bonds": int(repulsion_exclude_bonds), "trainable": bool(trainable),
+            "repulsion_exclude_bonds": int(repulsion_exclude_bonds),
+            "correction_dihedrals": None if correction_dihedrals is None else corrections.tolist(),
+            "correction_order": self.correction_order, "trainable": bool(trainable),
             "scale_kt": float(scale_kt), "dtype": dtype,
         }
         self.fit_report: dict = {}
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # potentials saved before the dihedral corrections existed have none: load them as a prior without any
+        if self.n_corrections == 0:
+            for name in ("correction_index", "correction_cos", "correction_sin"):
+                state_dict.setdefault(prefix + name, getattr(self, name))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @torch.jit.export
     def constants(self) -> Dict[str, Tensor]:
@@ -199,12 +232,30 @@ class PriorPotential(nn.Module):
         """Soft repulsion energies, positions ``x`` (B, N, 3) nm -> (B, n_pairs) kJ/mol."""
         return self._repulsion_energy(self._vectors(x)[1])
 
+    def correction_energy(self, x: Tensor) -> Tensor:
+        """Dihedral-correction energies, positions ``x`` (B, N, 3) nm -> (B, n_corrections) kJ/mol."""
+        v = self._vectors(x)
+        return self._correction_energy(v[7], v[8], v[9])
+
+    @torch.jit.unused
+    def add_correction(self, cos_terms, sin_terms) -> None:
+        """Add ``sum_n cos_terms[:, n-1] cos(n phi) + sin_terms[:, n-1] sin(n phi)`` (kJ/mol, shape
+        ``(n_corrections, correction_order)`` each) to the dihedral corrections."""
+        shape = tuple(self.correction_cos.shape)
+        for name, value in (("cos_terms", cos_terms), ("sin_terms", sin_terms)):
+            value = np.asarray(value, dtype=np.float64)
+            if value.shape != shape:
+                raise ValueError(f"{name}: expected shape {shape} (corrected dihedrals, order), got {value.shape}")
+        with torch.no_grad():
+            self.correction_cos += torch.as_tensor(np.asarray(cos_terms), dtype=self.correction_cos.dtype)
+            self.correction_sin += torch.as_tensor(np.asarray(sin_terms), dtype=self.correction_sin.dtype)
+
     def _vectors(self, x: Tensor) -> List[Tensor]:
         """Every difference vector the terms need, (B, V, 3) nm, split into bonds, repulsion pairs, first and second
-        angle arms, and the three bonds of the dihedrals."""
-        a, d = self.n_angles, self.n_dihedrals
+        angle arms, the three bonds of the dihedrals and those of the corrected dihedrals."""
+        a, d, c = self.n_angles, self.n_dihedrals, self.n_corrections
         return torch.split(differences(x, self.vector_matrix),
-                           [self.n_bonds, self.repulsion_index.shape[1], a, a, d, d, d], dim=1)
+                           [self.n_bonds, self.repulsion_index.shape[1], a, a, d, d, d, c, c, c], dim=1)
 
     def _bond_energy(self, bond: Tensor) -> Tensor:
         r = safe_norm(bond)
@@ -233,6 +284,17 @@ class PriorPotential(nn.Module):
         r = safe_norm(pair)
         return self.repulsion_epsilon * (self.repulsion_sigma / r) ** self.repulsion_power
 
+    def _correction_energy(self, b1: Tensor, b2: Tensor, b3: Tensor) -> Tensor:
+        cos_sin = dihedral_cos_sin_from_vectors(b1, b2, b3)
+        c1, s1 = cos_sin[0], cos_sin[1]
+        cn, sn = c1, s1
+        energy = torch.zeros_like(c1)
+        for n in range(self.correction_order):
+            if n > 0:
+                cn, sn = cn * c1 - sn * s1, sn * c1 + cn * s1
+            energy = energy + self.correction_cos[:, n] * cn + self.correction_sin[:, n] * sn
+        return energy
+
     @torch.jit.export
     def energy_terms(self, positions: Tensor) -> Dict[str, Tensor]:
         """Energy of each kind of term, summed per walker: positions (B, N, 3) nm -> {name: (B,) kJ/mol}."""
@@ -242,6 +304,7 @@ class PriorPotential(nn.Module):
             "angles": self._angle_energy(v[2], v[3]).sum(-1),
             "dihedrals": self._dihedral_energy(v[4], v[5], v[6]).sum(-1),
             "repulsion": self._repulsion_energy(v[1]).sum(-1),
+            "dihedral_correction": self._correction_energy(v[7], v[8], v[9]).sum(-1),
         }
 
     def forward(self, positions: Tensor) -> Tensor:
@@ -255,9 +318,11 @@ class PriorPotential(nn.Module):
         -------
         torch.Tensor, shape (n_walkers,), kJ/mol
         """
-        bond, pair, arm1, arm2, b1, b2, b3 = self._vectors(positions.to(self.bond_r0_ref.dtype))
+        bond, pair, arm1, arm2, b1, b2, b3, c1, c2, c3 = self._vectors(positions.to(self.bond_r0_ref.dtype))
         energy = self._bond_energy(bond).sum(-1) + self._angle_energy(arm1, arm2).sum(-1)
         energy = energy + self._dihedral_energy(b1, b2, b3).sum(-1) + self._repulsion_energy(pair).sum(-1)
+        if self.n_corrections > 0:
+            energy = energy + self._correction_energy(c1, c2, c3).sum(-1)
         return energy
 
 
@@ -317,7 +382,7 @@ def measure_internal(positions: np.ndarray, bonds, angles=None, dihedrals=None) 
     probe = PriorPotential(n_beads, bonds, angle_k=0.0, angles=angles, dihedral_k=[0.0], dihedrals=dihedrals)
     x = torch.as_tensor(positions, dtype=torch.float64)
     with torch.no_grad():
-        bond, _, arm1, arm2, b1, b2, b3 = probe._vectors(x)
+        bond, _, arm1, arm2, b1, b2, b3 = probe._vectors(x)[:7]
         cos_sin = dihedral_cos_sin_from_vectors(b1, b2, b3)
         r, theta, phi = safe_norm(bond), angle_from_vectors(arm1, arm2), torch.atan2(cos_sin[1], cos_sin[0])
     return {"bonds": r.numpy(), "angles": theta.numpy(), "dihedrals": phi.numpy(),
@@ -342,8 +407,8 @@ def prior_dihedrals(n_beads: int, bonds, mode) -> np.ndarray:
 def fit_prior(positions, bonds, temperature_k, angles: bool = True, dihedrals="all",
               dihedral_terms: int = 3, repulsion: bool = True, repulsion_exclude_bonds: int = 3,
               repulsion_percentile: float = 1.0, repulsion_power: float = 6.0, repulsion_epsilon=None,
-              n_bins: int = 60, min_count: int = 5, trainable: bool = False,
-              dtype: str = "float64") -> PriorPotential:
+              n_bins: int = 60, min_count: int = 5, correction_dihedrals=None, correction_order: int = 3,
+              trainable: bool = False, dtype: str = "float64") -> PriorPotential:
     """Prior constants by Boltzmann inversion of (mapped AA) CG configurations.
 
     Bonds: quadratic fit of ``-kT log(p(r) / r^2)``; angles: of ``-kT log(p(theta) / sin theta)`` (the
@@ -352,6 +417,8 @@ def fit_prior(positions, bonds, temperature_k, angles: bool = True, dihedrals="a
     (``'all'``, ``'one_per_bond'`` or ``'none'``; each inverted on its own marginal, so ``'all'`` counts a
     rotation once per quadruplet about its bond); repulsion ``sigma``: the ``repulsion_percentile``-th percentile of
     all distances between beads more than ``repulsion_exclude_bonds`` bonds apart, ``epsilon`` = kT unless given.
+    ``correction_dihedrals`` / ``correction_order`` give the prior empty dihedral-correction terms
+    (:class:`PriorPotential`) for the correction stage of training to fill.
 
     Parameters
     ----------
@@ -413,6 +480,7 @@ def fit_prior(positions, bonds, temperature_k, angles: bool = True, dihedrals="a
         report["repulsion"] = {"sigma_nm": sigma, "epsilon_kj_per_mol": epsilon, "power": repulsion_power,
                                "n_pairs": int(pairs.shape[1]), "percentile": repulsion_percentile}
     prior = PriorPotential(n_beads, bonds, repulsion_exclude_bonds=repulsion_exclude_bonds, trainable=trainable,
+                           correction_dihedrals=correction_dihedrals, correction_order=correction_order,
                            scale_kt=kt, dtype=dtype, **kwargs)
     prior.fit_report = report
     return prior
