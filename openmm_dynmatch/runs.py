@@ -206,8 +206,7 @@ def run_training(config: Config, run_dir, resume: bool = False, progress: bool =
 
     ``start_potential`` (a potential file written by a run, e.g. its ``potential.pt``) replaces the potential
     ``config`` would build: training starts from it and the pre-training stages (and the dihedral correction) are
-    skipped, so dynamic matching
-    can start from a given model (the known-truth teacher of ``benchmarks/recovery.py``).
+    skipped, so dynamic matching can start from a given model (the known-truth teacher of ``benchmarks/recovery.py``).
 
     Nothing is written before the data have been read and the models built, so a run that fails on its input
     (a wrong ``data.cg_path``, a file without the mapping metadata) leaves no folder that blocks the rerun.

@@ -268,16 +268,21 @@ class PriorPotential(nn.Module):
         return 0.5 * constants["angle_k"] * (theta - constants["angle_theta0"]) ** 2
 
     def _dihedral_energy(self, b1: Tensor, b2: Tensor, b3: Tensor) -> Tensor:
+        # k_n (1 + cos(n phi - phi0_n)) = k_n + k_n cos(phi0_n) cos(n phi) + k_n sin(phi0_n) sin(n phi)
+        k, phi0 = self.dihedral_k, self.dihedral_phi0
+        return k.sum(-1) + self._fourier_series(b1, b2, b3, k * torch.cos(phi0), k * torch.sin(phi0))
+
+    def _fourier_series(self, b1: Tensor, b2: Tensor, b3: Tensor, cos_terms: Tensor, sin_terms: Tensor) -> Tensor:
+        """``sum_n cos_terms[:, n-1] cos(n phi) + sin_terms[:, n-1] sin(n phi)`` of the dihedrals of the bonds
+        ``b1, b2, b3`` (B, D, 3), coefficients (D, order): (B, D) kJ/mol."""
         cos_sin = dihedral_cos_sin_from_vectors(b1, b2, b3)
         c1, s1 = cos_sin[0], cos_sin[1]
         cn, sn = c1, s1
         energy = torch.zeros_like(c1)
-        for n in range(self.n_dihedral_terms):
+        for n in range(cos_terms.shape[1]):
             if n > 0:
                 cn, sn = cn * c1 - sn * s1, sn * c1 + cn * s1
-            k = self.dihedral_k[:, n]
-            phi0 = self.dihedral_phi0[:, n]
-            energy = energy + k * (1.0 + cn * torch.cos(phi0) + sn * torch.sin(phi0))
+            energy = energy + cos_terms[:, n] * cn + sin_terms[:, n] * sn
         return energy
 
     def _repulsion_energy(self, pair: Tensor) -> Tensor:
@@ -285,15 +290,7 @@ class PriorPotential(nn.Module):
         return self.repulsion_epsilon * (self.repulsion_sigma / r) ** self.repulsion_power
 
     def _correction_energy(self, b1: Tensor, b2: Tensor, b3: Tensor) -> Tensor:
-        cos_sin = dihedral_cos_sin_from_vectors(b1, b2, b3)
-        c1, s1 = cos_sin[0], cos_sin[1]
-        cn, sn = c1, s1
-        energy = torch.zeros_like(c1)
-        for n in range(self.correction_order):
-            if n > 0:
-                cn, sn = cn * c1 - sn * s1, sn * c1 + cn * s1
-            energy = energy + self.correction_cos[:, n] * cn + self.correction_sin[:, n] * sn
-        return energy
+        return self._fourier_series(b1, b2, b3, self.correction_cos, self.correction_sin)
 
     @torch.jit.export
     def energy_terms(self, positions: Tensor) -> Dict[str, Tensor]:
