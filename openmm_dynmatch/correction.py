@@ -50,6 +50,11 @@ def fourier_basis(angles, order: int) -> np.ndarray:
     return np.stack(columns, axis=-1)
 
 
+def dihedral_counts(angles, bins: int = BINS) -> np.ndarray:
+    """Histogram of dihedral angles (rad) over ``bins`` equal bins of (-pi, pi]: counts as floats, shape (bins,)."""
+    return np.histogram(np.asarray(angles, dtype=float), np.linspace(-np.pi, np.pi, bins + 1))[0].astype(float)
+
+
 def correction_coefficients(model_angles, target_angles, temperature_k: float, order: int = 3,
                             min_count: int = MIN_COUNT, bins: int = BINS) -> np.ndarray:
     """Fourier coefficients ``(c0, a1, b1, ..., a_order, b_order)`` (kJ/mol) of ``kT ln(P_model(a) / P_target(a))``.
@@ -72,9 +77,14 @@ def correction_coefficients(model_angles, target_angles, temperature_k: float, o
     ValueError
         If fewer than ``2 order + 1`` bins hold ``min_count`` angles of both samples.
     """
-    edges = np.linspace(-np.pi, np.pi, bins + 1)
-    n_model = np.histogram(np.asarray(model_angles, dtype=float), edges)[0].astype(float)
-    n_target = np.histogram(np.asarray(target_angles, dtype=float), edges)[0].astype(float)
+    return fit_counts(dihedral_counts(model_angles, bins), dihedral_counts(target_angles, bins), temperature_k,
+                      order, min_count)
+
+
+def fit_counts(n_model: np.ndarray, n_target: np.ndarray, temperature_k: float, order: int = 3,
+               min_count: int = MIN_COUNT) -> np.ndarray:
+    """:func:`correction_coefficients` from the two samples' :func:`dihedral_counts`."""
+    bins = len(n_model)
     keep = (n_model >= min_count) & (n_target >= min_count)
     if keep.sum() < 2 * order + 1:
         raise ValueError(f"only {int(keep.sum())} of {bins} dihedral bins hold {min_count} angles of both the model's "
@@ -83,6 +93,7 @@ def correction_coefficients(model_angles, target_angles, temperature_k: float, o
     p_model, p_target = n_model[keep] / n_model.sum(), n_target[keep] / n_target.sum()
     y = kt_kj_per_mol(temperature_k) * np.log(p_model / p_target)
     weight = np.sqrt(1.0 / (1.0 / n_model[keep] + 1.0 / n_target[keep]))
+    edges = np.linspace(-np.pi, np.pi, bins + 1)
     centres = 0.5 * (edges[1:] + edges[:-1])[keep]
     coefficients, *_ = np.linalg.lstsq(fourier_basis(centres, order) * weight[:, None], y * weight, rcond=None)
     return coefficients
@@ -171,12 +182,10 @@ def sample_model(sampler, potential, dynamics, starts, n_samples: int, steps_bet
     return np.concatenate(frames), blowups
 
 
-def free_energy_difference(model_angles, target_angles, temperature_k: float, bins: int = BINS) -> float:
+def free_energy_difference(n_model: np.ndarray, n_target: np.ndarray, temperature_k: float) -> float:
     """Root-mean-square difference (kJ/mol) of the two free-energy profiles ``-kT ln P(a)`` over the bins both
-    samples visit, each profile shifted to zero mean there: how far the model's marginal is from the target's."""
-    edges = np.linspace(-np.pi, np.pi, bins + 1)
-    n_model = np.histogram(np.asarray(model_angles, dtype=float), edges)[0].astype(float)
-    n_target = np.histogram(np.asarray(target_angles, dtype=float), edges)[0].astype(float)
+    samples visit, each profile shifted to zero mean there: how far the model's marginal is from the target's.
+    ``n_model``, ``n_target``: the samples' :func:`dihedral_counts`."""
     keep = (n_model > 0) & (n_target > 0)
     if not keep.any():
         return float("nan")
@@ -187,7 +196,7 @@ def free_energy_difference(model_angles, target_angles, temperature_k: float, bi
 
 def correct(potential, dynamics, sampler, data_frames, temperature_k: float, steps: int, n_samples: int,
             steps_between: int, burn_in_steps: int, seed: int, done: Optional[List[dict]] = None,
-            on_step: Optional[Callable[[dict], None]] = None, progress: bool = True) -> List[dict]:
+            on_step: Optional[Callable[[List[dict]], None]] = None, progress: bool = True) -> List[dict]:
     """Correction steps on ``potential.prior``'s corrected dihedrals until ``steps`` are done.
 
     Every step samples the current model (:func:`sample_model`, walkers started at frames of ``data_frames`` drawn
@@ -221,7 +230,7 @@ def correct(potential, dynamics, sampler, data_frames, temperature_k: float, ste
     if len(quadruplets) == 0:
         raise ValueError("potential: its prior has no correction_dihedrals to correct")
     order = prior.correction_order
-    data_angles = dihedrals(data_frames, quadruplets)
+    data_counts = [dihedral_counts(angles) for angles in dihedrals(data_frames, quadruplets).T]
     reports = []
     for report in done or []:
         prior.add_correction(report["cos"], report["sin"])
@@ -234,9 +243,8 @@ def correct(potential, dynamics, sampler, data_frames, temperature_k: float, ste
                   disable=not progress, leave=False) as bar:
             frames, blowups = sample_model(sampler, potential, dynamics, starts, n_samples, steps_between,
                                            burn_in_steps, int(rng.integers(2**31)), bar.update)
-        model_angles = dihedrals(frames, quadruplets)
-        fits = [correction_coefficients(model_angles[:, d], data_angles[:, d], temperature_k, order)
-                for d in range(len(quadruplets))]
+        model_counts = [dihedral_counts(angles) for angles in dihedrals(frames, quadruplets).T]
+        fits = [fit_counts(m, d, temperature_k, order) for m, d in zip(model_counts, data_counts)]
         cos_terms = np.array([fit[1::2] for fit in fits])
         sin_terms = np.array([fit[2::2] for fit in fits])
         prior.add_correction(cos_terms, sin_terms)
@@ -244,9 +252,8 @@ def correct(potential, dynamics, sampler, data_frames, temperature_k: float, ste
             "step": step, "samples": int(len(frames)), "blowups": int(blowups),
             "dihedrals": quadruplets.tolist(), "cos": cos_terms.tolist(), "sin": sin_terms.tolist(),
             "constant": [float(fit[0]) for fit in fits],
-            "profile_rms_before_kj_per_mol": [free_energy_difference(model_angles[:, d], data_angles[:, d],
-                                                                     temperature_k)
-                                              for d in range(len(quadruplets))]})
+            "profile_rms_before_kj_per_mol": [free_energy_difference(m, d, temperature_k)
+                                              for m, d in zip(model_counts, data_counts)]})
         if on_step is not None:
             on_step(reports)
     return reports

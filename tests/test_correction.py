@@ -13,7 +13,8 @@ import yaml
 
 from openmm_dynmatch import trajio
 from openmm_dynmatch.config import load_config
-from openmm_dynmatch.correction import BINS, correct, correction_coefficients, resolve_dihedrals, with_corrections
+from openmm_dynmatch.correction import (BINS, correct, correction_coefficients, dihedral_counts, free_energy_difference,
+                                        resolve_dihedrals, with_corrections)
 from openmm_dynmatch.dynamics import DynamicsParameters
 from openmm_dynmatch.features import dihedrals
 from openmm_dynmatch.models.potential import CGPotential, build_net, build_potential, load_potential, save_potential
@@ -60,6 +61,17 @@ def test_too_few_populated_bins_are_refused_with_what_to_change():
     angles = np.full(1000, 0.3)
     with pytest.raises(ValueError, match="bins hold 20 angles.*train.correction_ps"):
         correction_coefficients(angles, angles, TEMPERATURE_K, order=3)
+
+
+def test_profile_distance_of_a_cosine_tilt_is_its_rms():
+    # P_model / P_target = exp(a cos x / kT) on every bin: the profiles differ by a cos x + const, and over 36 equal
+    # bins the mean of cos^2 is exactly 1/2, so the RMS distance is a / sqrt(2)
+    kt, a = kt_kj_per_mol(TEMPERATURE_K), 1.7
+    target = dihedral_counts(binned_samples(lambda x: 0.0 * x))
+    model = dihedral_counts(binned_samples(lambda x: a * np.cos(x) / kt))
+    assert target.shape == (BINS,) and target.sum() == pytest.approx(10**7, abs=BINS)
+    assert free_energy_difference(model, target, TEMPERATURE_K) == pytest.approx(a / np.sqrt(2), rel=1e-4)
+    assert free_energy_difference(target, target, TEMPERATURE_K) == pytest.approx(0.0, abs=1e-12)
 
 
 def _five_bead_potential(corrections=None):
