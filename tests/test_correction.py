@@ -153,8 +153,9 @@ def test_config_refuses_a_malformed_dihedral_entry_naming_the_key():
 
 def chain_data(n: int, rng) -> tuple:
     """Exact Boltzmann samples (n, 4, 3) nm and their dihedral angles (n,) of a 4-bead chain with harmonic bonds
-    and angles and the dihedral energy ``CHAIN_SERIES``: the internal coordinates are independent with densities ``r^2 exp(-U_b/kT)``, ``sin(theta)
-    exp(-U_a/kT)`` and ``exp(-V(phi)/kT)`` (drawn by rejection), placed in space bead by bead."""
+    and angles and the dihedral energy ``CHAIN_SERIES``: the internal coordinates are independent with densities
+    ``r^2 exp(-U_b/kT)``, ``sin(theta) exp(-U_a/kT)`` and ``exp(-V(phi)/kT)`` (drawn by rejection), placed in space
+    bead by bead."""
     kt = kt_kj_per_mol(TEMPERATURE_K)
 
     def draw(proposal, accept):
