@@ -13,7 +13,10 @@ are compared with the teacher's data (MSM slowest timescale and psi-core relaxat
 two references: the force-matched student at the start friction and at the teacher's friction (the kinetics the
 potential fit alone allows), and an independent production of the teacher itself (the noise of the kinetic ratios
 at these run lengths). Targets: friction within 10%, both kinetic ratios within 15%, held-out AUC of a fresh
-classifier at most 0.6 (:class:`TeacherSettings`; ``--work-dir`` keeps and reuses the finished stages).
+classifier at most 0.6 (:class:`TeacherSettings`; ``--work-dir`` keeps and reuses the finished stages). The run
+``crn_teacher_shifted`` learns the friction alone from the teacher's potential plus ``shift_psi_kj_per_mol cos(psi)``:
+a potential with the teacher's forces but the wrong balance of its two psi basins, to see whether the friction the
+game learns depends on that balance (it is reported beside the targets, not judged).
 
 Case ``chirality``. The data are OpenMM Brownian trajectories of a 4-bead chain with a known potential: harmonic
 bonds (0.38 nm, 1000 kJ/mol/nm^2), harmonic bond angles (100 degrees, 100 kJ/mol/rad^2) and one dihedral term
@@ -382,6 +385,7 @@ class TeacherSettings:
     lr_potential: float = 2e-4
     lr_friction: float = 0.03
     dm_runs: str = "crn_evidence,crn_teacher_potential"  # keys of TEACHER_DM_RUNS; the first is judged
+    shift_psi_kj_per_mol: float = -2.0      # amplitude A of A cos(psi) added for the run crn_teacher_shifted
     production_walkers: int = 64            # each model's production, from teacher frames
     production_ps: float = 100.0
     probe_windows: int = 256
@@ -395,9 +399,12 @@ class TeacherSettings:
 TEACHER_DM_RUNS = {"crn": {"friction_gradient": "crn"}, "score": {"friction_gradient": "score"},
                    "crn_fixed_potential": {"friction_gradient": "crn", "lr_potential": 0.0},
                    "crn_teacher_potential": {"friction_gradient": "crn", "lr_potential": 0.0},
+                   "crn_teacher_shifted": {"friction_gradient": "crn", "lr_potential": 0.0},
                    "crn_evidence": {"friction_gradient": "crn", "evidence_scaling": True}}
 #: Runs that start from the teacher's own potential instead of the force-matched student (friction only).
 FROM_TEACHER = ("crn_teacher_potential",)
+#: Runs that start from the teacher's potential with its psi basins shifted (:func:`shifted_teacher`).
+SHIFTED = ("crn_teacher_shifted",)
 TEACHER_QUICK = TeacherSettings(aa_ns=0.1, fm_iterations=200, student_fm_iterations=200, data_walkers=16,
                                 data_ps=10.0, iterations=6, walkers=32, classifier_warmup=2, classifier_steps=2,
                                 production_walkers=16, production_ps=10.0, probe_windows=32)
@@ -461,6 +468,32 @@ def run_production(model: Path, frames: np.ndarray, n_walkers: int, ps: float, s
     return out
 
 
+def shifted_teacher(teacher_potential: Path, metadata: dict, amplitude: float, work: Path) -> Path:
+    """The teacher's potential plus ``amplitude cos(psi)`` kJ/mol, as a prior dihedral correction: the teacher's
+    forces but along psi, its extended basin (psi near 2.6 rad) moved against the helical one (near -0.7 rad) by
+    about ``-1.6 amplitude``. ``metadata``: the mapped AA data's (psi found from its bead names or mapping). Written
+    once, to ``work``; returns the file."""
+    from openmm_dynmatch.correction import resolve_dihedrals, with_corrections
+    from openmm_dynmatch.models.potential import load_potential, save_potential
+
+    out = work / "teacher_shifted_potential.pt"
+    if not out.exists():
+        potential, stored = load_potential(teacher_potential)
+        shifted = with_corrections(potential, resolve_dihedrals(["psi"], metadata), order=1)
+        shifted.prior.add_correction([[float(amplitude)]], [[0.0]])
+        save_potential(out, shifted, stored)
+    return out
+
+
+def extended_minus_helical(positions: np.ndarray, metadata: dict) -> float:
+    """``science.py``'s extended - helical free energy (kJ/mol) of frames of alanine-dipeptide beads; ``metadata``
+    as for :func:`shifted_teacher`, with the temperature."""
+    from science import backbone_cvs, landscape_numbers  # benchmarks/ is on the path when this script runs
+
+    return landscape_numbers(backbone_cvs(positions, metadata),
+                             metadata["temperature_k"])["extended_minus_helical_kj_per_mol"]
+
+
 def force_error(potential_file: Path, data: "trajio.Trajectory", every: int = 20) -> float:
     """RMS of a potential's force error against the teacher's exact forces stored in ``data``, relative to the
     RMS teacher force, on every ``every``-th frame."""
@@ -507,27 +540,33 @@ def teacher_case(settings: TeacherSettings, work: Path, seed: int = 0) -> dict:
     runs = {"teacher_again": (teacher, settings.teacher_friction_per_ps), "fm_start_friction": (fm, None),
             "fm_teacher_friction": (fm, settings.teacher_friction_per_ps)}
     dm_runs = settings.dm_runs.split(",")
+    truth = trajio.load(data)
+    beads = trajio.read_metadata(mapped)  # the teacher's data keep bead names without residues; the mapping has them
     for name in dm_runs:
         config = teacher_config(data, settings, "dynamic_matching", settings.start_friction_per_ps, seed, name)
-        start = Path(teacher["potential"]) if name in FROM_TEACHER else None
+        start = (shifted_teacher(Path(teacher["potential"]), beads, settings.shift_psi_kj_per_mol, work)
+                 if name in SHIFTED else Path(teacher["potential"]) if name in FROM_TEACHER else None)
         run_dir = work / f"run_dm_{name}"
         summary = clock.run(f"student_dm_{name}_s", (run_dir / "summary.json").exists(), train_model, config,
                             run_dir, False, start)
         runs[f"dm_{name}"] = (summary, None)
+        if name in SHIFTED:  # the shifted landscape at the teacher's friction: what a right friction gives it
+            runs[f"{name}_teacher_friction"] = (summary, settings.teacher_friction_per_ps)
     frames = np.concatenate(load_walkers(work / "teacher_run.h5"))
-    truth = trajio.load(data)
     models = {}
     for label, (summary, friction) in runs.items():
         out = work / f"cg_{label}.h5"
         clock.run(f"production_{label}_s", out.exists(), run_production, Path(summary["model"]), frames,
                   settings.production_walkers, settings.production_ps, settings, out, seed + 2, friction)
-        s = compare(truth, trajio.load(out), seed=seed)["summary"]
+        production = trajio.load(out)
+        s = compare(truth, production, seed=seed)["summary"]
         ratios = s.get("timescale_ratio") or [None]
         models[label] = {"friction_per_ps": friction or summary["friction_per_ps"],
                          "slowest_timescale_ratio": ratios[0], "core_relaxation_ratio": s.get("core_relaxation_ratio"),
                          "js_fes_2d": s.get("js_fes_2d"), "timescales_teacher_ps": s.get("timescales_aa_ps"),
                          "timescales_cg_ps": s.get("timescales_cg_ps"),
                          "force_error_vs_teacher": force_error(Path(summary["potential"]), truth),
+                         "extended_minus_helical_kj_per_mol": extended_minus_helical(production.positions, beads),
                          # the teacher's probe compares it with the AA data, not with its own trajectories
                          "heldout_auc": {} if label == "teacher_again" else summary.get("heldout_auc", {})}
     judged = f"dm_{dm_runs[0]}"
@@ -540,7 +579,16 @@ def teacher_case(settings: TeacherSettings, work: Path, seed: int = 0) -> dict:
     met = {"friction": abs(errors["friction"]) <= settings.tolerance_friction,
            "msm": errors["msm"] <= settings.tolerance_kinetics, "core": errors["core"] <= settings.tolerance_kinetics,
            "auc": auc_after is not None and auc_after <= settings.max_auc}
+    shifted = {name: {"amplitude_kj_per_mol": settings.shift_psi_kj_per_mol,
+                      "friction_per_ps": models[f"dm_{name}"]["friction_per_ps"],
+                      "friction_relative_error": models[f"dm_{name}"]["friction_per_ps"]
+                      / settings.teacher_friction_per_ps - 1,
+                      "extended_minus_helical_kj_per_mol": {
+                          "teacher_data": extended_minus_helical(truth.positions, beads),
+                          "shifted_model": models[f"dm_{name}"]["extended_minus_helical_kj_per_mol"]}}
+               for name in dm_runs if name in SHIFTED}
     return {"case": "teacher", "settings": vars(settings), "seed": seed, "judged": judged,
+            "basin_shift": shifted,
             "teacher_friction_per_ps": settings.teacher_friction_per_ps,
             "start_friction_per_ps": settings.start_friction_per_ps, "recovered_friction_per_ps": friction,
             "relative_errors": errors, "heldout_auc": auc, "models": models, "met": met,
