@@ -458,7 +458,16 @@ def targets(models: dict, split_half: float) -> dict:
         versus_calibrated.append(None if None in (dm_off, fmc_off) else (dm_off <= fmc_off, dm_off < fmc_off))
     result["dm_as_close_as_calibrated_on_both_closer_on_one"] = (
         None if None in versus_calibrated else all(a for a, _ in versus_calibrated) and any(b for _, b in versus_calibrated))
-    # reported beside the targets, not one of them: the MSM ratio where AA's slowest timescale has levelled off
+    # reported beside the targets, not one of them: how far DM's error is from the calibrated baseline's, in units
+    # of the standard error of that difference (the productions' standard errors, added in quadrature)
+    for key, name in (("slowest_timescale_ratio", "msm"), ("core_relaxation_ratio", "core")):
+        dm_off, fmc_off = result[f"{name}_dm_relative_error"], result[f"{name}_fmc_relative_error"]
+        sems = [models[m].get(f"{key}_sem") for m in ("dm", "fmc")]
+        difference = None if None in (dm_off, fmc_off) else dm_off - fmc_off
+        result[f"{name}_dm_minus_fmc_error"] = difference
+        result[f"{name}_dm_minus_fmc_error_se"] = (None if difference is None or None in sems
+                                                   else float(np.hypot(*sems)))
+    # the MSM ratio where AA's slowest timescale has levelled off
     for m in ("dm", "fm", "fmc"):
         value = models[m].get("slowest_timescale_ratio_plateau")
         result[f"msm_{m}_relative_error_plateau_lag"] = None if value is None else abs(value - 1.0)

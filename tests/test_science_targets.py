@@ -54,6 +54,19 @@ def test_targets_compare_dynamic_matching_with_force_matching_and_the_calibrated
     # a ratio that could not be measured leaves the comparison undecided rather than met or missed
     models["fmc"] = _model(1.6, None)
     assert targets(models, split_half=0.049)["dm_as_close_as_calibrated_on_both_closer_on_one"] is None
+    assert targets(models, split_half=0.049)["core_dm_minus_fmc_error"] is None
+
+
+def test_the_difference_from_the_calibrated_baseline_carries_its_standard_error():
+    models = {"fm": _model(2.1, 2.9), "fmc": _model(0.98, 1.03), "rem": _model(0.5, 0.8), "dm": _model(0.98, 1.09)}
+    models["dm"].update(slowest_timescale_ratio_sem=0.09, core_relaxation_ratio_sem=0.12)
+    models["fmc"].update(slowest_timescale_ratio_sem=0.04, core_relaxation_ratio_sem=0.05)
+    t = targets(models, split_half=0.049)
+    assert math.isclose(t["core_dm_minus_fmc_error"], 0.09 - 0.03, rel_tol=1e-9)
+    assert math.isclose(t["core_dm_minus_fmc_error_se"], math.sqrt(0.12**2 + 0.05**2), rel_tol=1e-12)
+    assert math.isclose(t["msm_dm_minus_fmc_error"], 0.0, abs_tol=1e-12)
+    models["fmc"].pop("slowest_timescale_ratio_sem")  # one production: no standard error, no unit to judge by
+    assert targets(models, split_half=0.049)["msm_dm_minus_fmc_error_se"] is None
 
 
 def test_psi_landscape_reads_the_barriers_and_the_basin_free_energy_of_a_known_potential():
