@@ -2,11 +2,11 @@
 
 For every variant of the classifier's training (``--variant NAME KEY=VALUE ...``, keys of ``train``) and every
 seed, a classifier is trained from scratch against the CG windows of one potential at one friction (the
-pre-trained potential of a dynamic-matching run directory, ``--friction``; ``--iterations`` classifier-only
-iterations: ``train.classifier_warmup = train.iterations``, so neither the potential nor the friction moves), and
-its friction landscape is measured as ``benchmarks/friction_gradient.py`` measures a run's: the mean reward of
-probe windows simulated at ``--factors`` times that friction, every friction from the same start frames and
-noise. The per-walker quadratic fit in log friction (``landscape_fit``) gives the slope, what the classifier pushes
+pre-trained potential of a dynamic-matching run directory or ``--potential``, at ``--friction``; ``--iterations``
+classifier-only iterations: ``train.classifier_warmup = train.iterations``, so neither the potential nor the
+friction moves), and its friction landscape is measured as ``benchmarks/friction_gradient.py`` measures a
+run's: the mean reward of probe windows simulated at ``--factors`` times that friction, every friction from the
+same start frames and noise. The per-walker quadratic fit in log friction (``landscape_fit``) gives the slope, what the classifier pushes
 the friction by, and the curvature: negative where the classifier scores every other friction as more AA-like
 than the one it was trained against, a bump at its own friction that holds the friction where it is.
 
@@ -59,12 +59,11 @@ def parse_variant(words: list) -> tuple:
     return name, pairs
 
 
-def train_lane(lane: list, run_dir: Path, friction: float, iterations: int) -> None:
-    """Train the classifiers of one lane (``stages.run_lanes``: its own process, one torch thread), each from the
-    run's pre-trained potential; a finished one is kept, an interrupted one goes on from its checkpoint."""
+def train_lane(lane: list, run_dir: Path, friction: float, iterations: int, start: Path) -> None:
+    """Train the classifiers of one lane (``stages.run_lanes``: its own process, one torch thread), each against
+    the potential in ``start``; a finished one is kept, an interrupted one goes on from its checkpoint."""
     torch.set_num_threads(1)
     base = load_config(run_dir / "config.yaml")
-    start = stage_path(run_dir, 0, base.train.pretrain)
     for _, overrides, seed, target in lane:
         if (target / "summary.json").exists():
             continue
@@ -77,6 +76,8 @@ def main(argv=None) -> dict:
     parser.add_argument("run_dir", help="dynamic-matching run directory: its config.yaml and its pre-trained "
                                         "potential (stage0_<pretrain>.pt) are used")
     parser.add_argument("--friction", type=float, required=True, help="friction of the CG windows, 1/ps")
+    parser.add_argument("--potential", default=None, help="potential file of the CG windows (default: the run's "
+                                                          "pre-trained potential, stage0_<pretrain>.pt)")
     parser.add_argument("--iterations", type=int, default=60, help="classifier-only iterations per variant")
     parser.add_argument("--variant", nargs="+", action="append", required=True, metavar="NAME KEY=VALUE",
                         help="a classifier training variant: a name, then train options (repeat for more)")
@@ -97,14 +98,16 @@ def main(argv=None) -> dict:
         parser.error(str(error))
     run_dir, work = Path(args.run_dir), Path(args.work_dir)
     base = load_config(run_dir / "config.yaml")
-    if not stage_path(run_dir, 0, base.train.pretrain).exists():
-        parser.error(f"{run_dir} has no pre-trained potential {stage_path(run_dir, 0, base.train.pretrain).name}")
+    potential = Path(args.potential) if args.potential else stage_path(run_dir, 0, base.train.pretrain)
+    if not potential.exists():
+        parser.error(f"--potential: no potential file {potential}" if args.potential else
+                     f"{run_dir} has no pre-trained potential {potential.name}; pass --potential")
     tasks = [(name, tuple(sorted(overrides.items())), seed, work / f"{name}_seed{seed}")
              for name, overrides in variants for seed in args.seeds]
     start = time.perf_counter()
     costs = {task: variant_config(base, dict(task[1]), args.friction, args.iterations, task[2]).train.walkers
              for task in tasks}  # the sampling and the classifier's work grow with the walkers
-    run_lanes(train_lane, plan_lanes(costs, max(args.jobs, 1)), run_dir, args.friction, args.iterations)
+    run_lanes(train_lane, plan_lanes(costs, max(args.jobs, 1)), run_dir, args.friction, args.iterations, potential)
     trained = time.perf_counter() - start
 
     factors = sorted({float(f) for f in args.factors.split(",")} | {1.0})
@@ -122,7 +125,8 @@ def main(argv=None) -> dict:
               f"{fit['curvature']:.3f} +- {fit['curvature_se']:.3f} per unit log friction; training AUC "
               f"{result['classifier_auc_last10']:.3f}", file=sys.stderr)
         results.append(result)
-    document = {"benchmark": "classifier_friction", "run": str(run_dir.name), "friction_per_ps": args.friction,
+    document = {"benchmark": "classifier_friction", "run": str(run_dir.name), "potential": potential.name,
+                "friction_per_ps": args.friction,
                 "iterations": args.iterations, "probe_walkers": args.walkers, "factors": factors,
                 "training_wall_s": trained, "wall_s": time.perf_counter() - start, "results": results}
     if args.out:
