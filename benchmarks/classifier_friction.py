@@ -6,9 +6,10 @@ pre-trained potential of a dynamic-matching run directory or ``--potential``, at
 classifier-only iterations: ``train.classifier_warmup = train.iterations``, so neither the potential nor the
 friction moves), and its friction landscape is measured as ``benchmarks/friction_gradient.py`` measures a
 run's: the mean reward of probe windows simulated at ``--factors`` times that friction, every friction from the
-same start frames and noise. The per-walker quadratic fit in log friction (``landscape_fit``) gives the slope, what the classifier pushes
-the friction by, and the curvature: negative where the classifier scores every other friction as more AA-like
-than the one it was trained against, a bump at its own friction that holds the friction where it is.
+same start frames and noise. The per-walker quadratic fit in log friction (``landscape_fit``) gives the slope,
+what the classifier pushes the friction by, and the curvature: negative where the classifier scores every other
+friction as more AA-like than the one it was trained against, a bump at its own friction that holds the friction
+where it is.
 
 This separates what the friction's learning needs from what the game lets it see: with the same potential and
 friction, how strong and how smooth the classifier's friction signal is as a function of the walkers per
