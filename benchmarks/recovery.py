@@ -558,15 +558,15 @@ def teacher_case(settings: TeacherSettings, work: Path, seed: int = 0) -> dict:
         out = work / f"cg_{label}.h5"
         clock.run(f"production_{label}_s", out.exists(), run_production, Path(summary["model"]), frames,
                   settings.production_walkers, settings.production_ps, settings, out, seed + 2, friction)
-        production = trajio.load(out)
-        s = compare(truth, production, seed=seed)["summary"]
+        s = compare(truth, trajio.load(out), seed=seed)["summary"]
         ratios = s.get("timescale_ratio") or [None]
         models[label] = {"friction_per_ps": friction or summary["friction_per_ps"],
                          "slowest_timescale_ratio": ratios[0], "core_relaxation_ratio": s.get("core_relaxation_ratio"),
                          "js_fes_2d": s.get("js_fes_2d"), "timescales_teacher_ps": s.get("timescales_aa_ps"),
                          "timescales_cg_ps": s.get("timescales_cg_ps"),
                          "force_error_vs_teacher": force_error(Path(summary["potential"]), truth),
-                         "extended_minus_helical_kj_per_mol": extended_minus_helical(production.positions, beads),
+                         "extended_minus_helical_kj_per_mol": extended_minus_helical(
+                             np.concatenate(load_walkers(out)), beads),  # every walker's frames
                          # the teacher's probe compares it with the AA data, not with its own trajectories
                          "heldout_auc": {} if label == "teacher_again" else summary.get("heldout_auc", {})}
     judged = f"dm_{dm_runs[0]}"
