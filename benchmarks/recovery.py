@@ -470,9 +470,10 @@ def run_production(model: Path, frames: np.ndarray, n_walkers: int, ps: float, s
 
 def shifted_teacher(teacher_potential: Path, metadata: dict, amplitude: float, work: Path) -> Path:
     """The teacher's potential plus ``amplitude cos(psi)`` kJ/mol, as a prior dihedral correction: the teacher's
-    forces but along psi, its extended basin (psi near 2.6 rad) moved against the helical one (near -0.7 rad) by
-    about ``-1.6 amplitude``. ``metadata``: the mapped AA data's (psi found from its bead names or mapping). Written
-    once, to ``work``; returns the file."""
+    forces but along psi, its extended basin (psi near 2.6 rad) moved against the helical one (near -0.7 rad): by
+    ``-1.6 amplitude`` between the two centres, by 2.1-2.4 kJ/mol on the cores' free energy at amplitude -2
+    (measured, benchmarks/README.md). ``metadata``: the mapped AA data's (psi found from its bead names or
+    mapping). Written once, to ``work``; returns the file."""
     from openmm_dynmatch.correction import resolve_dihedrals, with_corrections
     from openmm_dynmatch.models.potential import load_potential, save_potential
 
