@@ -74,8 +74,8 @@ def train_lane(lane: list, run_dir: Path, friction: float, iterations: int, star
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", help="dynamic-matching run directory: its config.yaml and its pre-trained "
-                                        "potential (stage0_<pretrain>.pt) are used")
+    parser.add_argument("run_dir", help="dynamic-matching run directory: its config.yaml is used, and its "
+                                        "pre-trained potential (stage0_<pretrain>.pt) unless --potential")
     parser.add_argument("--friction", type=float, required=True, help="friction of the CG windows, 1/ps")
     parser.add_argument("--potential", default=None, help="potential file of the CG windows (default: the run's "
                                                           "pre-trained potential, stage0_<pretrain>.pt)")

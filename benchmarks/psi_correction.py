@@ -42,14 +42,9 @@ from openmm_dynmatch.openmm.export import export, load_metadata
 from openmm_dynmatch.report import pyplot, save_figure
 
 from fm_spread import RATIOS, LABELS, spread  # benchmarks/ on the path
-from science import (DEFAULT, DEFAULT_PRODUCTION_SEEDS, backbone_cvs, landscape_numbers, model_metrics,
+from science import (DEFAULT, DEFAULT_PRODUCTION_SEEDS, backbone_cvs, extended_minus_helical, model_metrics,
                      produce_model, production_angles)
 from stages import StageClock
-
-
-def extended_minus_helical(angles: np.ndarray, temperature_k: float):
-    """``science.py``'s extended - helical free energy of (phi, psi) frames, kJ/mol."""
-    return landscape_numbers(angles, temperature_k)["extended_minus_helical_kj_per_mol"]
 
 
 def one_seed(data, reference, runs: Path, seed: int, order: int, min_count: int, productions: int,

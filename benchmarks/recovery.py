@@ -486,13 +486,12 @@ def shifted_teacher(teacher_potential: Path, metadata: dict, amplitude: float, w
     return out
 
 
-def extended_minus_helical(positions: np.ndarray, metadata: dict) -> float:
+def basin_balance(positions: np.ndarray, metadata: dict) -> float:
     """``science.py``'s extended - helical free energy (kJ/mol) of frames of alanine-dipeptide beads; ``metadata``
     as for :func:`shifted_teacher`, with the temperature."""
-    from science import backbone_cvs, landscape_numbers  # benchmarks/ is on the path when this script runs
+    from science import backbone_cvs, extended_minus_helical  # benchmarks/ is on the path when this script runs
 
-    return landscape_numbers(backbone_cvs(positions, metadata),
-                             metadata["temperature_k"])["extended_minus_helical_kj_per_mol"]
+    return extended_minus_helical(backbone_cvs(positions, metadata), metadata["temperature_k"])
 
 
 def force_error(potential_file: Path, data: "trajio.Trajectory", every: int = 20) -> float:
@@ -566,8 +565,8 @@ def teacher_case(settings: TeacherSettings, work: Path, seed: int = 0) -> dict:
                          "js_fes_2d": s.get("js_fes_2d"), "timescales_teacher_ps": s.get("timescales_aa_ps"),
                          "timescales_cg_ps": s.get("timescales_cg_ps"),
                          "force_error_vs_teacher": force_error(Path(summary["potential"]), truth),
-                         "extended_minus_helical_kj_per_mol": extended_minus_helical(
-                             np.concatenate(load_walkers(out)), beads),  # every walker's frames
+                         "extended_minus_helical_kj_per_mol": basin_balance(np.concatenate(load_walkers(out)),
+                                                                             beads),  # every walker's frames
                          # the teacher's probe compares it with the AA data, not with its own trajectories
                          "heldout_auc": {} if label == "teacher_again" else summary.get("heldout_auc", {})}
     judged = f"dm_{dm_runs[0]}"
@@ -585,7 +584,7 @@ def teacher_case(settings: TeacherSettings, work: Path, seed: int = 0) -> dict:
                       "friction_relative_error": models[f"dm_{name}"]["friction_per_ps"]
                       / settings.teacher_friction_per_ps - 1,
                       "extended_minus_helical_kj_per_mol": {
-                          "teacher_data": extended_minus_helical(truth.positions, beads),
+                          "teacher_data": basin_balance(truth.positions, beads),
                           "shifted_model": models[f"dm_{name}"]["extended_minus_helical_kj_per_mol"]}}
                for name in dm_runs if name in SHIFTED}
     return {"case": "teacher", "settings": vars(settings), "seed": seed, "judged": judged,
