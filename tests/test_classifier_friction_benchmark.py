@@ -59,3 +59,28 @@ def test_zero_crossing_of_fresh_slopes_and_its_standard_error():
     assert zero_crossing(frictions, -slopes, se)["zero_per_ps"] is None   # falling line: nothing to return to
     with pytest.raises(ValueError, match="two or more frictions"):
         zero_crossing([3.0, 3.0], [0.1, 0.2], [0.05, 0.05])
+
+
+def test_the_first_step_of_the_friction_search_is_newton_with_a_prior_clipped_to_its_bounds():
+    from refine_friction import newton_step
+
+    assert newton_step(0.1, 0.2, 0.3, 1.0) == pytest.approx(-0.5)     # positive slope: lower the friction
+    assert newton_step(-0.02, 0.2, 0.3, 1.0) == pytest.approx(0.3)    # too small a step to fit a line: at least 0.3
+    assert newton_step(0.5, 0.2, 0.3, 1.0) == pytest.approx(-1.0)     # at most 1.0
+    assert newton_step(0.0, 0.2, 0.3, 1.0) == pytest.approx(-0.3)
+
+
+def test_the_next_friction_is_the_zero_of_the_line_through_two_points_or_a_newton_step():
+    """Two points fix the line, so its zero is the linear interpolation in log friction, written out again; beyond
+    the step bound it is clipped; a falling line falls back to the Newton step from the flatter point."""
+    from refine_friction import next_friction
+
+    points = [{"friction_per_ps": 6.0, "slope": 0.18, "slope_se": 0.04},
+              {"friction_per_ps": 4.0, "slope": 0.12, "slope_se": 0.04}]
+    x1, x2 = math.log(6.0), math.log(4.0)
+    zero = x2 - 0.12 * (x1 - x2) / (0.18 - 0.12)
+    assert next_friction(points, 0.2, 0.3, 2.0) == pytest.approx(math.exp(zero))
+    assert next_friction(points, 0.2, 0.3, 0.5) == pytest.approx(4.0 * math.exp(-0.5))
+    falling = [dict(points[0], slope=0.05), dict(points[1], slope=0.12)]
+    assert next_friction(falling, 0.2, 0.3, 1.0) == pytest.approx(6.0 * math.exp(-0.3))
+    assert next_friction(points[:1], 0.2, 0.3, 1.0) == pytest.approx(6.0 * math.exp(-0.9))
