@@ -26,13 +26,19 @@ from openmm_dynmatch.fileio import write_json
 
 
 def fresh_points(paths: list, variants=None) -> list:
-    """Every classifier of the ``classifier_friction.py`` results (of the named ``variants`` only, when given):
-    its training friction, variant, seed, slope at its own friction and standard error."""
+    """Every classifier of the ``classifier_friction.py`` and ``refine_friction.py`` results (of the named
+    ``variants`` only, when given): its training friction, variant, seed, slope at its own friction and standard
+    error."""
     points = []
     for path in paths:
         document = json.loads(Path(path).read_text())
+        if document.get("benchmark") == "refine_friction":
+            points += [{key: point[key] for key in ("friction_per_ps", "variant", "seed", "slope", "slope_se")}
+                       | {"source": Path(path).name} for point in document["fresh"]
+                       if not variants or point["variant"] in variants]
+            continue
         if document.get("benchmark") != "classifier_friction":
-            raise SystemExit(f"{path}: not a classifier_friction.py result (benchmark "
+            raise SystemExit(f"{path}: not a classifier_friction.py or refine_friction.py result (benchmark "
                              f"{document.get('benchmark')!r})")
         for result in document["results"]:
             if variants and result["variant"] not in variants:
@@ -133,7 +139,8 @@ def plot(document: dict, path) -> None:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results", nargs="+", help="classifier_friction.py JSON results (one friction each)")
+    parser.add_argument("results", nargs="+", help="classifier_friction.py (one friction each) or "
+                                                   "refine_friction.py JSON results")
     parser.add_argument("--variants", nargs="*", help="only these variants of the results (default: all)")
     parser.add_argument("--runs", nargs="*", default=[], help="dynamic-matching run directories to draw beside")
     parser.add_argument("--labels", nargs="*", help="one label per run (default: the directory names)")

@@ -84,3 +84,22 @@ def test_the_next_friction_is_the_zero_of_the_line_through_two_points_or_a_newto
     falling = [dict(points[0], slope=0.05), dict(points[1], slope=0.12)]
     assert next_friction(falling, 0.2, 0.3, 1.0) == pytest.approx(6.0 * math.exp(-0.3))
     assert next_friction(points[:1], 0.2, 0.3, 1.0) == pytest.approx(6.0 * math.exp(-0.9))
+
+
+def test_fresh_points_come_from_classifier_friction_and_refine_friction_results(tmp_path):
+    import json
+
+    from best_response import fresh_points
+
+    fit = {"slope": 0.12, "slope_se": 0.04}
+    (tmp_path / "cf.json").write_text(json.dumps({"benchmark": "classifier_friction", "results": [
+        {"friction_per_ps": 4.0, "variant": "w256b64", "seed": 0, "landscape_fit": fit}]}))
+    (tmp_path / "rf.json").write_text(json.dumps({"benchmark": "refine_friction", "fresh": [
+        {"friction_per_ps": 2.5, "variant": "refine", "seed": 0, "slope": -0.01, "slope_se": 0.03, "wall_s": 1.0}]}))
+    points = fresh_points([tmp_path / "cf.json", tmp_path / "rf.json"])
+    assert [(p["friction_per_ps"], p["slope"], p["source"]) for p in points] == [(2.5, -0.01, "rf.json"),
+                                                                                 (4.0, 0.12, "cf.json")]
+    assert len(fresh_points([tmp_path / "cf.json", tmp_path / "rf.json"], variants=["refine"])) == 1
+    (tmp_path / "other.json").write_text(json.dumps({"benchmark": "science"}))
+    with pytest.raises(SystemExit, match="not a classifier_friction.py or refine_friction.py result"):
+        fresh_points([tmp_path / "other.json"])
