@@ -98,6 +98,8 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     if args.points < 2 or args.iterations < 1:
         parser.error(f"--points must be >= 2 and --iterations >= 1, got {args.points} and {args.iterations}")
+    if args.start is not None and args.start <= 0:
+        parser.error(f"--start must be a friction > 0 (1/ps), got {args.start}")
     if args.prior_curvature <= 0 or not 0 < args.min_step <= args.max_step:
         parser.error("--prior-curvature must be > 0 and 0 < --min-step <= --max-step, got "
                      f"{args.prior_curvature}, {args.min_step}, {args.max_step}")
