@@ -54,8 +54,11 @@ def zero_crossing(frictions, slopes, standard_errors) -> dict:
     """Weighted least-squares line ``slope = a + b (x - x0)`` in ``x = ln friction`` (weights 1/se^2, ``x0`` their
     weighted mean, so ``a`` and ``b`` are uncorrelated) and its zero ``x* = x0 - a / b`` with the delta-method
     standard error ``sqrt(var a + (a / b)^2 var b) / |b|``; ``chi2_per_dof`` says whether the line and the
-    standard errors describe the points. The zero is None where the line does not rise (``b <= 0``: no friction
-    it would return to)."""
+    standard errors describe the points. Where it exceeds 1 the points scatter more than their errors say (e.g.
+    classifiers of several seeds at one friction, whose slopes differ by more than the probe's noise), and
+    ``zero_log_se_scaled`` multiplies the standard error by ``sqrt(chi2_per_dof)`` (the Birge ratio; equal to
+    ``zero_log_se`` otherwise). The zero is None where the line does not rise (``b <= 0``: no friction it would
+    return to)."""
     x = np.log(np.asarray(frictions, dtype=float))
     y, se = np.asarray(slopes, dtype=float), np.asarray(standard_errors, dtype=float)
     if len(x) < 2 or np.ptp(x) == 0:
@@ -70,10 +73,12 @@ def zero_crossing(frictions, slopes, standard_errors) -> dict:
     result = {"intercept_at_log_friction": x0, "intercept": a, "intercept_se": math.sqrt(var_a),
               "slope_per_log_friction": b, "slope_per_log_friction_se": math.sqrt(var_b),
               "chi2_per_dof": float(np.sum(w * residual ** 2) / dof) if dof > 0 else None,
-              "zero_per_ps": None, "zero_log_se": None}
+              "zero_per_ps": None, "zero_log_se": None, "zero_log_se_scaled": None}
     if b > 0:
         result["zero_per_ps"] = math.exp(x0 - a / b)
         result["zero_log_se"] = math.sqrt(var_a + (a / b) ** 2 * var_b) / b
+        birge = math.sqrt(max(result["chi2_per_dof"], 1.0)) if dof > 0 else 1.0
+        result["zero_log_se_scaled"] = result["zero_log_se"] * birge
     return result
 
 
@@ -122,6 +127,9 @@ def plot(document: dict, path) -> None:
     if fit["zero_per_ps"] is not None:
         low, high = (fit["zero_per_ps"] * math.exp(s * fit["zero_log_se"]) for s in (-1, 1))
         ax.axvspan(low, high, color="0.85", lw=0, label=f"its zero {fit['zero_per_ps']:.2f}/ps +- 1 se")
+        if fit.get("zero_log_se_scaled", fit["zero_log_se"]) > fit["zero_log_se"]:
+            low, high = (fit["zero_per_ps"] * math.exp(s * fit["zero_log_se_scaled"]) for s in (-1, 1))
+            ax.axvspan(low, high, color="0.85", alpha=0.5, lw=0, label="+- 1 se scaled by the scatter (Birge)")
     for k, run in enumerate(document["runs"]):
         ax.errorbar([b["friction_per_ps"] for b in run["blocks"]], [b["gradient"] for b in run["blocks"]],
                     yerr=[b["gradient_se"] for b in run["blocks"]], fmt="s", mfc="none", color=f"C{k}", ms=4,

@@ -56,6 +56,7 @@ def test_zero_crossing_of_fresh_slopes_and_its_standard_error():
     c, d = -0.2 * math.log(2.5), 0.2   # slope = c + d ln(friction): zero at -c/d
     gradient = np.array([-1 / d, c / d ** 2])
     assert fit["zero_log_se"] == pytest.approx(math.sqrt(gradient @ covariance @ gradient))
+    assert fit["zero_log_se_scaled"] == pytest.approx(fit["zero_log_se"])   # chi^2 of exact points is 0 < 1
     assert zero_crossing(frictions, -slopes, se)["zero_per_ps"] is None   # falling line: nothing to return to
     with pytest.raises(ValueError, match="two or more frictions"):
         zero_crossing([3.0, 3.0], [0.1, 0.2], [0.05, 0.05])
@@ -103,3 +104,16 @@ def test_fresh_points_come_from_classifier_friction_and_refine_friction_results(
     (tmp_path / "other.json").write_text(json.dumps({"benchmark": "science"}))
     with pytest.raises(SystemExit, match="not a classifier_friction.py or refine_friction.py result"):
         fresh_points([tmp_path / "other.json"])
+
+
+def test_the_zeros_standard_error_grows_with_the_scatter_of_the_points_beyond_their_errors():
+    """Points off the line by +-3 standard errors: chi^2 per degree of freedom written out again, and the scaled
+    standard error is the plain one times its square root."""
+    from best_response import zero_crossing
+
+    frictions, se = np.array([2.0, 2.0, 6.0, 6.0]), np.full(4, 0.01)
+    slopes = 0.2 * (np.log(frictions) - math.log(3.0)) + np.array([0.03, -0.03, 0.03, -0.03])
+    fit = zero_crossing(frictions, slopes, se)
+    assert fit["zero_per_ps"] == pytest.approx(3.0)
+    assert fit["chi2_per_dof"] == pytest.approx(4 * 3.0 ** 2 / 2)
+    assert fit["zero_log_se_scaled"] == pytest.approx(fit["zero_log_se"] * math.sqrt(18.0))
