@@ -261,6 +261,12 @@ class TrainConfig:
                                          "the recent CG (docs/concepts.md, 'What the classifier sees of the "
                                          "friction'); the classifier-only iterations are logged as warmup and do "
                                          "not advance the learning-rate schedules", valid="[0, inf)")
+    classifier_reset_init: str = option("same", "what a re-initialisation of the classifier "
+                                        "(train.classifier_reset_every) returns it to: same (the parameters it "
+                                        "started the run with) or new (parameters drawn afresh, seeded by the "
+                                        "iteration), so that the friction's gradient averages over classifiers' "
+                                        "initialisations instead of following one (docs/concepts.md, 'What the "
+                                        "classifier sees of the friction')", choices=("same", "new"))
     classifier_reset_warmup: int = option(10, "classifier-only iterations after every re-initialisation of the "
                                           "classifier (train.classifier_reset_every)", valid="[1, inf)")
     friction_first: int = option(0, "iterations after the classifier warm-up in which only the friction learns "

@@ -280,7 +280,7 @@ def build_trainer(config: Config, data: TrainingData, potential, dynamics: Dynam
     return DynamicMatchingTrainer(
         config, potential, build_classifier_from_config(config, data), dynamics, _sampler(config, data, dynamics),
         data.windows[np.arange(len(data.windows))], data.metadata["masses_amu"], data.metadata["temperature_k"],
-        data.steps_per_frame, run_dir)
+        data.steps_per_frame, run_dir, classifier_factory=lambda: build_classifier_from_config(config, data))
 
 
 def load_trainer(run_dir, walkers: Optional[int] = None) -> DynamicMatchingTrainer:

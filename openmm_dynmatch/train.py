@@ -22,7 +22,7 @@ import math
 import time
 import warnings
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -116,8 +116,13 @@ class DynamicMatchingTrainer:
     """
 
     def __init__(self, config: Config, potential, classifier, dynamics: DynamicsParameters, sampler,
-                 aa_windows: np.ndarray, masses_amu, temperature_k: float, steps_per_frame: int, run_dir):
+                 aa_windows: np.ndarray, masses_amu, temperature_k: float, steps_per_frame: int, run_dir,
+                 classifier_factory: Optional[Callable[[], torch.nn.Module]] = None):
         self.config, self.train_cfg = config, config.train
+        if config.train.classifier_reset_init == "new" and classifier_factory is None:
+            raise ValueError("train.classifier_reset_init 'new' draws a new classifier at every re-initialisation: "
+                             "the trainer needs a classifier_factory")
+        self.classifier_factory = classifier_factory
         self.potential, self.classifier, self.dynamics, self.sampler = potential, classifier, dynamics, sampler
         # what a re-initialisation returns the classifier to (train.classifier_reset_every)
         self.classifier_initial = {k: v.detach().clone() for k, v in classifier.state_dict().items()}
@@ -192,9 +197,16 @@ class DynamicMatchingTrainer:
     def _new_classifier_optimizer(self) -> torch.optim.Adam:
         return torch.optim.Adam(self.classifier.parameters(), lr=self.train_cfg.lr_classifier, betas=(0.5, 0.999))
 
-    def reset_classifier(self) -> None:
-        """The classifier back at its initial parameters, with a fresh Adam state and no replayed batches."""
-        self.classifier.load_state_dict(self.classifier_initial)
+    def reset_classifier(self, iteration: int) -> None:
+        """The classifier re-initialised, with a fresh Adam state and no replayed batches: back at its initial
+        parameters, or (``train.classifier_reset_init: new``) at new ones drawn by ``classifier_factory`` from a
+        seed of ``iteration`` (reproducible and resumable; the global random state is left as it was)."""
+        if self.train_cfg.classifier_reset_init == "new":
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(iteration_rng(self.train_cfg.seed, iteration, 4).integers(2**31)))
+                self.classifier.load_state_dict(self.classifier_factory().state_dict())
+        else:
+            self.classifier.load_state_dict(self.classifier_initial)
         self.classifier_optimizer = self._new_classifier_optimizer()
         self.replay = []
 
@@ -440,7 +452,7 @@ class DynamicMatchingTrainer:
         if phase == "potential" and it == cfg.classifier_warmup + cfg.friction_first:
             self.freeze_friction()
         if phase == "warmup" and self.since_classifier_reset(it) == 0:
-            self.reset_classifier()
+            self.reset_classifier(it)
         t0 = time.perf_counter()
         paths, aa = self.sample(it, mode)
         t1 = time.perf_counter()

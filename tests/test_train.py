@@ -192,7 +192,8 @@ class _DisplacementLogit(torch.nn.Module):
         return -((windows[:, -1, 0] - windows[:, 0, 0]) ** 2).sum(-1) + 0.0 * self.unused
 
 
-def _free_trainer(tmp_path, walkers, friction, dt, steps_per_frame, potential=None, classifier=None, **train):
+def _free_trainer(tmp_path, walkers, friction, dt, steps_per_frame, potential=None, classifier=None,
+                  classifier_factory=None, **train):
     config = Config(train=TrainConfig(walkers=walkers, checkpoint_every=10**6, snr_every=0, **train),
                     dynamics=DynamicsConfig(integrator="brownian", timestep_ps=dt, friction_per_ps=friction))
     windows = np.zeros((4, 3, 2, 3))
@@ -200,7 +201,7 @@ def _free_trainer(tmp_path, walkers, friction, dt, steps_per_frame, potential=No
     sampler = OpenMMSampler(dimer_metadata("brownian", friction, dt), walkers)
     return DynamicMatchingTrainer(config, potential or _FreeBeads(), classifier or _DisplacementLogit(),
                                   DynamicsParameters("brownian", friction, [0, 0]), sampler, windows, [MASS_AMU] * 2,
-                                  TEMPERATURE_K, steps_per_frame, tmp_path / "run")
+                                  TEMPERATURE_K, steps_per_frame, tmp_path / "run", classifier_factory)
 
 
 def test_friction_crn_gradient_of_free_brownian_beads_is_the_analytic_derivative(tmp_path):
@@ -392,6 +393,46 @@ def test_classifier_reset_starts_it_afresh_while_the_generator_waits(tmp_path):
     assert trainer.scheduler.last_epoch == 4
 
 
+class _RandomDisplacementLogit(torch.nn.Module):
+    """A logit with randomly drawn weights on the displacement of bead 0 (a classifier with an initialisation)."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.randn(3))
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        return ((windows[:, -1, 0] - windows[:, 0, 0]) * self.w).sum(-1) * 1e2
+
+
+def test_classifier_reset_init_new_draws_each_re_initialisation_from_a_seed_of_its_iteration(tmp_path):
+    """``classifier_reset_init: new``: a re-initialisation loads what the factory builds under the torch seed of
+    the iteration's stream 4 (written out again here), so two re-initialisations differ from each other and from
+    the first classifier, a repeated one is identical, and the global random state is left as it was; ``same``
+    returns to the first classifier; ``new`` without a factory is refused."""
+    options = dict(classifier_warmup=1, classifier_reset_every=2, classifier_reset_warmup=1)
+    torch.manual_seed(0)
+    trainer = _free_trainer(tmp_path, 16, 50.0, 0.01, 10, classifier=_RandomDisplacementLogit(),
+                            classifier_factory=_RandomDisplacementLogit, classifier_reset_init="new", **options)
+    first = trainer.classifier.w.detach().clone()
+    state = torch.get_rng_state()
+    drawn = {}
+    for iteration in (3, 6, 3):
+        trainer.reset_classifier(iteration)
+        torch.manual_seed(int(np.random.default_rng([trainer.train_cfg.seed, iteration, 4]).integers(2**31)))
+        assert torch.equal(trainer.classifier.w.detach(), torch.randn(3)), iteration
+        drawn.setdefault(iteration, trainer.classifier.w.detach().clone())
+        assert torch.equal(drawn[iteration], trainer.classifier.w.detach())
+        torch.set_rng_state(state)
+    trainer.reset_classifier(9)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert not torch.equal(drawn[3], drawn[6]) and not torch.equal(drawn[3], first)
+    trainer.train_cfg.classifier_reset_init = "same"
+    trainer.reset_classifier(3)
+    assert torch.equal(trainer.classifier.w.detach(), first)
+    with pytest.raises(ValueError, match="classifier_factory"):
+        _free_trainer(tmp_path, 16, 50.0, 0.01, 10, classifier_reset_init="new", **options)
+
+
 def test_the_decay_schedule_counts_generator_updates_not_classifier_only_iterations(tmp_path):
     """With one warm-up iteration and a re-initialisation after every two generator iterations (one
     classifier-only iteration each), 8 iterations hold 5 generator updates (iterations 1, 2, 4, 5, 7); with
@@ -531,11 +572,15 @@ def _trainer(tmp_path, integrator, iterations, walkers=256, seed=0, **train):
     potential = HarmonicDimer(0.3 * TRUE_K, 1.1 * TRUE_R0)
     dynamics = DynamicsParameters(integrator, 3 * friction, [0, 0])
     torch.manual_seed(seed)
-    classifier = InvariantWindowClassifier(2, window_frames, hidden=32)
-    classifier.fit_scales(torch.as_tensor(windows[:2000]))
+
+    def new_classifier():
+        classifier = InvariantWindowClassifier(2, window_frames, hidden=32)
+        classifier.fit_scales(torch.as_tensor(windows[:2000]))
+        return classifier
+
     sampler = OpenMMSampler(dimer_metadata(integrator, friction, dt), walkers)
-    trainer = DynamicMatchingTrainer(config, potential, classifier, dynamics, sampler, windows, [MASS_AMU] * 2,
-                                     TEMPERATURE_K, steps_per_frame, tmp_path / "run")
+    trainer = DynamicMatchingTrainer(config, potential, new_classifier(), dynamics, sampler, windows, [MASS_AMU] * 2,
+                                     TEMPERATURE_K, steps_per_frame, tmp_path / "run", new_classifier)
     return trainer, frames
 
 
@@ -565,13 +610,13 @@ def test_dynamic_matching_recovers_force_constant_and_friction_where_force_match
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("replay, reset", [(1, 0), (3, 0), (1, 2)])
-def test_resume_continues_exactly(tmp_path, replay, reset):
+@pytest.mark.parametrize("replay, reset, init", [(1, 0, "same"), (3, 0, "same"), (1, 2, "same"), (1, 2, "new")])
+def test_resume_continues_exactly(tmp_path, replay, reset, init):
     """Also with the classifier training on earlier batches again (they travel in the checkpoint), and with the
     classifier re-initialised after the checkpoint (to the initial state the checkpoint carries, not to the one
-    a resumed trainer happens to construct: perturbed here)."""
+    a resumed trainer happens to construct: perturbed here; or to a new draw seeded by the iteration)."""
     options = dict(iterations=8, walkers=32, classifier_replay=replay, classifier_reset_every=reset,
-                   classifier_reset_warmup=1)
+                   classifier_reset_warmup=1, classifier_reset_init=init)
     uninterrupted, _ = _trainer(tmp_path / "a", "brownian", **options)
     uninterrupted.config.train.classifier_warmup = 2
     uninterrupted.run(progress=False)
