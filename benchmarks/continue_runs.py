@@ -82,9 +82,11 @@ def export_and_compare(trainer, states: list, out_dir: Path, aa_data) -> dict:
     return row
 
 
-def continue_run(run_dir: str, iterations: int, average: int, threads: int, export_dir=None, aa_data=None) -> dict:
+def continue_run(run_dir: str, iterations: int, average: int, threads: int, export_dir=None, aa_data=None,
+                 reset_init=None) -> dict:
     """Continue one run (a copy of it) and return its friction trace and summary numbers (and with
-    ``export_dir`` its averaged continued model, :func:`export_and_compare`)."""
+    ``export_dir`` its averaged continued model, :func:`export_and_compare`); ``reset_init`` replaces the run's
+    ``train.classifier_reset_init`` for the continuation."""
     from openmm_dynmatch.runs import load_trainer
 
     torch.set_num_threads(threads)
@@ -98,6 +100,8 @@ def continue_run(run_dir: str, iterations: int, average: int, threads: int, expo
         if trainer.dynamics.log_friction.numel() != 1:
             raise SystemExit(f"{run_dir}: only runs with one friction (Langevin) are supported")
         hold_learning_rates(trainer)
+        if reset_init is not None:
+            trainer.train_cfg.classifier_reset_init = reset_init
         first = trainer.iteration
         frictions, phases, states = [], [], []
         for k in range(iterations):
@@ -110,6 +114,7 @@ def continue_run(run_dir: str, iterations: int, average: int, threads: int, expo
         result = {"run": source.name, "start_friction_per_ps": trainer.config.dynamics.friction_per_ps,
                   "exported_friction_per_ps": summary.get("friction_per_ps"), "continued_from_iteration": first,
                   "phases": sorted(set(phases)), "friction_per_ps": frictions,
+                  "classifier_reset_init": trainer.train_cfg.classifier_reset_init,
                   "mean_friction_last_per_ps": float(math.exp(tail.mean()))}
         if export_dir is not None:
             result["continued_model"] = export_and_compare(trainer, states, Path(export_dir) / source.name, aa_data)
@@ -163,6 +168,8 @@ def main(argv=None) -> dict:
                                                            "over the last --average iterations) under this folder")
     parser.add_argument("--aa-data", default=None, help="with --export-dir: mapped AA data to produce and compare "
                                                         "each continued model against, as science.py does")
+    parser.add_argument("--reset-init", choices=("same", "new"), default=None,
+                        help="train.classifier_reset_init of the continuation (default: the run's own)")
     args = parser.parse_args(argv)
     if args.aa_data is not None and args.export_dir is None:
         parser.error("--aa-data needs --export-dir (the continued models are produced from there)")
@@ -172,7 +179,7 @@ def main(argv=None) -> dict:
     for run_dir in args.run_dirs:
         if not (Path(run_dir) / "checkpoint.pt").is_file():
             parser.error(f"{run_dir} has no checkpoint.pt: a dynamic-matching run directory is needed")
-    jobs = [(str(d), args.iterations, args.average, args.threads, args.export_dir, args.aa_data)
+    jobs = [(str(d), args.iterations, args.average, args.threads, args.export_dir, args.aa_data, args.reset_init)
             for d in args.run_dirs]
     if args.jobs > 1:
         with ProcessPoolExecutor(min(args.jobs, len(jobs)), mp_context=get_context("spawn")) as pool:
