@@ -15,7 +15,14 @@ step from the point of smallest slope). It stops after ``--points`` classifiers,
 friction is within 0.05 in log friction of one already measured. Every classifier's run directory and the points
 so far (``points.json``) stay in ``--work-dir``: an interrupted search goes on where it stopped.
 
-Each point costs one classifier training and one probe (about 10-15 minutes on one thread with 256 walkers).
+A point's standard error counts the probe's noise only. Classifiers of other seeds (``--seed``) trained at the
+same friction scatter more: on alanine dipeptide by 0.12 in slope against probe errors of 0.03-0.045, where the
+slope rises by about 0.2 per unit log friction (benchmarks/README.md, "One classifier's verdict on the friction
+is a random draw"); there one search places the friction to within a factor of about 1.8 only, and searches at
+several seeds, pooled by ``best_response.py`` (its ``zero_log_se_scaled``), are needed.
+
+Each point costs one classifier training and one probe (6-11 minutes measured on one thread with 256 walkers,
+beside another one-thread job).
 
     python benchmarks/refine_friction.py RUN_DIR --potential RUN_DIR/potential.pt --work-dir rf \\
         --set walkers=256 classifier_batch=64 --out refine_friction.json --plot refine_friction.png
