@@ -149,13 +149,12 @@ def main(argv=None) -> dict:
                 "runs": [], "from_iteration": 0, "block": 10}
     if args.out:
         write_json(args.out, document)
-    if args.plot:
-        last = int(np.asarray(log["iteration"])[-1])
-        crn = "friction_crn_gradient" in log
-        document["runs"] = [{"label": run_dir.name, "run": run_dir.name,
-                             "blocks": game_blocks(run_dir, max(last - 39, 0), 10)}] if crn else []
-        document["from_iteration"] = max(last - 39, 0)
-        plot(document, args.plot)
+    if args.plot:  # beside the fresh slopes, the game's own gradients over its last 40 iterations (crn runs only)
+        first = max(int(np.asarray(log["iteration"])[-1]) - 39, 0)
+        blocks = game_blocks(run_dir, first, 10) if "friction_crn_gradient" in log else None
+        plot(dict(document, from_iteration=first,
+                  runs=[{"label": run_dir.name, "run": run_dir.name, "blocks": blocks}] if blocks is not None else []),
+             args.plot)
     print(json.dumps({"points": [(round(p["friction_per_ps"], 3), round(p["slope"], 3), round(p["slope_se"], 3))
                                  for p in points], "fit": fit, "game_friction_per_ps": game_friction}, indent=2))
     return document

@@ -468,7 +468,8 @@ def targets(models: dict, split_half: float) -> dict:
         result[f"{name}_dm_minus_fmc_error"] = difference
         result[f"{name}_dm_minus_fmc_error_se"] = None if difference is None or None in sems else float(np.hypot(*sems))
     result["dm_as_close_as_calibrated_on_both_closer_on_one"] = (
-        None if None in versus_calibrated else all(a for a, _ in versus_calibrated) and any(b for _, b in versus_calibrated))
+        None if None in versus_calibrated
+        else all(a for a, _ in versus_calibrated) and any(b for _, b in versus_calibrated))
     # reported beside the targets, not one of them: the MSM ratio where AA's slowest timescale has levelled off
     for m in ("dm", "fm", "fmc"):
         value = models[m].get("slowest_timescale_ratio_plateau")
