@@ -13,7 +13,9 @@ dipeptide), at least ``--min-step`` and at most ``--max-step`` in log friction; 
 zero, kept within ``--max-step`` of the frictions measured (a line that does not rise falls back to the Newton
 step from the point of smallest slope). It stops after ``--points`` classifiers, or earlier where the next
 friction is within 0.05 in log friction of one already measured. Every classifier's run directory and the points
-so far (``points.json``) stay in ``--work-dir``: an interrupted search goes on where it stopped.
+so far (``points.json``) stay in ``--work-dir``: an interrupted search goes on where it stopped, and one begun
+with other settings there (``search.json``: start, seed, classifier iterations, probe, options, potential, step
+rule) is refused rather than continued.
 
 A point's standard error counts the probe's noise only. Classifiers of other seeds (``--seed``) trained at the
 same friction scatter more: on alanine dipeptide by 0.12 in slope against probe errors of 0.03-0.045, where the
@@ -82,6 +84,15 @@ def measure_point(run_dir: Path, potential: Path, friction: float, overrides: di
             "landscape": result["landscape"], "wall_s": result["wall_s"]}
 
 
+def check_resume(saved: Path, search: dict) -> list:
+    """The settings of the search saved as ``saved`` (``search.json``) that differ from ``search``, as
+    ``name: saved -> given`` strings; none when nothing was saved (a new search) or nothing differs."""
+    if not saved.exists():
+        return []
+    before = json.loads(saved.read_text())
+    return [f"{key}: {before.get(key)!r} -> {value!r}" for key, value in search.items() if before.get(key) != value]
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", help="dynamic-matching run directory (its config.yaml; its last friction is the "
@@ -125,10 +136,19 @@ def main(argv=None) -> dict:
         parser.error(f"--potential: no potential file {potential}")
     factors = sorted({float(f) for f in args.factors.split(",")} | {1.0})
     work.mkdir(parents=True, exist_ok=True)
+    search = {"start_per_ps": float(args.start or game_friction), "seed": args.seed, "iterations": args.iterations,
+              "probe_walkers": args.walkers, "factors": factors, "overrides": overrides,
+              "potential": str(potential.resolve()), "prior_curvature": args.prior_curvature,
+              "min_step": args.min_step, "max_step": args.max_step}
+    differ = check_resume(work / "search.json", search)
+    if differ:
+        parser.error(f"--work-dir {work} holds a search begun with other settings ({'; '.join(differ)}); give "
+                     "those settings to continue it, or another --work-dir")
+    write_json(work / "search.json", search)
     saved = work / "points.json"
     points = json.loads(saved.read_text()) if saved.exists() else []
     start = time.perf_counter()
-    friction = points[-1]["next_per_ps"] if points else (args.start or game_friction)
+    friction = points[-1]["next_per_ps"] if points else search["start_per_ps"]
     while len(points) < args.points:
         if any(abs(math.log(friction / p["friction_per_ps"])) < SAME_FRICTION for p in points):
             break

@@ -1,4 +1,5 @@
 """``benchmarks/classifier_friction.py`` and the landscape fit of ``benchmarks/friction_gradient.py``."""
+import json
 import math
 import sys
 from pathlib import Path
@@ -87,8 +88,21 @@ def test_the_next_friction_is_the_zero_of_the_line_through_two_points_or_a_newto
     assert next_friction(points[:1], 0.2, 0.3, 1.0) == pytest.approx(6.0 * math.exp(-0.9))
 
 
+def test_a_search_is_continued_only_with_the_settings_it_was_begun_with(tmp_path):
+    """Nothing saved, or the same settings read back from JSON: no difference; another start and seed: both named
+    with their saved and given values."""
+    from refine_friction import check_resume
+
+    search = {"start_per_ps": 6.19, "seed": 0, "factors": [0.7, 1.0, 1.4], "overrides": {"walkers": "256"}}
+    saved = tmp_path / "search.json"
+    assert check_resume(saved, search) == []
+    saved.write_text(json.dumps(search))
+    assert check_resume(saved, dict(search)) == []
+    assert check_resume(saved, dict(search, start_per_ps=2.5, seed=1)) == ["start_per_ps: 6.19 -> 2.5",
+                                                                          "seed: 0 -> 1"]
+
+
 def test_fresh_points_come_from_classifier_friction_and_refine_friction_results(tmp_path):
-    import json
 
     from best_response import fresh_points
 
