@@ -157,6 +157,11 @@ class ClassifierConfig:
     internal_motion: bool = option(False, "remove each window's rigid-body motion (every frame superposed onto "
                                    "the previous one) before the classifier sees it, so that only the molecule's "
                                    "internal motion is matched; see docs/concepts.md")
+    members: int = option(1, "classifiers of this kind drawn independently and trained side by side on the same "
+                          "batches, each as if alone; the generator's reward is minus their mean logit, so the "
+                          "friction follows the members' mean verdict instead of one draw's (docs/classifier.md, "
+                          "'An ensemble of classifiers'); costs about members times the classifier's time",
+                          valid="[1, inf)")
 
 
 #: Classifier keys of earlier versions, now options of one kind: old key -> (kind, option).

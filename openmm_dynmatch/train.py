@@ -92,6 +92,22 @@ def classifier_loss(logits_aa: torch.Tensor, logits_cg: torch.Tensor, label_smoo
     return 0.5 * (loss_aa + loss_cg)
 
 
+def training_loss(classifier: torch.nn.Module, aa: torch.Tensor, cg: torch.Tensor, label_smoothing: float = 0.0,
+                  r1_weight: float = 0.0) -> torch.Tensor:
+    """What a classifier step minimises: :func:`classifier_loss` (plus ``r1_weight`` times the R1 penalty on the
+    AA windows), or for an ensemble (``member_logits``) the sum of every member's, so that each member's gradient
+    is the one it would get alone."""
+    members = list(classifier.members) if hasattr(classifier, "member_logits") else [classifier]
+    loss = 0.0
+    for member in members:
+        loss = loss + classifier_loss(member(aa), member(cg), label_smoothing)
+        if r1_weight > 0:
+            from openmm_dynmatch.models.classifier import r1_penalty
+
+            loss = loss + r1_weight * r1_penalty(member, aa)
+    return loss
+
+
 class DynamicMatchingTrainer:
     """Dynamic matching of a CG potential and friction against mapped AA windows.
 
@@ -283,13 +299,7 @@ class DynamicMatchingTrainer:
         for _ in range(cfg.classifier_steps):
             train_aa, train_cg = (draw_windows(pool, cfg.classifier_batch, rng) for pool in (pool_aa, pool_cg))
             self.classifier_optimizer.zero_grad()
-            logits_aa, logits_cg = self.classifier(train_aa), self.classifier(train_cg)
-            loss = classifier_loss(logits_aa, logits_cg, cfg.label_smoothing)
-            if cfg.r1_weight > 0:
-                from openmm_dynmatch.models.classifier import r1_penalty
-
-                loss = loss + cfg.r1_weight * r1_penalty(self.classifier, train_aa)
-            loss.backward()
+            training_loss(self.classifier, train_aa, train_cg, cfg.label_smoothing, cfg.r1_weight).backward()
             self.classifier_optimizer.step()
         with torch.no_grad():
             logits_aa, logits_cg = self.classifier(aa), self.classifier(cg)

@@ -147,6 +147,28 @@ def test_dynamic_matching_run_through_the_cli_writes_log_checkpoint_and_model(tm
 
 
 @pytest.mark.integration
+def test_a_run_with_a_classifier_ensemble_checkpoints_every_member_and_draws_all_anew(tmp_path, dimer_file):
+    """``classifier.members: 2`` with new draws at every re-initialisation: the checkpoint holds both members,
+    the trainer loaded from it has them, and the draw after the re-initialisation differs from the first."""
+    config_path = _config_file(tmp_path, dimer_file, iterations=5, classifier_reset_every=2,
+                               classifier_reset_warmup=1, classifier_reset_init="new")
+    config = yaml.safe_load(config_path.read_text())
+    config["classifier"]["members"] = 2
+    config_path.write_text(yaml.safe_dump(config))
+    run_dir = tmp_path / "run"
+    assert cli_main(["train", "--config", str(config_path), "--run-dir", str(run_dir), "--no-progress"]) == 0
+    checkpoint = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    names = {key.split(".")[1] for key in checkpoint["classifier"] if key.startswith("members.")}
+    assert names == {"0", "1"}
+    trainer = load_trainer(run_dir)
+    assert len(trainer.classifier.members) == 2
+    assert all(torch.equal(trainer.classifier.state_dict()[k], v) for k, v in checkpoint["classifier"].items())
+    first = checkpoint["classifier_initial"]
+    trainer.reset_classifier(3)
+    assert any(not torch.equal(first[k], v) for k, v in trainer.classifier.state_dict().items())
+
+
+@pytest.mark.integration
 def test_dynamic_matching_from_a_start_potential_skips_pre_training_and_keeps_that_potential(tmp_path, dimer_file):
     from openmm_dynmatch.models.potential import save_potential
 

@@ -15,6 +15,7 @@ from openmm_dynmatch.baselines import train_force_matching
 from openmm_dynmatch.config import Config, DynamicsConfig, TrainConfig
 from openmm_dynmatch.data import make_windows
 from openmm_dynmatch.dynamics import DynamicsParameters
+from openmm_dynmatch.models.classifier_ensemble import ClassifierEnsemble
 from openmm_dynmatch.models.invariant_classifier import InvariantWindowClassifier
 from openmm_dynmatch.openmm.sampler import OpenMMSampler
 from openmm_dynmatch.train import (DynamicMatchingTrainer, classifier_loss, rewards_from_logits,
@@ -274,6 +275,64 @@ def test_classifier_steps_train_on_the_replayed_batches_and_report_the_current_o
     assert row["classifier_accuracy"] == pytest.approx(accuracy)
     state = trainer.state_dict()["classifier_replay"]
     assert len(state) == replay and torch.equal(state[-1][1], batches[1][1])
+
+
+def test_each_member_of_a_classifier_ensemble_trains_as_if_alone_and_the_ensemble_reports_the_mean_logit(tmp_path):
+    """Two members trained side by side: after two updates of two Adam steps each equals a copy of its start
+    trained alone on the same batches with the cross entropy written out again; the ensemble's logit is the
+    members' mean, and the reported accuracy is that of the mean."""
+    trainer = _free_trainer(tmp_path, 8, 50.0, 0.01, 10, classifier_steps=2)
+    torch.manual_seed(0)
+    trainer.classifier = ClassifierEnsemble([InvariantWindowClassifier(2, 3, hidden=8, dtype="float64")
+                                             for _ in range(2)])
+    alone = [copy.deepcopy(member) for member in trainer.classifier.members]
+    trainer._build_optimizers()
+    generator = torch.Generator().manual_seed(1)
+    batches = [(torch.randn(8, 3, 2, 3, generator=generator, dtype=torch.float64),
+                1.1 * torch.randn(8, 3, 2, 3, generator=generator, dtype=torch.float64)) for _ in range(2)]
+    for aa, cg in batches:
+        row = trainer.classifier_update(aa, cg)
+    for member, reference in zip(trainer.classifier.members, alone):
+        optimizer = torch.optim.Adam(reference.parameters(), lr=trainer.train_cfg.lr_classifier, betas=(0.5, 0.999))
+        for aa, cg in batches:
+            for _ in range(2):
+                optimizer.zero_grad()
+                (-0.5 * (F.logsigmoid(reference(aa)).mean() + F.logsigmoid(-reference(cg)).mean())).backward()
+                optimizer.step()
+        for name, value in reference.state_dict().items():
+            torch.testing.assert_close(member.state_dict()[name], value)
+    aa, cg = batches[1]
+    with torch.no_grad():
+        mean_aa = 0.5 * (alone[0](aa) + alone[1](aa))
+        mean_cg = 0.5 * (alone[0](cg) + alone[1](cg))
+        torch.testing.assert_close(trainer.classifier(aa), mean_aa)
+    accuracy = 0.5 * float((mean_aa > 0).double().mean() + (mean_cg <= 0).double().mean())
+    assert row["classifier_accuracy"] == pytest.approx(accuracy)
+
+
+class _ScaledDisplacementLogit(_DisplacementLogit):
+    """``scale`` times the logit of :class:`_DisplacementLogit`."""
+
+    def __init__(self, scale: float):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        return self.scale * super().forward(windows)
+
+
+def test_the_friction_gradient_of_a_classifier_ensemble_is_the_mean_of_its_members(tmp_path):
+    """Members whose rewards are 1 and 3 times the squared displacement: with the same runs (common random
+    numbers, the same seed) the ensemble's crn gradient is twice that of the first alone."""
+    starts = np.zeros((64, 2, 3))
+    starts[:, 1, 0] = TRUE_R0
+    single = _free_trainer(tmp_path / "one", 64, 50.0, 0.01, 10)
+    ensemble = _free_trainer(tmp_path / "two", 64, 50.0, 0.01, 10, classifier=ClassifierEnsemble(
+        [_ScaledDisplacementLogit(1.0), _ScaledDisplacementLogit(3.0)]))
+    alone, _ = single.friction_crn_gradient(starts, 20)
+    both, _ = ensemble.friction_crn_gradient(starts, 20)
+    assert float(alone[0]) < 0
+    assert float(both[0]) == pytest.approx(2.0 * float(alone[0]), rel=1e-6)
 
 
 def test_generator_state_is_a_copy_and_load_averaged_loads_a_given_state(tmp_path):

@@ -6,8 +6,9 @@
 - :mod:`.equivariant`: the NequIP-style e3nn network; :mod:`.interaction`: its message-passing block, shared with
   the classifier's frame encoder
 - :mod:`.internal`: the MLP of internal coordinates (``internal_mlp``; chirality-aware)
-- :mod:`.classifier`: the window classifier of dynamic matching; :mod:`.registry`: the classifier kinds and the
-  options every net and classifier kind takes
+- :mod:`.classifier`: the window classifier of dynamic matching; :mod:`.classifier_ensemble`: several of them
+  judged by their mean logit; :mod:`.registry`: the classifier kinds and the options every net and classifier
+  kind takes
 - :mod:`.radial`, :mod:`.graph`, :mod:`.geometry`: radial bases and cutoffs, bond-graph helpers, angle and
   dihedral cosines/sines
 
