@@ -6,9 +6,9 @@ probe's error (benchmarks/README.md, "One classifier's verdict on the friction i
 follows the one it has. Members drawn independently and trained side by side on the same batches average that
 draw out: the generator's reward is minus the mean logit, so its gradient is the members' mean.
 
-Each member is trained as if it were alone (:func:`openmm_dynmatch.train.classifier_loss` summed over members,
-so a member's gradient does not depend on the others; Adam is per-parameter), which makes the members independent
-draws of the same training.
+Each member is trained as if it were alone (:func:`openmm_dynmatch.train.training_loss` sums the members' cross
+entropies, so a member's gradient does not depend on the others; Adam is per-parameter), which makes the members
+independent draws of the same training.
 
 Example
 -------
