@@ -160,7 +160,7 @@ class ClassifierConfig:
     members: int = option(1, "classifiers of this kind drawn independently and trained side by side on the same "
                           "batches, each as if alone; the generator's reward is minus their mean logit, so the "
                           "friction follows the members' mean verdict instead of one draw's (docs/classifier.md, "
-                          "'An ensemble of classifiers'); costs about members times the classifier's time",
+                          "'An ensemble of classifiers'); the classifier's time grows in proportion",
                           valid="[1, inf)")
 
 
