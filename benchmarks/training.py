@@ -11,7 +11,8 @@ Every case builds a synthetic CG bead chain (bonds ``i, i+1``) and a complete
 - "AA" windows: recorded by the same sampler from the initial model after a short equilibration (only their
   shape matters for the cost);
 - classifier: ``--classifier equivariant|invariant``; by default (``auto``) the equivariant window classifier
-  for up to 22 beads and the invariant one above (the JSON row says which one ran).
+  for up to 22 beads and the invariant one above (the JSON row says which one ran); ``--members K``: an ensemble
+  of K of them (``classifier.members``, docs/classifier.md).
 
 Windows have ``T + 1 = 6`` frames; the integration steps per window ``n`` set ``steps_per_frame = n / 5``.
 Each case runs one warm-up ``trainer.step()`` (TorchScript optimises on its first calls), then ``--repeats``
@@ -81,6 +82,7 @@ from tqdm.auto import tqdm
 from openmm_dynmatch.config import Config, DynamicsConfig, TrainConfig
 from openmm_dynmatch.dynamics import DynamicsParameters
 from openmm_dynmatch.fileio import write_json
+from openmm_dynmatch.models.classifier_ensemble import ClassifierEnsemble
 from openmm_dynmatch.models.registry import build_classifier_for
 from openmm_dynmatch.models.potential import build_potential
 from openmm_dynmatch.openmm.recorder import record_paths
@@ -142,13 +144,16 @@ def chain_potential(n_beads: int):
     return build_potential(spec)
 
 
-def make_classifier(kind: str, n_beads: int, aa_windows: torch.Tensor):
-    """The window classifier of ``kind`` with its input scales taken from the AA windows."""
-    return build_classifier_for(kind, bead_types(n_beads), WINDOW_FRAMES, scale_windows=aa_windows[:512])
+def make_classifier(kind: str, n_beads: int, aa_windows: torch.Tensor, members: int = 1):
+    """The window classifier of ``kind`` with its input scales taken from the AA windows, or an ensemble of
+    ``members`` of them."""
+    classifiers = [build_classifier_for(kind, bead_types(n_beads), WINDOW_FRAMES, scale_windows=aa_windows[:512])
+                   for _ in range(members)]
+    return classifiers[0] if members == 1 else ClassifierEnsemble(classifiers)
 
 
 def build_trainer(n_beads: int, n_walkers: int, n_steps: int, classifier_kind: str, run_dir: str, seed: int,
-                  estimator_chunk: int = 0):
+                  estimator_chunk: int = 0, members: int = 1):
     """A DynamicMatchingTrainer for one case (Reference platform, fresh models seeded with ``seed``)."""
     steps_per_frame = n_steps // (WINDOW_FRAMES - 1)
     torch.manual_seed(seed)
@@ -160,7 +165,7 @@ def build_trainer(n_beads: int, n_walkers: int, n_steps: int, classifier_kind: s
     starts = sampler.advance(zigzag_chains(n_walkers, n_beads, seed), EQUILIBRATION_STEPS, seed).positions
     aa_paths = sampler.record(starts, n_steps, seed + 1).positions
     aa_windows = windows_from_paths(aa_paths, steps_per_frame)
-    classifier = make_classifier(classifier_kind, n_beads, aa_windows)
+    classifier = make_classifier(classifier_kind, n_beads, aa_windows, members)
     config = Config(
         train=TrainConfig(iterations=10**6, walkers=n_walkers, classifier_warmup=0, snr_every=0,
                           checkpoint_every=10**6, probe_windows=0, seed=seed, estimator_chunk=estimator_chunk),
@@ -210,7 +215,7 @@ def rss_mib() -> float:
 
 
 def run_case(n_beads: int, n_walkers: int, n_steps: int, classifier_arg: str, repeats: int, seed: int,
-             estimator_chunk: int = 0) -> dict:
+             estimator_chunk: int = 0, members: int = 1) -> dict:
     """Time ``repeats`` training iterations of one case after a warm-up; returns its JSON row."""
     if n_steps % (WINDOW_FRAMES - 1):
         raise ValueError(f"steps per window must be a multiple of {WINDOW_FRAMES - 1}, got {n_steps}")
@@ -219,7 +224,7 @@ def run_case(n_beads: int, n_walkers: int, n_steps: int, classifier_arg: str, re
         kind = "equivariant" if n_beads <= EQUIVARIANT_MAX_BEADS else "invariant"
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="dynmatch-bench-") as run_dir:
-        trainer = build_trainer(n_beads, n_walkers, n_steps, kind, run_dir, seed, estimator_chunk)
+        trainer = build_trainer(n_beads, n_walkers, n_steps, kind, run_dir, seed, estimator_chunk, members)
         setup_s = time.perf_counter() - start
         trainer.step()
         rows = [trainer.step() for _ in range(repeats)]
@@ -234,7 +239,7 @@ def run_case(n_beads: int, n_walkers: int, n_steps: int, classifier_arg: str, re
     return {
         "n_beads": n_beads, "n_walkers": n_walkers, "steps_per_window": n_steps,
         "steps_per_frame": n_steps // (WINDOW_FRAMES - 1), "window_frames": WINDOW_FRAMES, "classifier": kind,
-        "estimator_chunk": estimator_chunk,
+        "classifier_members": members, "estimator_chunk": estimator_chunk,
         "estimator_chunk_walkers": walkers_per_pass(estimator_chunk, n_steps + 1, n_beads) or n_walkers,
         "classifier_parameters": sum(p.numel() for p in trainer.classifier.parameters()),
         "potential_parameters": sum(p.numel() for p in trainer.potential.parameters()),
@@ -315,6 +320,7 @@ def main(argv=None) -> int:
                         help="run only this case 'beads,walkers,steps' (repeatable)")
     parser.add_argument("--classifier", choices=["auto", "equivariant", "invariant"], default="auto",
                         help=f"window classifier (auto: equivariant up to {EQUIVARIANT_MAX_BEADS} beads)")
+    parser.add_argument("--members", type=int, default=1, help="classifiers in the ensemble (classifier.members)")
     parser.add_argument("--repeats", type=int, default=None, help="timed steps per case (default 5, quick 2)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--estimator-chunk", type=int, default=TrainConfig().estimator_chunk,
@@ -330,6 +336,8 @@ def main(argv=None) -> int:
         parser.error(f"--threads must be >= 1, got {args.threads}")
     if args.estimator_chunk < -1:
         parser.error(f"--estimator-chunk must be >= -1, got {args.estimator_chunk}")
+    if args.members < 1:
+        parser.error(f"--members must be >= 1, got {args.members}")
     if args.repeats is not None and args.repeats < 1:
         parser.error(f"--repeats must be >= 1, got {args.repeats}")
 
@@ -337,7 +345,7 @@ def main(argv=None) -> int:
     cases = args.case or (QUICK_CASES if args.quick else DEFAULT_CASES)
     repeats = args.repeats or (2 if args.quick else 5)
     start = time.perf_counter()
-    rows = [run_case(*case, args.classifier, repeats, args.seed, args.estimator_chunk)
+    rows = [run_case(*case, args.classifier, repeats, args.seed, args.estimator_chunk, args.members)
             for case in tqdm(cases, desc="cases")]
     result = {
         "benchmark": "training", "quick": args.quick, "threads": args.threads, "classifier_option": args.classifier,
