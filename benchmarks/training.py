@@ -82,7 +82,6 @@ from tqdm.auto import tqdm
 from openmm_dynmatch.config import Config, DynamicsConfig, TrainConfig
 from openmm_dynmatch.dynamics import DynamicsParameters
 from openmm_dynmatch.fileio import write_json
-from openmm_dynmatch.models.classifier_ensemble import ClassifierEnsemble
 from openmm_dynmatch.models.registry import build_classifier_for
 from openmm_dynmatch.models.potential import build_potential
 from openmm_dynmatch.openmm.recorder import record_paths
@@ -147,9 +146,8 @@ def chain_potential(n_beads: int):
 def make_classifier(kind: str, n_beads: int, aa_windows: torch.Tensor, members: int = 1):
     """The window classifier of ``kind`` with its input scales taken from the AA windows, or an ensemble of
     ``members`` of them."""
-    classifiers = [build_classifier_for(kind, bead_types(n_beads), WINDOW_FRAMES, scale_windows=aa_windows[:512])
-                   for _ in range(members)]
-    return classifiers[0] if members == 1 else ClassifierEnsemble(classifiers)
+    return build_classifier_for(kind, bead_types(n_beads), WINDOW_FRAMES, scale_windows=aa_windows[:512],
+                                members=members)
 
 
 def build_trainer(n_beads: int, n_walkers: int, n_steps: int, classifier_kind: str, run_dir: str, seed: int,

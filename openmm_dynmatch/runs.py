@@ -141,14 +141,9 @@ def build_classifier_from_config(config: Config, data: TrainingData):
     cfg = config.classifier
     sample = data.windows[np.arange(min(len(data.windows), 512))]
     n_types = len(data.metadata.get("type_names", [])) or None
-    members = [build_classifier_for(cfg.kind, data.metadata["bead_types"], config.data.window_frames, cfg.options,
-                                    cfg.chiral, cfg.dtype, n_types=n_types, scale_windows=sample,
-                                    internal_motion=cfg.internal_motion) for _ in range(cfg.members)]
-    if cfg.members == 1:
-        return members[0]
-    from openmm_dynmatch.models.classifier_ensemble import ClassifierEnsemble
-
-    return ClassifierEnsemble(members)
+    return build_classifier_for(cfg.kind, data.metadata["bead_types"], config.data.window_frames, cfg.options,
+                                cfg.chiral, cfg.dtype, n_types=n_types, scale_windows=sample,
+                                internal_motion=cfg.internal_motion, members=cfg.members)
 
 
 def model_metadata(data: TrainingData, config: Config, dynamics: DynamicsParameters) -> dict:

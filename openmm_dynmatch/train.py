@@ -35,6 +35,7 @@ from openmm_dynmatch.dynamics import DynamicsParameters
 from openmm_dynmatch.fileio import atomic_path, torch_save
 from openmm_dynmatch.integrators import path_log_likelihood
 from openmm_dynmatch.kinetics import roc_auc
+from openmm_dynmatch.models.classifier_ensemble import ClassifierEnsemble
 from openmm_dynmatch.sampling import Paths, windows_from_paths
 from openmm_dynmatch.units import kt_kj_per_mol
 from openmm_dynmatch.updates import UpdateSettings, score_function_update, walkers_per_pass
@@ -95,9 +96,9 @@ def classifier_loss(logits_aa: torch.Tensor, logits_cg: torch.Tensor, label_smoo
 def training_loss(classifier: torch.nn.Module, aa: torch.Tensor, cg: torch.Tensor, label_smoothing: float = 0.0,
                   r1_weight: float = 0.0) -> torch.Tensor:
     """What a classifier step minimises: :func:`classifier_loss` (plus ``r1_weight`` times the R1 penalty on the
-    AA windows), or for an ensemble (``member_logits``) the sum of every member's, so that each member's gradient
-    is the one it would get alone."""
-    members = list(classifier.members) if hasattr(classifier, "member_logits") else [classifier]
+    AA windows), or for a :class:`ClassifierEnsemble` the sum of every member's, so that each member's gradient is
+    the one it would get alone."""
+    members = list(classifier.members) if isinstance(classifier, ClassifierEnsemble) else [classifier]
     loss = 0.0
     for member in members:
         loss = loss + classifier_loss(member(aa), member(cg), label_smoothing)

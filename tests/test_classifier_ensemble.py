@@ -43,3 +43,10 @@ def test_classifier_members_builds_independent_draws_with_the_scales_of_the_data
     with torch.no_grad():
         mean = sum(member(batch) for member in classifier.members) / 3
         torch.testing.assert_close(classifier(batch), mean)
+
+
+def test_build_classifier_for_refuses_an_ensemble_of_no_classifiers():
+    from openmm_dynmatch.models.registry import build_classifier_for
+
+    with pytest.raises(ValueError, match="classifier.members must be >= 1, got 0"):
+        build_classifier_for("invariant", [0, 1, 1, 0], 3, members=0)

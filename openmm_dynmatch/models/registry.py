@@ -84,8 +84,9 @@ def check_options(cls: type, options: Optional[dict], structure: Sequence[str], 
 
 def build_classifier_for(kind: str, bead_types: Sequence[int], window_frames: int, options: Optional[dict] = None,
                          chiral: bool = True, dtype: str = "float32", n_types: Optional[int] = None,
-                         scale_windows: Optional[np.ndarray] = None, internal_motion: bool = False) -> torch.nn.Module:
-    """A window classifier of ``kind`` for this molecule and window length.
+                         scale_windows: Optional[np.ndarray] = None, internal_motion: bool = False,
+                         members: int = 1) -> torch.nn.Module:
+    """A window classifier of ``kind`` for this molecule and window length, or an ensemble of ``members`` of them.
 
     Parameters
     ----------
@@ -106,7 +107,13 @@ def build_classifier_for(kind: str, bead_types: Sequence[int], window_frames: in
     internal_motion : bool
         Wrap the classifier so that it sees windows without their rigid-body motion
         (:class:`~openmm_dynmatch.models.internal_motion.InternalMotionClassifier`).
+    members : int
+        Classifiers built one after the other (each its own draw, each with the same input scales); more than one
+        are judged by their mean logit
+        (:class:`~openmm_dynmatch.models.classifier_ensemble.ClassifierEnsemble`, ``classifier.members``).
     """
+    if members < 1:
+        raise ValueError(f"classifier.members must be >= 1, got {members}")
     cls = classifier_class(kind)
     if internal_motion and len(bead_types) < 3:
         raise ValueError(f"classifier.internal_motion needs at least 3 beads to superpose frames, got "
@@ -116,11 +123,18 @@ def build_classifier_for(kind: str, bead_types: Sequence[int], window_frames: in
     structure = {"bead_types": types, "n_beads": len(types), "n_types": n_types, "window_frames": int(window_frames),
                  "frame_only": int(window_frames) == 1, "chiral": bool(chiral), "dtype": dtype}
     accepted = inspect.signature(cls.__init__).parameters
-    classifier = cls(**{k: v for k, v in structure.items() if k in accepted and v is not None}, **options)
-    if internal_motion:
-        from .internal_motion import InternalMotionClassifier
+    built = []
+    for _ in range(members):
+        classifier = cls(**{k: v for k, v in structure.items() if k in accepted and v is not None}, **options)
+        if internal_motion:
+            from .internal_motion import InternalMotionClassifier
 
-        classifier = InternalMotionClassifier(classifier)
-    if scale_windows is not None and hasattr(classifier, "fit_scales"):
-        classifier.fit_scales(torch.as_tensor(np.asarray(scale_windows)))
-    return classifier
+            classifier = InternalMotionClassifier(classifier)
+        if scale_windows is not None and hasattr(classifier, "fit_scales"):
+            classifier.fit_scales(torch.as_tensor(np.asarray(scale_windows)))
+        built.append(classifier)
+    if members == 1:
+        return built[0]
+    from .classifier_ensemble import ClassifierEnsemble
+
+    return ClassifierEnsemble(built)
