@@ -78,6 +78,53 @@ def dihedrals(positions, quadruples) -> np.ndarray:
     return np.arctan2(y, x)
 
 
+def coordinate_msd(trajectory, terms: dict, lags: Sequence[int]) -> dict:
+    """Mean squared change of every bond length, angle and dihedral of one trajectory over frame lags.
+
+    Dihedral changes are taken the short way round the circle (wrapped to ``[-pi, pi)``), so a torsion that
+    crosses +-pi between two frames counts its small step, not a full turn.
+
+    Parameters
+    ----------
+    trajectory : np.ndarray, shape (n_frames, n_beads, 3), nm
+        One continuous trajectory (one walker).
+    terms : dict
+        ``bonds`` (n, 2), ``angles`` (n, 3), ``dihedrals`` (n, 4) bead indices, as :func:`bond_graph_terms`
+        returns them.
+    lags : sequence of int
+        Lags in frames, each at least 1.
+
+    Returns
+    -------
+    dict
+        ``bonds`` (nm^2), ``angles`` and ``dihedrals`` (rad^2): arrays of shape (len(lags), n_terms), the mean
+        over all frame pairs of each lag; NaN for a lag not shorter than the trajectory.
+
+    Examples
+    --------
+    >>> x = np.zeros((3, 2, 3)); x[:, 1, 0] = [1.0, 1.5, 1.0]
+    >>> coordinate_msd(x, {"bonds": [[0, 1]], "angles": [], "dihedrals": []}, [1, 2])["bonds"].ravel().tolist()
+    [0.25, 0.0]
+    """
+    lags = [int(lag) for lag in lags]
+    if not lags or min(lags) < 1:
+        raise ValueError(f"lags must be a non-empty sequence of frame lags >= 1, got {lags!r}")
+    values = {"bonds": distances(trajectory, terms.get("bonds", [])),
+              "angles": angles(trajectory, terms.get("angles", [])),
+              "dihedrals": dihedrals(trajectory, terms.get("dihedrals", []))}
+    out = {}
+    for kind, series in values.items():
+        table = np.full((len(lags), series.shape[1]), np.nan)
+        for row, lag in enumerate(lags):
+            if lag < series.shape[0]:
+                change = series[lag:] - series[:-lag]
+                if kind == "dihedrals":
+                    change = (change + np.pi) % (2.0 * np.pi) - np.pi
+                table[row] = np.mean(change ** 2, axis=0)
+        out[kind] = table
+    return out
+
+
 def bond_graph_terms(bonds, n_beads: int) -> dict:
     """Angle triples and dihedral quadruples implied by a bond graph.
 

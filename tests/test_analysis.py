@@ -118,6 +118,35 @@ def test_generic_features_against_formulas_and_mdtraj(rng):
         features.distances(positions, [[0, 6]])
 
 
+def test_coordinate_msd_equals_a_loop_over_frame_pairs_and_wraps_dihedrals(rng):
+    positions = np.cumsum(rng.normal(scale=0.05, size=(30, 5, 3)), axis=0) + np.arange(5)[None, :, None] * 0.15
+    terms = features.bond_graph_terms([[0, 1], [1, 2], [2, 3], [1, 4]], 5)
+    lags = [1, 4, 29, 30]
+    result = features.coordinate_msd(positions, terms, lags)
+    for kind, function in (("bonds", features.distances), ("angles", features.angles),
+                           ("dihedrals", features.dihedrals)):
+        values = function(positions, terms[kind])
+        for row, lag in enumerate(lags[:3]):
+            changes = []
+            for t in range(len(positions) - lag):
+                change = values[t + lag] - values[t]
+                if kind == "dihedrals":
+                    change = np.arctan2(np.sin(change), np.cos(change))
+                changes.append(change ** 2)
+            np.testing.assert_allclose(result[kind][row], np.mean(changes, axis=0), rtol=1e-10, atol=1e-15)
+        assert np.all(np.isnan(result[kind][3]))  # a lag as long as the trajectory has no frame pair
+    # a torsion stepping from +179 to -179 degrees moved 2 degrees, not 358
+    angle = np.radians([179.0, -179.0])
+    quad = np.zeros((2, 4, 3))
+    quad[:, 0] = [1.0, 0.0, 0.0]
+    quad[:, 2] = [0.0, 0.0, 1.0]
+    quad[:, 3] = np.stack([np.cos(angle), np.sin(angle), np.ones(2)], axis=1)
+    torsion = features.coordinate_msd(quad, {"dihedrals": [[0, 1, 2, 3]]}, [1])["dihedrals"]
+    np.testing.assert_allclose(torsion, np.radians(2.0) ** 2, rtol=1e-9)
+    with pytest.raises(ValueError, match="lags"):
+        features.coordinate_msd(positions, terms, [0])
+
+
 def test_tica_finds_the_slow_coordinate(rng):
     n = 4000
     slow = np.zeros(n)
