@@ -172,11 +172,12 @@ def produce(model_path, cg_path: Path, out_path: Path, settings: DemoSettings, s
 
 
 def produce_groups(model_path, cg_path: Path, out_paths: list, settings: DemoSettings, seed: int, progress: bool,
-                   friction_per_ps=None) -> list:
+                   friction_per_ps=None, bead_friction_per_ps=None) -> list:
     """:func:`produce` for several productions at once: ``settings.cg_walkers`` walkers per file in
     ``out_paths``, all from the same start frames, run as one System of all their walkers (seeded by ``seed``)
     and split into the files (:func:`~openmm_dynmatch.openmm.runner.split_walkers`); a single file is simulated
-    directly. Nothing is run when every file exists."""
+    directly. Nothing is run when every file exists. ``bead_friction_per_ps``: one friction per bead instead of
+    the model's (:func:`~openmm_dynmatch.openmm.runner.simulate`)."""
     from openmm_dynmatch import trajio
     from openmm_dynmatch.openmm.runner import simulate, split_walkers
 
@@ -190,7 +191,7 @@ def produce_groups(model_path, cg_path: Path, out_paths: list, settings: DemoSet
     target = out_paths[0] if n == 1 else out_paths[0].with_name(out_paths[0].stem + f"_{n}_groups.h5")
     run = simulate(model_path, np.concatenate([starts] * n), settings.cg_walkers * n, target, ns=settings.cg_ns,
                    frame_interval_ps=settings.frame_interval_ps, platform="Reference", seed=seed, progress=progress,
-                   friction_per_ps=friction_per_ps)
+                   friction_per_ps=friction_per_ps, bead_friction_per_ps=bead_friction_per_ps)
     if n > 1:
         split_walkers(target, out_paths)
         for leftover in (run.trajectory_path, run.energies_path, run.checkpoint_path):

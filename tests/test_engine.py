@@ -247,6 +247,78 @@ def test_recorded_paths_give_standard_normal_noise(tmp_path, rng, platform, kind
     assert_standard_normal(rebuild(again, lambda x: chain_forces_numpy(x, K_STIFF)))
 
 
+def step_positions(cg, start, velocities, n_steps: int) -> np.ndarray:
+    """Positions (n_walkers, n_steps + 1, n_beads, 3) of ``cg`` stepped one step at a time from ``start``."""
+    context = cg.context
+    context.setPositions(start.reshape(-1, 3))
+    context.setVelocities(velocities.reshape(-1, 3))
+    frames = [start]
+    for _ in range(n_steps):
+        cg.integrator.step(1)
+        state = context.getState(getPositions=True)
+        frames.append(state.getPositions(asNumpy=True).value_in_unit(openmm.unit.nanometer).reshape(start.shape))
+    return np.stack(frames, axis=1)
+
+
+def test_per_bead_langevin_is_langevin_middle_and_gives_standard_normal_noise_per_bead(tmp_path, rng):
+    from types import SimpleNamespace
+
+    from openmm_dynmatch.openmm.integrators import per_bead_langevin_integrator
+
+    model = export(HarmonicChain(K_STIFF), tmp_path / "stiff.pt", chain_metadata(3))
+    start = random_walkers(rng, 16, 3, noise=0.02)
+    velocities = 0.5 * rng.standard_normal((16, 3, 3))
+    # At zero temperature the scheme is deterministic: with one friction it is LangevinMiddleIntegrator's path.
+    reference = create_system(model, 16, platform="Reference")
+    reference.integrator.setTemperature(0.0)
+    uniform = create_system(model, 16, platform="Reference", bead_friction_per_ps=[1.0, 1.0, 1.0])
+    uniform.integrator.setGlobalVariableByName("kT", 0.0)
+    np.testing.assert_allclose(step_positions(uniform, start, velocities, 30),
+                               step_positions(reference, start, velocities, 30), rtol=0, atol=1e-12)
+    # At 300 K with a friction per bead, the noise rebuilt with each bead's own a_i, s_i is standard normal.
+    frictions = np.array([0.5, 4.0, 20.0])
+    cg = create_system(model, 16, platform="Reference", seed=11, bead_friction_per_ps=frictions.tolist())
+    assert isinstance(cg.integrator, openmm.CustomIntegrator)
+    assert cg.metadata["bead_friction_per_ps"] == frictions.tolist()
+    assert cg.metadata["friction_per_ps"] == pytest.approx(frictions.mean())
+    gamma = np.array(cg.integrator.getPerDofVariableByName("gamma"))[:, 0]
+    np.testing.assert_allclose(gamma, np.tile(frictions, 16), rtol=1e-15)
+    positions = step_positions(cg, start, velocities, 120)
+
+    def rebuilt(per_bead_friction):
+        paths = SimpleNamespace(positions=positions, timestep_ps=0.002, velocities=velocities,
+                                masses_amu=np.array(chain_metadata(3)["masses_amu"]),
+                                friction_per_ps=np.asarray(per_bead_friction)[None, :, None])
+        return langevin_noise(paths, lambda x: chain_forces_numpy(x, K_STIFF))
+
+    noise = rebuilt(frictions)
+    for bead in range(3):
+        assert_standard_normal(noise[:, :, bead])
+    # The check sees the frictions: one friction for all beads (their mean) breaks it on the slow bead.
+    wrong = rebuilt(np.full(3, frictions.mean()))[:, :, 0]
+    assert abs(wrong.var() - 1.0) > 10.0 * np.sqrt(2.0 / wrong.size)
+    with pytest.raises(ValueError, match="finite positive"):
+        per_bead_langevin_integrator(300.0, [1.0, -2.0], 0.002)
+
+
+def test_bead_frictions_of_create_system_are_checked_and_brownian_masses_carry_them(chain_model):
+    with pytest.raises(ValueError, match="must list 4 finite positive frictions"):
+        create_system(chain_model, 2, platform="Reference", bead_friction_per_ps=[1.0, 2.0])
+    with pytest.raises(ValueError, match="must list 4 finite positive frictions"):
+        create_system(chain_model, 2, platform="Reference", bead_friction_per_ps=[1.0, 2.0, 0.0, 1.0])
+    with pytest.raises(ValueError, match="not both"):
+        create_system(chain_model, 2, platform="Reference", friction_per_ps=2.0, bead_friction_per_ps=[1.0] * 4)
+    frictions = [2.0, 8.0, 8.0, 2.0]
+    brownian = create_system(chain_model, 2, platform="Reference", integrator="brownian",
+                             bead_friction_per_ps=frictions)
+    assert isinstance(brownian.integrator, openmm.BrownianIntegrator)
+    assert brownian.integrator.getFriction().value_in_unit(openmm.unit.picosecond**-1) == pytest.approx(5.0)
+    masses = np.array([brownian.system.getParticleMass(i).value_in_unit(openmm.unit.dalton) for i in range(8)])
+    # every bead diffuses with kT / (gamma_i m_i): the integrator's 5/ps times the particle mass
+    np.testing.assert_allclose(5.0 * masses, np.tile(np.array(frictions) * [12.0, 13.0, 14.0, 15.0], 2),
+                               rtol=1e-12)
+
+
 def test_recorder_start_velocities(tmp_path, rng):
     model = export(HarmonicChain(K_STIFF), tmp_path / "m.pt", chain_metadata(3))
     cg = create_system(model, 400, platform="Reference", seed=3)

@@ -16,13 +16,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional
 
+import numpy as np
 import torch  # noqa: F401  (before openmmtorch: the plugin links against the torch in the process)
 import openmm
 import openmm.app
 import openmmtorch
 
 from openmm_dynmatch.openmm.export import load_exported, load_metadata, validate_metadata
-from openmm_dynmatch.openmm.integrators import create_integrator, openmm_integrator, openmm_masses_and_friction
+from openmm_dynmatch.openmm.integrators import (create_integrator, openmm_integrator, openmm_masses_and_friction,
+                                                per_bead_langevin_integrator)
 from openmm_dynmatch.openmm.reference import available_platforms  # noqa: F401  (public here too)
 from openmm_dynmatch.openmm.reference import openmm_seed
 from openmm_dynmatch.units import positive_float
@@ -214,7 +216,7 @@ def create_dynamics(model, seed: Optional[int] = None):
 
 def create_system(model_path, n_walkers: int, *, platform=None, precision=None, integrator=None,
                   friction_per_ps=None, timestep_ps=None, temperature_k=None, use_cuda_graphs=True,
-                  seed: Optional[int] = None) -> CGSystem:
+                  seed: Optional[int] = None, bead_friction_per_ps=None) -> CGSystem:
     """Build the OpenMM System of ``n_walkers`` walkers of an exported model.
 
     Parameters
@@ -233,6 +235,11 @@ def create_system(model_path, n_walkers: int, *, platform=None, precision=None, 
         Use openmm-torch's CUDA graphs (CUDA only).
     seed : int, optional
         Integrator random seed.
+    bead_friction_per_ps : sequence of float, optional
+        A friction for every bead of a walker (1/ps), instead of the model's: Langevin models then run with
+        :func:`~openmm_dynmatch.openmm.integrators.per_bead_langevin_integrator`, Brownian models with particle
+        masses that carry the frictions (:func:`particle_masses`). The metadata then hold them as
+        ``bead_friction_per_ps`` and their mean as ``friction_per_ps``. Not together with ``friction_per_ps``.
     """
     _check_walkers(n_walkers)
     meta = dict(load_metadata(model_path))
@@ -242,6 +249,13 @@ def create_system(model_path, n_walkers: int, *, platform=None, precision=None, 
     for key, value in overrides.items():
         if value is not None:
             meta[key] = value if key == "integrator" else positive_float(value, units[key], key)
+    if bead_friction_per_ps is not None:
+        if friction_per_ps is not None:
+            raise ValueError("give friction_per_ps (one friction for all beads) or bead_friction_per_ps (one per "
+                             "bead), not both")
+        frictions = _bead_frictions(bead_friction_per_ps, int(meta["n_beads"]))
+        meta["bead_friction_per_ps"] = frictions.tolist()
+        meta["friction_per_ps"] = float(frictions.mean())
     omm_platform, properties = platform_and_properties(platform, precision)
     system = openmm.System()
     masses = particle_masses(meta, friction_overridden=friction_per_ps is not None)
@@ -250,8 +264,15 @@ def create_system(model_path, n_walkers: int, *, platform=None, precision=None, 
             system.addParticle(float(mass))
     graphs = use_cuda_graphs and omm_platform.getName() == "CUDA"
     system.addForce(_torch_force(load_exported(model_path), graphs))
-    omm_integrator = create_integrator(meta["integrator"], meta["temperature_k"], meta["friction_per_ps"],
-                                       meta["timestep_ps"], seed)
+    if bead_friction_per_ps is not None and not openmm_integrator(meta["integrator"]).masses_carry_friction:
+        if meta["integrator"] != "langevin":
+            raise ValueError(f"bead_friction_per_ps: integrator '{meta['integrator']}' has no per-bead frictions; "
+                             f"langevin and brownian have")
+        omm_integrator = per_bead_langevin_integrator(meta["temperature_k"], np.tile(frictions, n_walkers),
+                                                      meta["timestep_ps"], seed)
+    else:
+        omm_integrator = create_integrator(meta["integrator"], meta["temperature_k"], meta["friction_per_ps"],
+                                           meta["timestep_ps"], seed)
     return CGSystem(system, omm_integrator, cg_topology(meta, n_walkers), meta, n_walkers, omm_platform, properties)
 
 
@@ -280,6 +301,18 @@ def create_simulation(model_path, n_walkers: int, **kwargs) -> openmm.app.Simula
     """A ready ``openmm.app.Simulation`` of ``n_walkers`` walkers; keyword arguments as :func:`create_system`."""
     cg = create_system(model_path, n_walkers, **kwargs)
     return openmm.app.Simulation(cg.topology, cg.system, cg.integrator, cg.platform, cg.properties)
+
+
+def _bead_frictions(values, n_beads: int) -> np.ndarray:
+    """``bead_friction_per_ps`` checked: ``n_beads`` finite positive frictions, 1/ps."""
+    try:
+        frictions = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        frictions = None
+    if frictions is None or frictions.shape != (n_beads,) or not np.all(np.isfinite(frictions) & (frictions > 0)):
+        raise ValueError(f"bead_friction_per_ps must list {n_beads} finite positive frictions (1/ps), one per bead, "
+                         f"got {values!r}")
+    return frictions
 
 
 def _check_walkers(n_walkers) -> None:

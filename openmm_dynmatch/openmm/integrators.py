@@ -8,6 +8,10 @@ Per-bead frictions: OpenMM's ``LangevinMiddleIntegrator`` and ``BrownianIntegrat
 dynamics depends on masses only through ``gamma_i m_i`` (bead ``i`` diffuses with ``kT / (gamma_i m_i)``), so any
 per-bead friction is realised exactly by the integrator friction ``gamma`` and particle masses
 ``m_i gamma_i / gamma``; :func:`openmm_masses_and_friction` is the one place that does this substitution.
+Langevin dynamics depends on masses and friction separately, so per-bead Langevin frictions need another
+integrator: :func:`per_bead_langevin_integrator` writes OpenMM's ``LangevinMiddleIntegrator`` scheme as a
+``CustomIntegrator`` with a friction per particle (productions at chosen per-bead frictions; training learns one
+Langevin friction).
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ import numpy as np
 import openmm
 
 from openmm_dynmatch.integrators import get_integrator
-from openmm_dynmatch.units import positive_float
+from openmm_dynmatch.units import kt_kj_per_mol, positive_float
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,51 @@ def create_integrator(name: str, temperature_k, friction_per_ps, timestep_ps, se
     friction = positive_float(friction_per_ps, "1/ps", "friction_per_ps")
     timestep = positive_float(timestep_ps, "ps", "timestep_ps")
     integrator = entry.cls(temperature, friction, timestep)
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**31:
+            raise ValueError(f"seed must be an integer in [0, 2**31), got {seed!r}")
+        integrator.setRandomNumberSeed(int(seed))
+    return integrator
+
+
+def per_bead_langevin_integrator(temperature_k, particle_friction_per_ps, timestep_ps,
+                                 seed: Optional[int] = None) -> openmm.CustomIntegrator:
+    """OpenMM's ``LangevinMiddleIntegrator`` scheme with a friction per particle, as a ``CustomIntegrator``.
+
+    Every step, with ``a_i = exp(-gamma_i dt)`` and ``R`` standard normal:
+    ``v += dt f / m; x += dt/2 v; v = a_i v + sqrt(kT (1 - a_i^2) / m) R; x += dt/2 v``, the steps of
+    ``LangevinMiddleIntegrator`` (LFMiddle) for a System without constraints (CG Systems have none). With one
+    friction for all particles it is the same Markov chain as ``LangevinMiddleIntegrator`` (at zero temperature the
+    same trajectory); the path likelihood :func:`openmm_dynmatch.estimators.langevin_middle_log_likelihood` takes
+    per-bead frictions as they are. The friction of particle ``i`` is the per-dof variable ``gamma``; ``a`` and
+    ``b = sqrt(1 - a^2)`` are kept beside it.
+
+    Parameters
+    ----------
+    temperature_k : float or openmm.unit.Quantity, K
+    particle_friction_per_ps : array, shape (n_particles,), 1/ps
+        Friction of every particle of the System (repeat one walker's bead frictions for each walker).
+    timestep_ps : float or openmm.unit.Quantity, ps
+    seed : int, optional
+        Random number seed (0 or None: OpenMM picks one).
+    """
+    temperature = positive_float(temperature_k, "K", "temperature_k")
+    timestep = positive_float(timestep_ps, "ps", "timestep_ps")
+    friction = np.asarray(particle_friction_per_ps, dtype=np.float64)
+    if friction.ndim != 1 or friction.size == 0 or not np.all(np.isfinite(friction) & (friction > 0)):
+        raise ValueError(f"particle_friction_per_ps must be a non-empty 1-D array of finite positive frictions "
+                         f"(1/ps), got {np.asarray(particle_friction_per_ps).tolist()!r}")
+    a = np.exp(-friction * timestep)
+    integrator = openmm.CustomIntegrator(timestep)
+    integrator.addGlobalVariable("kT", kt_kj_per_mol(temperature))
+    for name, values in (("gamma", friction), ("a", a), ("b", np.sqrt(1.0 - a * a))):
+        integrator.addPerDofVariable(name, 0.0)
+        integrator.setPerDofVariableByName(name, [openmm.Vec3(v, v, v) for v in values.tolist()])
+    integrator.addUpdateContextState()
+    integrator.addComputePerDof("v", "v + dt*f/m")
+    integrator.addComputePerDof("x", "x + 0.5*dt*v")
+    integrator.addComputePerDof("v", "a*v + b*sqrt(kT/m)*gaussian")
+    integrator.addComputePerDof("x", "x + 0.5*dt*v")
     if seed is not None:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**31:
             raise ValueError(f"seed must be an integer in [0, 2**31), got {seed!r}")

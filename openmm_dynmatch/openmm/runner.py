@@ -209,7 +209,7 @@ def simulate(model_path, start_positions, n_walkers: int, out_path, *, ns=None, 
              chunk_frames: int = 100, resume: bool = False, progress: bool = True,
              max_energy_kt_per_bead: float = 100.0, max_extent_nm: float = 10.0,
              max_restarts: int = 20, start_selection: Optional[str] = None, timestep_ps=None,
-             friction_per_ps=None) -> SimulationResult:
+             friction_per_ps=None, bead_friction_per_ps=None) -> SimulationResult:
     """Simulate ``n_walkers`` walkers of an exported model and write their trajectory.
 
     Parameters
@@ -231,6 +231,9 @@ def simulate(model_path, start_positions, n_walkers: int, out_path, *, ns=None, 
     timestep_ps, friction_per_ps : float, optional
         Run with another time step (ps) or friction (1/ps, applied to every bead) than the model was trained
         with, e.g. to check its stability; recorded in the trajectory's metadata. Default: the model's.
+    bead_friction_per_ps : sequence of float, optional
+        One friction per bead instead (1/ps; see :func:`~openmm_dynmatch.openmm.cg_walkers.create_system`),
+        recorded in the metadata as ``bead_friction_per_ps``.
     seed : int
         Seeds the integrator and the Maxwell-Boltzmann velocities.
     chunk_frames : int
@@ -249,7 +252,8 @@ def simulate(model_path, start_positions, n_walkers: int, out_path, *, ns=None, 
         ``result.start_frames`` and in the trajectory's metadata ``start_frames``.
     """
     cg = create_system(model_path, n_walkers, platform=platform, precision=precision, integrator=integrator,
-                       timestep_ps=timestep_ps, friction_per_ps=friction_per_ps, seed=openmm_seed(seed))
+                       timestep_ps=timestep_ps, friction_per_ps=friction_per_ps, seed=openmm_seed(seed),
+                       bead_friction_per_ps=bead_friction_per_ps)
     plan = _plan(cg, ns, n_steps, frame_interval_ps, chunk_frames)
     given = start_positions is not None
     if not given:
