@@ -49,3 +49,21 @@ def test_pooled_weights_trajectories_by_length_and_gives_the_standard_error_of_t
     assert means["x"][0, 0] == pytest.approx(2.0)
     variance = (1.0 * 1.0 + 1.0 * 1.0 + 2.0 * 0.0) / 4.0
     assert errors["x"][0, 0] == pytest.approx(math.sqrt(variance) / math.sqrt(2))
+
+
+def test_per_bead_frictions_come_from_the_report_at_the_lag_asked_and_refuse_beads_without_a_match():
+    from per_bead_friction import frictions_from_report
+
+    def bead(matches):
+        return {"lags": [{"match": {"friction_per_ps": m}} for m in matches]}
+
+    report = {"lags_ps": [0.1, 0.5], "observables": {"beads_internal": [bead([1.0, 2.5]), bead([3.0, 7.0])]}}
+    report["observables"]["beads_internal"][0]["name"] = "0:C"
+    report["observables"]["beads_internal"][1]["name"] = "1:O"
+    assert frictions_from_report(report, 0.5) == [2.5, 7.0]
+    assert frictions_from_report(report, 0.1) == [1.0, 3.0]
+    with pytest.raises(ValueError, match="not one of the report's lags"):
+        frictions_from_report(report, 0.3)
+    report["observables"]["beads_internal"][1]["lags"][1]["match"]["friction_per_ps"] = None
+    with pytest.raises(ValueError, match=r"beads \['1:O'\]"):
+        frictions_from_report(report, 0.5)
