@@ -8,7 +8,8 @@ difference, not the barriers, sets their rates 1.6-2.2x apart (``benchmarks/fm_s
     U'(x) = U(x) + kT ln(P_model(phi_c) / P_data(phi_c))
 
 per corrected dihedral ``phi_c``, with the log-ratio fitted by a Fourier series of order ``correction_order``
-(weighted least squares over :data:`BINS` bins in which both samples hold at least :data:`MIN_COUNT` frames),
+(weighted least squares over :data:`BINS` bins in which both samples hold at least :data:`MIN_COUNT` frames; no
+change asked in the others where the fit would put a well there),
 moves the model's marginal of ``phi_c`` to the data's; the model's marginal comes from OpenMM runs of the model
 itself (walkers started at data frames, a burn-in discarded). Steps repeat on the corrected model (the dihedrals are
 coupled to the rest of the molecule, so one step can over- or undershoot). The series live in the prior
@@ -36,6 +37,9 @@ from openmm_dynmatch.units import kt_kj_per_mol
 BINS = 36
 #: Frames a bin needs in both samples to enter the fit.
 MIN_COUNT = 20
+#: Weights (in units of the least-sampled fitted bin's) tried in turn for the "no change" condition on bins outside
+#: the fit, until the series no longer dips there below its minimum over the fitted bins (0: the plain fit).
+EMPTY_BIN_WEIGHTS = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
 #: Backbone dihedrals known by name, as backbone bead names of :func:`openmm_dynmatch.features.find_backbone_beads`.
 NAMED_DIHEDRALS = {"phi": ("C_ace", "N", "CA", "C"), "psi": ("N", "CA", "C", "N_nme")}
 
@@ -60,7 +64,10 @@ def correction_coefficients(model_angles, target_angles, temperature_k: float, o
     """Fourier coefficients ``(c0, a1, b1, ..., a_order, b_order)`` (kJ/mol) of ``kT ln(P_model(a) / P_target(a))``.
 
     Fitted by least squares over ``bins`` bins of (-pi, pi] in which both samples hold at least ``min_count`` angles,
-    each bin weighted by the inverse variance of its log-ratio, ``1 / (1/n_model + 1/n_target)``. Adding the series
+    each bin weighted by the inverse variance of its log-ratio, ``1 / (1/n_model + 1/n_target)``. Where that fit
+    dips, on the other bins, below its lowest value on the fitted ones or below zero (a well where neither sample
+    goes), those bins add the condition that the series (without ``c0``) be zero there, with the smallest weight of
+    :data:`EMPTY_BIN_WEIGHTS` (times the least-sampled fitted bin's) that removes the dip. Adding the series
     (without ``c0``, which changes no force) to the model's energy moves its distribution of ``a`` toward the
     target's.
 
@@ -94,8 +101,23 @@ def fit_counts(n_model: np.ndarray, n_target: np.ndarray, temperature_k: float, 
     y = kt_kj_per_mol(temperature_k) * np.log(p_model / p_target)
     weight = np.sqrt(1.0 / (1.0 / n_model[keep] + 1.0 / n_target[keep]))
     edges = np.linspace(-np.pi, np.pi, bins + 1)
-    centres = 0.5 * (edges[1:] + edges[:-1])[keep]
-    coefficients, *_ = np.linalg.lstsq(fourier_basis(centres, order) * weight[:, None], y * weight, rcond=None)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    rows = fourier_basis(centres[keep], order) * weight[:, None]
+    targets = y * weight
+    if keep.all():
+        return np.linalg.lstsq(rows, targets, rcond=None)[0]
+    # Bins without enough angles: a series fitted to part of the circle can put a deep well where neither sample
+    # goes (alanine dipeptide's phi, half of the circle empty: about -55 kJ/mol at phi = +80 degrees). Where the
+    # plain fit dips there below its lowest value on the sampled bins (or below zero), those bins ask for no
+    # change (the series without its constant zero), their weight raised step by step until the dip is gone.
+    empty = fourier_basis(centres[~keep], order)
+    empty[:, 0] = 0.0
+    for scale in EMPTY_BIN_WEIGHTS:
+        coefficients = np.linalg.lstsq(np.vstack([rows, empty * scale * weight.min()]),
+                                       np.concatenate([targets, np.zeros(len(empty))]), rcond=None)[0]
+        sampled = fourier_basis(centres[keep], order)[:, 1:] @ coefficients[1:]
+        if (empty[:, 1:] @ coefficients[1:]).min() >= min(sampled.min(), 0.0):
+            break
     return coefficients
 
 

@@ -57,6 +57,47 @@ def test_fit_recovers_the_log_ratio_of_two_known_distributions():
     np.testing.assert_allclose(fitted[1:], SERIES[1:], atol=2e-4)
 
 
+def test_a_fit_over_half_the_circle_puts_no_well_where_neither_sample_goes():
+    # Data in one well on phi < 0 and nothing on phi > 0 (as alanine dipeptide's phi); the model differs by a
+    # series of 4th and 5th order, which an order-3 fit can only follow on half the circle. The plain fit does,
+    # and dips more than 1 kJ/mol below its sampled range in the empty half.
+    kt = kt_kj_per_mol(TEMPERATURE_K)
+    target_energy = lambda x: np.where(x < 0, 6.0 * (1.0 - np.cos(x + 1.6)), np.inf)   # noqa: E731
+    truth = lambda x: 1.5 * np.cos(4 * x + 0.3) + 0.5 * np.sin(5 * x)                    # noqa: E731
+    model = binned_samples(lambda x: -(target_energy(x) - truth(x)) / kt, 10**6)
+    target = binned_samples(lambda x: -target_energy(x) / kt, 10**6)
+    edges = np.linspace(-np.pi, np.pi, BINS + 1)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    counts = np.histogram(model, edges)[0], np.histogram(target, edges)[0]
+    sampled = (counts[0] >= 20) & (counts[1] >= 20)
+    assert sampled.sum() == 18 and not sampled[centres > 0].any()
+    weights = 1.0 / (1.0 / counts[0][sampled] + 1.0 / counts[1][sampled])
+
+    def check(coefficients):
+        fitted = series(centres, coefficients)
+        error = fitted[sampled] - truth(centres[sampled])
+        error -= np.average(error, weights=weights)  # the constant is free
+        rms = math.sqrt(np.average(error ** 2, weights=weights))
+        return rms, fitted[~sampled].min() - min(fitted[sampled].min(), 0.0)
+
+    plain = np.linalg.lstsq(
+        np.sqrt(weights)[:, None] * np.stack([np.ones(18)] + [f(n * centres[sampled]) for n in (1, 2, 3)
+                                                               for f in (np.cos, np.sin)], axis=1),
+        np.sqrt(weights) * kt * np.log(counts[0][sampled] / counts[0].sum() / (counts[1][sampled] / counts[1].sum())),
+        rcond=None)[0]
+    plain_rms, plain_dip = check(plain)
+    assert plain_rms < 0.1 and plain_dip < -1.0
+    rms, dip = check(correction_coefficients(model, target, TEMPERATURE_K, order=3))
+    assert dip >= -1e-9                                  # no well in the empty half
+    truth_rms = math.sqrt(np.average((truth(centres[sampled]) - np.average(truth(centres[sampled]),
+                                                                             weights=weights)) ** 2, weights=weights))
+    assert rms < 0.15 * truth_rms                        # and the sampled half still followed
+    # a circle sampled everywhere keeps the plain fit
+    both = binned_samples(lambda x: -2.0 * np.cos(x) / kt), binned_samples(lambda x: -np.cos(x - 1.0) / kt)
+    np.testing.assert_allclose(correction_coefficients(*both, TEMPERATURE_K, order=3, min_count=1)[1:3],
+                               [-2.0 + np.cos(1.0), np.sin(1.0)], atol=2e-3)
+
+
 def test_too_few_populated_bins_are_refused_with_what_to_change():
     angles = np.full(1000, 0.3)
     with pytest.raises(ValueError, match="bins hold 20 angles.*train.correction_ps"):
