@@ -92,9 +92,10 @@ def short_time_ratios(work: Path, models, lags=LAGS, n_blocks: int = 20) -> dict
     except ValueError:
         backbone = {}
     names = column_names(terms, backbone, meta.get("bead_names") or [str(i) for i in range(n_beads)])
-    out = {}
+    out, frictions = {}, {}
     for model in models:
-        walkers = [w for path in production_files(work, model) for w in load_walkers(path)]
+        paths = production_files(work, model)
+        walkers = [w for path in paths for w in load_walkers(path)]
         if not walkers:
             raise FileNotFoundError(f"no productions of model '{model}' in {work} (expected cg_{model}.h5)")
         cg, _ = pooled(observables(walkers, terms, meta["masses_amu"], lags), [len(w) for w in walkers])
@@ -105,7 +106,42 @@ def short_time_ratios(work: Path, models, lags=LAGS, n_blocks: int = 20) -> dict
                     continue
                 rows[name] = (cg[kind][:, column] / aa[kind][:, column]).tolist()
         out[model] = rows
-    return {"lags_ps": [lag * float(meta["frame_interval_ps"]) for lag in lags], "ratios": out}
+        production = trajio.read_metadata(paths[0])
+        per_bead = production.get("bead_friction_per_ps") or []
+        # a production at one friction: friction_per_ps (files made before 2026-12-07 kept the model's bead list)
+        varies = len(per_bead) > 1 and max(per_bead) > min(per_bead)
+        frictions[model] = per_bead if varies else [float(production["friction_per_ps"])]
+    return {"lags_ps": [lag * float(meta["frame_interval_ps"]) for lag in lags], "ratios": out,
+            "production_bead_friction_per_ps": frictions}
+
+
+def plot(reports: list, out: Path, lag_ps: float = 0.5) -> None:
+    """Every bead's (and phi's, psi's) CG/AA ratio at the lag nearest ``lag_ps``, one group of bars per bead, one
+    bar per production of the reports given (each production once, in the order met)."""
+    from openmm_dynmatch.report import pyplot, save_figure
+    plt = pyplot()
+    rows = {}
+    for report in reports:
+        for model, ratios in report["ratios"].items():
+            rows.setdefault(model, (report, ratios))
+    first = reports[0]
+    lag = int(np.argmin(np.abs(np.asarray(first["lags_ps"]) - lag_ps)))
+    names = [name for name in next(iter(rows.values()))[1] if ":" in name or name in ("phi", "psi")]
+    width = 0.8 / len(rows)
+    fig, ax = plt.subplots(figsize=(10.0, 4.0))
+    for k, (model, (report, ratios)) in enumerate(rows.items()):
+        frictions = report.get("production_bead_friction_per_ps", {}).get(model) or [math.nan]
+        spread = f"{min(frictions):.1f}-{max(frictions):.1f}/ps per bead" if max(frictions) > min(frictions) \
+            else f"{frictions[0]:.2f}/ps"
+        label = f"{model} ({spread})"
+        ax.bar(np.arange(len(names)) + (k - (len(rows) - 1) / 2) * width, [ratios[n][lag] for n in names], width,
+               label=label)
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.set_ylim(0.5, None)
+    ax.set_xticks(np.arange(len(names)), names, rotation=45, ha="right", fontsize=8)
+    ax.set(ylabel="mean squared change, CG / AA", title=f"internal motion at lag {first['lags_ps'][lag]:.1f} ps")
+    ax.legend(fontsize=7)
+    save_figure(fig, out)
 
 
 def main(argv=None) -> None:
@@ -124,6 +160,8 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--compare", nargs="*", default=[], help="other models of the work directory to report")
     parser.add_argument("--out", type=Path, default=Path("per_bead_friction.json"))
+    parser.add_argument("--plot", type=Path, default=None,
+                        help="bar chart of the ratios at --lag, with the productions of the --refine report too")
     args = parser.parse_args(argv)
     if args.productions < 1:
         parser.error(f"--productions must be at least 1, got {args.productions}")
@@ -152,6 +190,8 @@ def main(argv=None) -> None:
               "productions": [t.name for t in targets]}
     report.update(short_time_ratios(args.work_dir, [args.label] + list(args.compare)))
     write_json(args.out, report)
+    if args.plot:
+        plot([report] + ([json.loads(args.refine.read_text())] if args.refine else []), args.plot, args.lag)
     for model, rows in report["ratios"].items():
         print(model)
         for name, values in rows.items():

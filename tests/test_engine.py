@@ -319,6 +319,20 @@ def test_bead_frictions_of_create_system_are_checked_and_brownian_masses_carry_t
                                rtol=1e-12)
 
 
+def test_one_friction_given_replaces_a_models_per_bead_frictions_in_masses_and_metadata(tmp_path):
+    frictions = [2.0, 8.0, 8.0, 2.0]
+    model = export(HarmonicChain(800.0), tmp_path / "per_bead.pt",
+                   chain_metadata(4, integrator="brownian", friction_per_ps=5.0, bead_friction_per_ps=frictions))
+    own = create_system(model, 1, platform="Reference")
+    own_masses = [own.system.getParticleMass(i).value_in_unit(openmm.unit.dalton) for i in range(4)]
+    np.testing.assert_allclose(own_masses, np.array(frictions) * [12.0, 13.0, 14.0, 15.0] / 5.0, rtol=1e-12)
+    assert own.metadata["bead_friction_per_ps"] == frictions
+    one = create_system(model, 1, platform="Reference", friction_per_ps=3.0)
+    assert [one.system.getParticleMass(i).value_in_unit(openmm.unit.dalton) for i in range(4)] == [12.0, 13.0,
+                                                                                                  14.0, 15.0]
+    assert one.metadata["friction_per_ps"] == 3.0 and one.metadata["bead_friction_per_ps"] == [3.0] * 4
+
+
 def test_recorder_start_velocities(tmp_path, rng):
     model = export(HarmonicChain(K_STIFF), tmp_path / "m.pt", chain_metadata(3))
     cg = create_system(model, 400, platform="Reference", seed=3)

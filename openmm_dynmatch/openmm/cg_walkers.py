@@ -249,6 +249,8 @@ def create_system(model_path, n_walkers: int, *, platform=None, precision=None, 
     for key, value in overrides.items():
         if value is not None:
             meta[key] = value if key == "integrator" else positive_float(value, units[key], key)
+    if friction_per_ps is not None and meta.get("bead_friction_per_ps"):
+        meta["bead_friction_per_ps"] = [meta["friction_per_ps"]] * int(meta["n_beads"])  # one friction for all
     if bead_friction_per_ps is not None:
         if friction_per_ps is not None:
             raise ValueError("give friction_per_ps (one friction for all beads) or bead_friction_per_ps (one per "
