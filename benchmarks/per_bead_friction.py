@@ -137,10 +137,11 @@ def plot(reports: list, out: Path, lag_ps: float = 0.5) -> None:
         ax.bar(np.arange(len(names)) + (k - (len(rows) - 1) / 2) * width, [ratios[n][lag] for n in names], width,
                label=label)
     ax.axhline(1.0, color="k", lw=0.8)
-    ax.set_ylim(0.5, None)
+    top = max(max(ratios[n][lag] for n in names) for _, ratios in rows.values())
+    ax.set_ylim(0.5, 1.0 + 1.6 * (top - 1.0))
     ax.set_xticks(np.arange(len(names)), names, rotation=45, ha="right", fontsize=8)
     ax.set(ylabel="mean squared change, CG / AA", title=f"internal motion at lag {first['lags_ps'][lag]:.1f} ps")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, ncol=2, loc="upper center")
     save_figure(fig, out)
 
 
