@@ -107,9 +107,10 @@ def fit_counts(n_model: np.ndarray, n_target: np.ndarray, temperature_k: float, 
     if keep.all():
         return np.linalg.lstsq(rows, targets, rcond=None)[0]
     # Bins without enough angles: a series fitted to part of the circle can put a deep well where neither sample
-    # goes (alanine dipeptide's phi, half of the circle empty: about -55 kJ/mol at phi = +80 degrees). Where the
-    # plain fit dips there below its lowest value on the sampled bins (or below zero), those bins ask for no
-    # change (the series without its constant zero), their weight raised step by step until the dip is gone.
+    # goes (alanine dipeptide's phi, half of the circle empty: -43 kJ/mol at phi = +70 degrees against +10 to +15
+    # on the sampled half, benchmarks/README.md). Where the plain fit dips there below its lowest value on the
+    # sampled bins (or below zero), those bins ask for no change (the series without its constant zero), their
+    # weight raised step by step until the dip is gone.
     empty = fourier_basis(centres[~keep], order)
     empty[:, 0] = 0.0
     for scale in EMPTY_BIN_WEIGHTS:
