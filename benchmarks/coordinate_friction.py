@@ -35,6 +35,7 @@ import torch
 
 from core_memory import production_files  # benchmarks/ is on the path when this script runs
 from openmm_dynmatch import trajio
+from openmm_dynmatch.calibration import displacement_msd
 from openmm_dynmatch.features import bond_graph_terms, coordinate_msd, find_backbone_beads
 from openmm_dynmatch.fileio import write_json
 from openmm_dynmatch.models.internal_motion import superposition
@@ -50,17 +51,13 @@ def bead_msd(trajectory, masses_amu, lags) -> dict:
     proper rotation, equal bead weights, as ``classifier.internal_motion``), both averaged over beads
     (shape (n_lags,)), and the latter bead by bead (``beads_internal``, shape (n_lags, n_beads))."""
     x = np.asarray(trajectory, dtype=np.float64)
-    weights = np.asarray(masses_amu, dtype=np.float64)
-    weights = weights / weights.sum()
-    com_free = x - np.einsum("fbx,b->fx", x, weights)[:, None, :]
     centred = torch.as_tensor(x - x.mean(axis=1, keepdims=True))
     out = {name: np.full(len(lags), np.nan) for name in BEAD_OBSERVABLES}
     out["beads_internal"] = np.full((len(lags), x.shape[1]), np.nan)
     for row, lag in enumerate(lags):
         if lag >= x.shape[0]:
             continue
-        step = com_free[lag:] - com_free[:-lag]
-        out["bead_msd_com_free"][row] = float(np.mean(np.sum(step ** 2, axis=-1)))
+        out["bead_msd_com_free"][row] = float(displacement_msd(x[:-lag], x[lag:, None], masses_amu)[0])
         moved = centred[lag:] @ superposition(centred[lag:], centred[:-lag])
         per_bead = torch.mean(torch.sum((moved - centred[:-lag]) ** 2, dim=-1), dim=0).numpy()
         out["beads_internal"][row] = per_bead
@@ -140,35 +137,50 @@ def column_names(terms: dict, backbone: dict, bead_names) -> dict:
     return names
 
 
-def analyse(work: Path, models, lags=LAGS, n_blocks: int = 20) -> dict:
-    """The report of the module docstring for the models of one work directory."""
+def data_observables(work: Path, lags=LAGS, n_blocks: int = 20) -> dict:
+    """The AA side of a work directory: its metadata, bond-graph terms and column names, and every observable's
+    mean and standard error over ``n_blocks`` blocks of ``aa_mapped.h5`` (``mean``, ``se``, ``blocks``)."""
     aa_path = work / "aa_mapped.h5"
     meta = trajio.read_metadata(aa_path)
     n_beads = len(meta["masses_amu"])
     terms = bond_graph_terms(meta["bonds"], n_beads)
-    masses = meta["masses_amu"]
-    frame_ps = float(meta["frame_interval_ps"])
     blocks = aa_blocks(aa_path, n_blocks)
-    aa_mean, aa_se = pooled(observables(blocks, terms, masses, lags), [len(b) for b in blocks])
+    mean, se = pooled(observables(blocks, terms, meta["masses_amu"], lags), [len(b) for b in blocks])
     try:
         backbone = find_backbone_beads(meta.get("bead_names"), None, meta.get("mapping"))
     except ValueError:
         backbone = {}
+    names = column_names(terms, backbone, meta.get("bead_names") or [str(i) for i in range(n_beads)])
+    return {"meta": meta, "terms": terms, "names": names, "mean": mean, "se": se, "blocks": len(blocks)}
+
+
+def production_observables(work: Path, model: str, data: dict, lags=LAGS) -> tuple:
+    """Every observable's mean and standard error over the walkers of a model's productions in ``work``, and
+    their files; refuses a model without productions."""
+    paths = production_files(work, model)
+    if not paths:
+        raise FileNotFoundError(f"no productions of model '{model}' in {work} (expected cg_{model}.h5)")
+    walkers = [w for p in paths for w in load_walkers(p)]
+    mean, se = pooled(observables(walkers, data["terms"], data["meta"]["masses_amu"], lags),
+                      [len(w) for w in walkers])
+    return mean, se, paths
+
+
+def analyse(work: Path, models, lags=LAGS, n_blocks: int = 20) -> dict:
+    """The report of the module docstring for the models of one work directory."""
+    data = data_observables(work, lags, n_blocks)
+    aa_mean, aa_se, names = data["mean"], data["se"], data["names"]
+    frame_ps = float(data["meta"]["frame_interval_ps"])
     frictions, cg_mean, cg_se, files = [], [], [], {}
     for model in models:
-        paths = production_files(work, model)
-        if not paths:
-            raise FileNotFoundError(f"no productions of model '{model}' in {work} (expected cg_{model}.h5)")
+        mean, se, paths = production_observables(work, model, data, lags)
         friction = float(trajio.read_metadata(paths[0])["friction_per_ps"])
         if any(not math.isclose(float(trajio.read_metadata(p)["friction_per_ps"]), friction) for p in paths):
             raise ValueError(f"the productions of model '{model}' were made at different frictions")
-        walkers = [w for p in paths for w in load_walkers(p)]
-        mean, se = pooled(observables(walkers, terms, masses, lags), [len(w) for w in walkers])
         frictions.append(friction)
         cg_mean.append(mean)
         cg_se.append(se)
         files[model] = [p.name for p in paths]
-    names = column_names(terms, backbone, meta.get("bead_names") or [str(i) for i in range(n_beads)])
     table = {}
     for kind in aa_mean:
         rows = []
@@ -187,7 +199,7 @@ def analyse(work: Path, models, lags=LAGS, n_blocks: int = 20) -> dict:
         table[kind] = rows
     return {"benchmark": "coordinate_friction", "work_dir": work.name, "models": list(models),
             "friction_per_ps": dict(zip(models, frictions)), "productions": files,
-            "lags_ps": [lag * frame_ps for lag in lags], "aa_blocks": len(blocks), "observables": table}
+            "lags_ps": [lag * frame_ps for lag in lags], "aa_blocks": data["blocks"], "observables": table}
 
 
 def highlights(report: dict) -> dict:

@@ -28,13 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from coordinate_friction import LAGS, aa_blocks, column_names, observables, pooled  # benchmarks/ on the path
-from core_memory import production_files
+from coordinate_friction import LAGS, data_observables, production_observables  # benchmarks/ on the path
 from openmm_dynmatch import trajio
 from openmm_dynmatch.demo import produce_groups
-from openmm_dynmatch.features import bond_graph_terms, find_backbone_beads
 from openmm_dynmatch.fileio import write_json
-from openmm_dynmatch.openmm.runner import load_walkers
 from science import DEFAULT
 
 REPORTED = ("beads_internal", "bead_msd_internal", "bead_msd_com_free", "dihedrals")
@@ -82,23 +79,11 @@ def refined_frictions(previous: dict, scan: dict, lag_ps: float) -> list:
 
 def short_time_ratios(work: Path, models, lags=LAGS, n_blocks: int = 20) -> dict:
     """Ratio CG/AA, per model, of every bead's internal MSD, the bead averages and phi and psi, at each lag."""
-    meta = trajio.read_metadata(work / "aa_mapped.h5")
-    n_beads = len(meta["masses_amu"])
-    terms = bond_graph_terms(meta["bonds"], n_beads)
-    blocks = aa_blocks(work / "aa_mapped.h5", n_blocks)
-    aa, _ = pooled(observables(blocks, terms, meta["masses_amu"], lags), [len(b) for b in blocks])
-    try:
-        backbone = find_backbone_beads(meta.get("bead_names"), None, meta.get("mapping"))
-    except ValueError:
-        backbone = {}
-    names = column_names(terms, backbone, meta.get("bead_names") or [str(i) for i in range(n_beads)])
+    data = data_observables(work, lags, n_blocks)
+    aa, names = data["mean"], data["names"]
     out, frictions = {}, {}
     for model in models:
-        paths = production_files(work, model)
-        walkers = [w for path in paths for w in load_walkers(path)]
-        if not walkers:
-            raise FileNotFoundError(f"no productions of model '{model}' in {work} (expected cg_{model}.h5)")
-        cg, _ = pooled(observables(walkers, terms, meta["masses_amu"], lags), [len(w) for w in walkers])
+        cg, _, paths = production_observables(work, model, data, lags)
         rows = {}
         for kind in REPORTED:
             for column, name in enumerate(names[kind]):
@@ -111,7 +96,7 @@ def short_time_ratios(work: Path, models, lags=LAGS, n_blocks: int = 20) -> dict
         # a production at one friction: friction_per_ps (files made before 2026-12-07 kept the model's bead list)
         varies = len(per_bead) > 1 and max(per_bead) > min(per_bead)
         frictions[model] = per_bead if varies else [float(production["friction_per_ps"])]
-    return {"lags_ps": [lag * float(meta["frame_interval_ps"]) for lag in lags], "ratios": out,
+    return {"lags_ps": [lag * float(data["meta"]["frame_interval_ps"]) for lag in lags], "ratios": out,
             "production_bead_friction_per_ps": frictions}
 
 

@@ -102,7 +102,8 @@ def fit_counts(n_model: np.ndarray, n_target: np.ndarray, temperature_k: float, 
     weight = np.sqrt(1.0 / (1.0 / n_model[keep] + 1.0 / n_target[keep]))
     edges = np.linspace(-np.pi, np.pi, bins + 1)
     centres = 0.5 * (edges[1:] + edges[:-1])
-    rows = fourier_basis(centres[keep], order) * weight[:, None]
+    sampled_basis = fourier_basis(centres[keep], order)
+    rows = sampled_basis * weight[:, None]
     targets = y * weight
     if keep.all():
         return np.linalg.lstsq(rows, targets, rcond=None)[0]
@@ -116,7 +117,7 @@ def fit_counts(n_model: np.ndarray, n_target: np.ndarray, temperature_k: float, 
     for scale in EMPTY_BIN_WEIGHTS:
         coefficients = np.linalg.lstsq(np.vstack([rows, empty * scale * weight.min()]),
                                        np.concatenate([targets, np.zeros(len(empty))]), rcond=None)[0]
-        sampled = fourier_basis(centres[keep], order)[:, 1:] @ coefficients[1:]
+        sampled = sampled_basis[:, 1:] @ coefficients[1:]
         if (empty[:, 1:] @ coefficients[1:]).min() >= min(sampled.min(), 0.0):
             break
     return coefficients
