@@ -106,9 +106,8 @@ def matching_friction(frictions, log_ratio, log_ratio_se) -> dict:
     return {"friction_per_ps": None, "log_se": None, "cg_is": side}
 
 
-def aa_blocks(path: Path, n_blocks: int) -> list:
+def aa_blocks(data: "trajio.Trajectory", n_blocks: int) -> list:
     """The AA data's trajectories, each cut into blocks so that ``n_blocks`` blocks cover all frames."""
-    data = trajio.load(path)
     segments = trajio.trajectory_segments(data.metadata, data.positions.shape[0])
     per_segment = max(1, n_blocks // len(segments))
     blocks = []
@@ -137,17 +136,19 @@ def column_names(terms: dict, backbone: dict, bead_names) -> dict:
     return names
 
 
-def data_observables(work: Path, lags=LAGS, n_blocks: int = 20) -> dict:
+def data_observables(work: Path, lags=LAGS, n_blocks: int = 20, data_path=None) -> dict:
     """The AA side of a work directory: its metadata, bond-graph terms and column names, and every observable's
-    mean and standard error over ``n_blocks`` blocks of ``aa_mapped.h5`` (``mean``, ``se``, ``blocks``)."""
-    aa_path = work / "aa_mapped.h5"
+    mean and standard error over ``n_blocks`` blocks of ``aa_mapped.h5`` (``mean``, ``se``, ``blocks``), or of
+    ``data_path`` when given (any CG data file of the same beads)."""
+    aa_path = Path(data_path) if data_path is not None else work / "aa_mapped.h5"
     meta = trajio.read_metadata(aa_path)
     n_beads = len(meta["masses_amu"])
     terms = bond_graph_terms(meta["bonds"], n_beads)
-    blocks = aa_blocks(aa_path, n_blocks)
+    loaded = trajio.load(aa_path)
+    blocks = aa_blocks(loaded, n_blocks)
     mean, se = pooled(observables(blocks, terms, meta["masses_amu"], lags), [len(b) for b in blocks])
     try:
-        backbone = find_backbone_beads(meta.get("bead_names"), None, meta.get("mapping"))
+        backbone = find_backbone_beads(meta.get("bead_names"), loaded.topology, meta.get("mapping"))
     except ValueError:
         backbone = {}
     names = column_names(terms, backbone, meta.get("bead_names") or [str(i) for i in range(n_beads)])
@@ -166,9 +167,10 @@ def production_observables(work: Path, model: str, data: dict, lags=LAGS) -> tup
     return mean, se, paths
 
 
-def analyse(work: Path, models, lags=LAGS, n_blocks: int = 20) -> dict:
-    """The report of the module docstring for the models of one work directory."""
-    data = data_observables(work, lags, n_blocks)
+def analyse(work: Path, models, lags=LAGS, n_blocks: int = 20, data_path=None) -> dict:
+    """The report of the module docstring for the models of one work directory, against its ``aa_mapped.h5`` or
+    ``data_path``."""
+    data = data_observables(work, lags, n_blocks, data_path)
     aa_mean, aa_se, names = data["mean"], data["se"], data["names"]
     frame_ps = float(data["meta"]["frame_interval_ps"])
     frictions, cg_mean, cg_se, files = [], [], [], {}
@@ -198,6 +200,7 @@ def analyse(work: Path, models, lags=LAGS, n_blocks: int = 20) -> dict:
             rows.append({"name": name, "lags": per_lag})
         table[kind] = rows
     return {"benchmark": "coordinate_friction", "work_dir": work.name, "models": list(models),
+            "data": Path(data_path).name if data_path is not None else "aa_mapped.h5",
             "friction_per_ps": dict(zip(models, frictions)), "productions": files,
             "lags_ps": [lag * frame_ps for lag in lags], "aa_blocks": data["blocks"], "observables": table}
 
@@ -263,6 +266,8 @@ def main(argv=None) -> None:
     parser.add_argument("models", nargs="+", help="models of one potential at different frictions (cg_<model>.h5)")
     parser.add_argument("--lags", type=int, nargs="+", default=list(LAGS), help="lags in frames")
     parser.add_argument("--aa-blocks", type=int, default=20, help="blocks of the AA data for its standard errors")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="data file to compare with (default: WORK_DIR/aa_mapped.h5)")
     parser.add_argument("--out", type=Path, default=Path("coordinate_friction.json"))
     parser.add_argument("--plot", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -270,7 +275,9 @@ def main(argv=None) -> None:
         parser.error(f"models: need at least two frictions to bracket a crossing, got {args.models}")
     if min(args.lags) < 1:
         parser.error(f"--lags must be at least 1 frame, got {args.lags}")
-    report = analyse(args.work_dir, args.models, args.lags, args.aa_blocks)
+    if args.data is not None and not args.data.is_file():
+        parser.error(f"--data: no such file '{args.data}'")
+    report = analyse(args.work_dir, args.models, args.lags, args.aa_blocks, args.data)
     report["highlights"] = highlights(report)
     write_json(args.out, report)
     for name, values in report["highlights"].items():

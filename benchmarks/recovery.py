@@ -506,24 +506,12 @@ def force_error(potential_file: Path, data: "trajio.Trajectory", every: int = 20
     return float(torch.sqrt(((model - teacher) ** 2).mean() / (teacher ** 2).mean()))
 
 
-def teacher_case(settings: TeacherSettings, work: Path, seed: int = 0) -> dict:
-    """L2: recover a CG alanine-dipeptide teacher's friction and kinetics by dynamic matching.
-
-    The teacher is the force-matching model of AA data, run by OpenMM at ``teacher_friction_per_ps``; its
-    trajectories (with its exact forces) are the data. The student is force-matched to those frames and starts
-    dynamic matching at ``start_friction_per_ps``. The student is in the teacher's model class and the data are
-    Markovian at the CG resolution, so whatever it misses is the estimator's (or the game's) failure.
-    Reference rows: the teacher itself in an independent production (the noise of the kinetic ratios at these
-    run lengths), and the force-matched student at the start friction and at the teacher's friction (the kinetics
-    the potential fit alone allows). Every model's potential is also scored by its force error against the
-    teacher's exact forces on the data's frames.
-    """
-    from openmm_dynmatch.analysis import compare
+def teacher_stages(settings: TeacherSettings, work: Path, seed: int, clock) -> tuple:
+    """The L2 case's stages before dynamic matching, each made where missing (``clock``: a ``StageClock`` of
+    ``work``): the AA data, the teacher (force-matched to them) and its trajectories as the data, and the student
+    force-matched to those. Returns ``(mapped AA file, teacher's run summary, data file, student's summary)``."""
     from openmm_dynmatch.demo import FULL, prepare_aa_data, train_model
-    from openmm_dynmatch.openmm.runner import load_walkers
-    from stages import StageClock
 
-    clock = StageClock(work)
     _, mapped = clock.run("aa_data_s", (work / "aa_mapped.h5").exists(), prepare_aa_data, work,
                           replace(FULL, aa_ns=settings.aa_ns), seed, False)
 
@@ -537,6 +525,28 @@ def teacher_case(settings: TeacherSettings, work: Path, seed: int = 0) -> dict:
     fm = clock.run("student_fm_s", (fm_dir / "summary.json").exists(), train_model,
                    teacher_config(data, settings, "force_matching", settings.start_friction_per_ps, seed, "student"),
                    fm_dir, False)
+    return mapped, teacher, data, fm
+
+
+def teacher_case(settings: TeacherSettings, work: Path, seed: int = 0) -> dict:
+    """L2: recover a CG alanine-dipeptide teacher's friction and kinetics by dynamic matching.
+
+    The teacher is the force-matching model of AA data, run by OpenMM at ``teacher_friction_per_ps``; its
+    trajectories (with its exact forces) are the data. The student is force-matched to those frames and starts
+    dynamic matching at ``start_friction_per_ps``. The student is in the teacher's model class and the data are
+    Markovian at the CG resolution, so whatever it misses is the estimator's (or the game's) failure.
+    Reference rows: the teacher itself in an independent production (the noise of the kinetic ratios at these
+    run lengths), and the force-matched student at the start friction and at the teacher's friction (the kinetics
+    the potential fit alone allows). Every model's potential is also scored by its force error against the
+    teacher's exact forces on the data's frames.
+    """
+    from openmm_dynmatch.analysis import compare
+    from openmm_dynmatch.demo import train_model
+    from openmm_dynmatch.openmm.runner import load_walkers
+    from stages import StageClock
+
+    clock = StageClock(work)
+    mapped, teacher, data, fm = teacher_stages(settings, work, seed, clock)
     runs = {"teacher_again": (teacher, settings.teacher_friction_per_ps), "fm_start_friction": (fm, None),
             "fm_teacher_friction": (fm, settings.teacher_friction_per_ps)}
     dm_runs = settings.dm_runs.split(",")

@@ -67,3 +67,17 @@ def test_per_bead_frictions_come_from_the_report_at_the_lag_asked_and_refuse_bea
     report["observables"]["beads_internal"][1]["lags"][1]["match"]["friction_per_ps"] = None
     with pytest.raises(ValueError, match=r"beads \['1:O'\]"):
         frictions_from_report(report, 0.5)
+
+
+def test_the_lag_spread_is_the_ratio_of_the_extreme_crossings_up_to_the_lag_asked():
+    from markov_lags import lag_spread
+
+    lags = [0.1, 0.2, 0.5, 1.0, 1.5]
+    matches = {"flat": [2.0, 2.0, 2.0, 2.0, 9.0], "falling": [6.0, None, 3.0, 1.5, 1.0], "sparse": [None, None, 4.0,
+                                                                                                     None, 1.0]}
+    spread = lag_spread(matches, lags, max_lag_ps=1.0)
+    assert spread["flat"] == {"min_per_ps": 2.0, "max_per_ps": 2.0, "max_over_min": 1.0, "lags": 4}
+    assert spread["falling"]["max_over_min"] == pytest.approx(4.0)
+    assert spread["falling"]["lags"] == 3  # the lag without a crossing is left out, 1.5 ps is beyond the limit
+    assert spread["sparse"] is None  # one crossing up to 1 ps says nothing about the spread
+    assert lag_spread(matches, lags, max_lag_ps=1.5)["sparse"]["max_over_min"] == pytest.approx(4.0)
