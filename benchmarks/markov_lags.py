@@ -111,9 +111,9 @@ def run(work: Path, teacher_frictions, student_frictions, seed: int = 0, lags=LA
         matches = highlights(report)
         comparisons[key] = {"label": LABELS[key], "highlights": matches,
                             "spread_to_1ps": lag_spread(matches, report["lags_ps"]), "report": report}
-    return {"benchmark": "markov_lags", "seed": seed, "settings": vars(settings), "teacher_friction_per_ps": settings.teacher_friction_per_ps,
-            "aa_ns": settings.aa_ns, "production": {"walkers": settings.production_walkers,
-                                                    "ps": settings.production_ps},
+    return {"benchmark": "markov_lags", "seed": seed, "settings": vars(settings),
+            "teacher_friction_per_ps": settings.teacher_friction_per_ps, "aa_ns": settings.aa_ns,
+            "production": {"walkers": settings.production_walkers, "ps": settings.production_ps},
             "comparisons": comparisons, "timings_s": dict(clock.this_run(), analysis_s=time.perf_counter() - began)}
 
 
