@@ -141,10 +141,10 @@ def data_observables(work: Path, lags=LAGS, n_blocks: int = 20, data_path=None) 
     mean and standard error over ``n_blocks`` blocks of ``aa_mapped.h5`` (``mean``, ``se``, ``blocks``), or of
     ``data_path`` when given (any CG data file of the same beads)."""
     aa_path = Path(data_path) if data_path is not None else work / "aa_mapped.h5"
-    meta = trajio.read_metadata(aa_path)
+    loaded = trajio.load(aa_path)
+    meta = loaded.metadata
     n_beads = len(meta["masses_amu"])
     terms = bond_graph_terms(meta["bonds"], n_beads)
-    loaded = trajio.load(aa_path)
     blocks = aa_blocks(loaded, n_blocks)
     mean, se = pooled(observables(blocks, terms, meta["masses_amu"], lags), [len(b) for b in blocks])
     try:
@@ -215,6 +215,20 @@ def highlights(report: dict) -> dict:
     return out
 
 
+def matching_curve(row: dict) -> tuple:
+    """One observable's matching friction against lag, for a figure: ``(lags_ps, frictions, errors)``, NaN where
+    no pair of frictions brackets the data (errors: the log standard error times the friction)."""
+    match = [lag["match"] for lag in row["lags"]]
+    return ([lag["lag_ps"] for lag in row["lags"]],
+            [m["friction_per_ps"] if m["friction_per_ps"] else np.nan for m in match],
+            [m["log_se"] * m["friction_per_ps"] if m["friction_per_ps"] else np.nan for m in match])
+
+
+def format_matches(values) -> str:
+    """Matching frictions, one per lag, as a fixed-width line (``-`` where none)."""
+    return " ".join("   -  " if v is None else f"{v:6.2f}" for v in values)
+
+
 def plot(report: dict, out: Path) -> None:
     """Left: the matching friction against lag for phi, psi and the bead observables, with each model's friction
     as a line. Right: the ratio CG/AA of the same observables at the lag nearest 0.5 ps against friction."""
@@ -232,9 +246,7 @@ def plot(report: dict, out: Path) -> None:
         for row in rows:
             if not (row["name"] in ("phi", "psi") or kind in BEAD_OBSERVABLES):
                 continue
-            match = [lag["match"] for lag in row["lags"]]
-            ys = [m["friction_per_ps"] if m["friction_per_ps"] else np.nan for m in match]
-            errs = [m["log_se"] * m["friction_per_ps"] if m["friction_per_ps"] else np.nan for m in match]
+            _, ys, errs = matching_curve(row)
             line = left.errorbar(lags, ys, yerr=errs, marker="o", capsize=2, label=row["name"])
             ratio = np.asarray(row["lags"][pick]["ratio"])[order]
             right.plot(f_sorted, ratio, marker="o", color=line[0].get_color(), label=row["name"])
@@ -281,7 +293,7 @@ def main(argv=None) -> None:
     report["highlights"] = highlights(report)
     write_json(args.out, report)
     for name, values in report["highlights"].items():
-        print(f"{name:18s} " + " ".join("   -  " if v is None else f"{v:6.2f}" for v in values))
+        print(f"{name:18s} " + format_matches(values))
     if args.plot:
         plot(report, args.plot)
 

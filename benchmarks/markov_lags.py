@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from coordinate_friction import LAGS, analyse, highlights  # benchmarks/ is on the path when this script runs
+from coordinate_friction import LAGS, analyse, format_matches, highlights, matching_curve  # benchmarks/ on path
 from openmm_dynmatch.fileio import write_json
 from recovery import TEACHER_QUICK, TeacherSettings, run_production, teacher_stages
 from stages import StageClock
@@ -75,10 +75,7 @@ def plot(result: dict, out: Path) -> None:
             rows = {row["name"]: row for rows in comparison["report"]["observables"].values() for row in rows}
             if name not in rows:
                 continue
-            lags = [lag["lag_ps"] for lag in rows[name]["lags"]]
-            match = [lag["match"] for lag in rows[name]["lags"]]
-            ys = [m["friction_per_ps"] or np.nan for m in match]
-            errs = [m["log_se"] * m["friction_per_ps"] if m["friction_per_ps"] else np.nan for m in match]
+            lags, ys, errs = matching_curve(rows[name])
             axis.errorbar(lags, ys, yerr=errs, marker="o", capsize=2, label=comparison["label"])
         axis.axhline(result["teacher_friction_per_ps"], color="0.5", ls=":", lw=1)
         axis.set(xlabel="lag (ps)", yscale="log", title=name)
@@ -143,8 +140,7 @@ def main(argv=None) -> dict:
         for name in SHOWN:
             values = comparison["highlights"].get(name)
             if values is not None:
-                print(f"{key:8s}{name:22s}" + " ".join("   -  " if v is None else f"{v:6.2f}" for v in values),
-                      file=sys.stderr)
+                print(f"{key:8s}{name:22s}" + format_matches(values), file=sys.stderr)
     if args.plot:
         plot(result, args.plot)
     return result
