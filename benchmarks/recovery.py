@@ -506,10 +506,11 @@ def force_error(potential_file: Path, data: "trajio.Trajectory", every: int = 20
     return float(torch.sqrt(((model - teacher) ** 2).mean() / (teacher ** 2).mean()))
 
 
-def teacher_stages(settings: TeacherSettings, work: Path, seed: int, clock) -> tuple:
+def teacher_stages(settings: TeacherSettings, work: Path, seed: int, clock, student: bool = True) -> tuple:
     """The L2 case's stages before dynamic matching, each made where missing (``clock``: a ``StageClock`` of
     ``work``): the AA data, the teacher (force-matched to them) and its trajectories as the data, and the student
-    force-matched to those. Returns ``(mapped AA file, teacher's run summary, data file, student's summary)``."""
+    force-matched to those (None without ``student``). Returns ``(mapped AA file, teacher's run summary, data
+    file, student's summary)``."""
     from openmm_dynmatch.demo import FULL, prepare_aa_data, train_model
 
     _, mapped = clock.run("aa_data_s", (work / "aa_mapped.h5").exists(), prepare_aa_data, work,
@@ -521,6 +522,8 @@ def teacher_stages(settings: TeacherSettings, work: Path, seed: int, clock) -> t
         return summary, teacher_data(Path(summary["run_dir"]), mapped, settings, work, seed + 1)
 
     teacher, data = clock.run("teacher_s", (work / "teacher_data.h5").exists(), teacher_stage)
+    if not student:
+        return mapped, teacher, data, None
     fm_dir = work / "run_fm"
     fm = clock.run("student_fm_s", (fm_dir / "summary.json").exists(), train_model,
                    teacher_config(data, settings, "force_matching", settings.start_friction_per_ps, seed, "student"),
