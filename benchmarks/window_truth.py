@@ -36,6 +36,8 @@ from stages import StageClock
 
 #: Friction updates per block of the game's gradients.
 BLOCK = 10
+#: Ticks of the figure's friction-over-truth axis.
+RATIO_TICKS = (0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5)
 #: Standard errors by which a block's gradient must point to the truth to count as a push (:func:`signal_edge`).
 PUSH_Z = 2.0
 
@@ -109,8 +111,9 @@ def plot(result: dict, out: Path) -> None:
     right.set(xlabel=f"friction / truth (blocks of {BLOCK} updates)",
               ylabel="crn gradient of the reward (> 0 pushes down)")
     friction_log_axis(right.xaxis)
-    right.xaxis.set_ticks([0.5, 0.7, 1, 1.5, 2, 3], labels=["0.5", "0.7", "1", "1.5", "2", "3"])
-    right.set_xlim(0.5, 3.0)
+    ratios = [b["friction_per_ps"] / truth for row in result["runs"] for b in row["blocks"]] or [1.0]
+    right.xaxis.set_ticks(RATIO_TICKS, labels=[f"{t:g}" for t in RATIO_TICKS])
+    right.set_xlim(min(0.5, 0.9 * min(ratios)), max(3.0, 1.1 * max(ratios)))
     save_figure(fig, out)
 
 
