@@ -877,6 +877,20 @@ def setting_value(default, text: str, parser):
         parser.error(f"--set: expected a value of type {type(default).__name__}, got '{text}'")
 
 
+def setting_overrides(items, settings: DemoSettings, parser) -> dict:
+    """``--set KEY=VALUE`` items as ``{key: value}``, each value of its field's type in ``settings`` (errors through
+    ``parser``: a key that is no field, an empty value, or one of the wrong type)."""
+    overrides = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if not hasattr(settings, key) or not value or key == "config_overrides":
+            parser.error(f"--set expects KEY=VALUE with KEY a field of DemoSettings "
+                         f"({', '.join(k for k in vars(settings) if k != 'config_overrides')}; training "
+                         f"configuration keys go to --train-set), got '{item}'")
+        overrides[key] = setting_value(getattr(settings, key), value, parser)
+    return overrides
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     size = parser.add_mutually_exclusive_group()
@@ -933,13 +947,7 @@ def main(argv=None) -> int:
     if args.aa_mapped is not None and not Path(args.aa_mapped).is_file():
         parser.error(f"--aa-mapped: no such file '{args.aa_mapped}'")
     settings = LARGE if args.full else QUICK if args.quick else DEFAULT
-    for item in args.set:
-        key, _, value = item.partition("=")
-        if not hasattr(settings, key) or not value or key == "config_overrides":
-            parser.error(f"--set expects KEY=VALUE with KEY a field of DemoSettings "
-                         f"({', '.join(k for k in vars(settings) if k != 'config_overrides')}; training "
-                         f"configuration keys go to --train-set), got '{item}'")
-        settings = replace(settings, **{key: setting_value(getattr(settings, key), value, parser)})
+    settings = replace(settings, **setting_overrides(args.set, settings, parser))
     if args.train_set:
         settings = replace(settings, config_overrides=tuple(settings.config_overrides) + tuple(args.train_set))
         try:

@@ -31,7 +31,7 @@ from openmm_dynmatch.curves import read_log
 from openmm_dynmatch.demo import QUICK, demo_config
 from openmm_dynmatch.fileio import write_json
 from recovery import TEACHER_QUICK, TeacherSettings, teacher_stages
-from science import DEFAULT, setting_value, train_one
+from science import DEFAULT, setting_overrides, train_one
 from stages import StageClock
 
 #: Friction updates per block of the game's gradients.
@@ -117,18 +117,18 @@ def plot(result: dict, out: Path) -> None:
     save_figure(fig, out)
 
 
-def run(work: Path, frame_steps, starts, truth: float, seed: int = 0, overrides=(), tag: str = "",
+def run(work: Path, frame_steps, starts, truth: float, seed: int = 0, overrides=None, tag: str = "",
         quick: bool = False, progress: bool = False) -> dict:
     """The teacher's stages (made where missing) and one run per frame step and start; returns the JSON document."""
     teacher = replace(TEACHER_QUICK if quick else TeacherSettings(), teacher_friction_per_ps=truth)
     settings = replace(QUICK, internal_motion=True) if quick else DEFAULT
-    settings = replace(settings, **dict(overrides))
+    settings = replace(settings, **(overrides or {}))
     work.mkdir(parents=True, exist_ok=True)
     marker = work / "teacher_friction.json"
-    if marker.exists() and json.loads(marker.read_text())["teacher_friction_per_ps"] != truth:
-        raise SystemExit(f"--work-dir {work}: its teacher data were made at "
-                         f"{json.loads(marker.read_text())['teacher_friction_per_ps']}/ps, not {truth}/ps; "
-                         f"give another work directory")
+    made = json.loads(marker.read_text())["teacher_friction_per_ps"] if marker.exists() else truth
+    if made != truth:
+        raise SystemExit(f"--work-dir {work}: its teacher data were made at {made}/ps, not {truth}/ps; give another "
+                         f"work directory")
     write_json(marker, {"teacher_friction_per_ps": truth})
     clock = StageClock(work)
     _, _, data, _ = teacher_stages(teacher, work, seed, clock, student=False)
@@ -136,7 +136,7 @@ def run(work: Path, frame_steps, starts, truth: float, seed: int = 0, overrides=
             for fs in frame_steps for start in starts]
     return {"benchmark": "window_truth", "seed": seed, "teacher_friction_per_ps": truth,
             "settings": {k: v for k, v in vars(settings).items() if k != "config_overrides"},
-            "overrides": dict(overrides), "runs": runs, "timings_s": clock.this_run()}
+            "overrides": dict(overrides or {}), "runs": runs, "timings_s": clock.this_run()}
 
 
 def main(argv=None) -> dict:
@@ -164,12 +164,7 @@ def main(argv=None) -> dict:
                      f"{args.teacher_friction} and {args.starts}")
     if min(args.frame_steps) < 1:
         parser.error(f"--frame-steps must be >= 1, got {args.frame_steps}")
-    overrides = []
-    for item in args.set:
-        key, _, value = item.partition("=")
-        if not hasattr(DEFAULT, key) or not value or key == "config_overrides":
-            parser.error(f"--set expects KEY=VALUE with KEY a field of DemoSettings, got '{item}'")
-        overrides.append((key, setting_value(getattr(DEFAULT, key), value, parser)))
+    overrides = setting_overrides(args.set, DEFAULT, parser)
     if overrides and not args.tag:
         parser.error("--set changes the runs: give --tag so that they do not reuse the default runs' folders")
     torch.set_num_threads(args.threads)

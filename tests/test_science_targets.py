@@ -117,6 +117,19 @@ def test_set_reads_booleans_as_words_and_other_values_as_their_setting_type():
         setting_value(1, "five", _Parser())
 
 
+def test_set_items_become_typed_overrides_of_the_settings_the_last_of_a_key_winning():
+    from science import DEFAULT, setting_overrides
+
+    overrides = setting_overrides(["frame_step=10", "lr_friction=0.05", "internal_motion=false", "frame_step=3"],
+                                  DEFAULT, _Parser())
+    assert overrides == {"frame_step": 3, "lr_friction": 0.05, "internal_motion": False}
+    assert isinstance(overrides["frame_step"], int) and isinstance(overrides["lr_friction"], float)
+    assert setting_overrides([], DEFAULT, _Parser()) == {}
+    for item in ("no_such_field=1", "frame_step=", "config_overrides=x"):
+        with pytest.raises(SystemExit, match="--set expects KEY=VALUE"):
+            setting_overrides([item], DEFAULT, _Parser())
+
+
 def test_science_refuses_a_bad_set_before_running_anything(capsys):
     with pytest.raises(SystemExit):
         main(["--set", "internal_motion=1"])
