@@ -44,7 +44,7 @@ from friction_gradient import friction_log_axis
 from markov_lags import productions
 from openmm_dynmatch import trajio
 from openmm_dynmatch.fileio import write_json
-from recovery import TEACHER_QUICK, TeacherSettings, run_production, teacher_stages
+from recovery import TEACHER_QUICK, TeacherSettings, exact_force_data, run_production, teacher_stages
 from stages import StageClock
 
 #: science.py's models trained on the memory data, in the order of the table.
@@ -143,8 +143,6 @@ def memory_data(teacher: dict, mapped: Path, settings: TeacherSettings, bath: Hi
     """The teacher's trajectories with hidden particles, with its exact forces, as a CG data file ``work/name``
     (made where missing; as ``recovery.teacher_data``: ``data_walkers`` x ``ps`` (default ``data_ps``), the first
     tenth of each dropped)."""
-    from openmm_dynmatch.cgdata import import_cg
-    from openmm_dynmatch.models.potential import forces, load_potential
     from openmm_dynmatch.openmm.runner import load_walkers
 
     out = work / name
@@ -152,18 +150,9 @@ def memory_data(teacher: dict, mapped: Path, settings: TeacherSettings, bath: Hi
         return out
     aa = trajio.load(mapped)
     frames = np.concatenate(load_walkers(work / "teacher_run.h5"))
-    meta = aa.metadata
-    walkers = memory_trajectories(Path(teacher["model"]), frames, meta, settings.data_walkers, ps or settings.data_ps,
-                                  settings.frame_interval_ps, bath, seed + 7)
-    trajectories = [w[len(w) // 10:] for w in walkers]
-    potential, _ = load_potential(Path(teacher["potential"]))
-    potential = potential.double()
-    exact = [forces(potential, torch.as_tensor(t))[1].detach().numpy() for t in trajectories]
-    import_cg(trajectories, out, masses_amu=meta["masses_amu"], bonds=meta["bonds"],
-              temperature_k=meta["temperature_k"], frame_interval_ps=settings.frame_interval_ps,
-              bead_names=[a.name for a in aa.topology.atoms], bead_types=meta.get("bead_types"),
-              type_names=meta.get("type_names"), forces=exact, timestep_ps=TIMESTEP_PS, topology=aa.topology)
-    return out
+    walkers = memory_trajectories(Path(teacher["model"]), frames, aa.metadata, settings.data_walkers,
+                                  ps or settings.data_ps, settings.frame_interval_ps, bath, seed + 7)
+    return exact_force_data(list(walkers), Path(teacher["potential"]), aa, settings.frame_interval_ps, out)
 
 
 def kinetic_ratios(data, production: Path, seed: int) -> dict:

@@ -434,8 +434,6 @@ def teacher_config(cg_path: Path, settings: TeacherSettings, objective: str, fri
 
 def teacher_data(teacher_run: Path, mapped: Path, settings: TeacherSettings, work: Path, seed: int) -> Path:
     """OpenMM trajectories of the teacher at its friction, with its exact forces, as a CG data file."""
-    from openmm_dynmatch.cgdata import import_cg
-    from openmm_dynmatch.models.potential import forces, load_potential
     from openmm_dynmatch.openmm.runner import load_walkers
 
     out = work / "teacher_data.h5"
@@ -444,13 +442,24 @@ def teacher_data(teacher_run: Path, mapped: Path, settings: TeacherSettings, wor
     aa = trajio.load(mapped)
     production = run_production(teacher_run / "model.pt", aa.positions, settings.data_walkers, settings.data_ps,
                                 settings, work / "teacher_run.h5", seed, settings.teacher_friction_per_ps)
-    trajectories = [t[len(t) // 10:] for t in load_walkers(production)]
-    potential, _ = load_potential(teacher_run / "potential.pt")
+    return exact_force_data(load_walkers(production), teacher_run / "potential.pt", aa, settings.frame_interval_ps,
+                            out)
+
+
+def exact_force_data(walkers, potential_file: Path, aa, frame_interval_ps: float, out: Path) -> Path:
+    """Walkers of a teacher's OpenMM run, the first tenth of each dropped, with the forces of its potential
+    (``potential_file``) as the exact mean forces, written as a CG data file with the mapped AA data's (``aa``)
+    bead metadata and topology; returns ``out``."""
+    from openmm_dynmatch.cgdata import import_cg
+    from openmm_dynmatch.models.potential import forces, load_potential
+
+    trajectories = [t[len(t) // 10:] for t in walkers]
+    potential, _ = load_potential(potential_file)
     potential = potential.double()
     teacher_forces = [forces(potential, torch.as_tensor(t))[1].detach().numpy() for t in trajectories]
     meta = aa.metadata
     import_cg(trajectories, out, masses_amu=meta["masses_amu"], bonds=meta["bonds"],
-              temperature_k=meta["temperature_k"], frame_interval_ps=settings.frame_interval_ps,
+              temperature_k=meta["temperature_k"], frame_interval_ps=frame_interval_ps,
               bead_names=[a.name for a in aa.topology.atoms], bead_types=meta.get("bead_types"),
               type_names=meta.get("type_names"), forces=teacher_forces, timestep_ps=0.002, topology=aa.topology)
     return out
