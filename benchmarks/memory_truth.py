@@ -13,8 +13,9 @@ of the data. A spring integrates out of the Boltzmann distribution, so the beads
 and the teacher's forces are the exact mean forces (force matching finds the same potential); their motion is a
 generalised Langevin equation with a friction kernel whose integral, the friction of slow motion, is
 ``bead_friction + mass_ratio * hidden_friction`` (:meth:`HiddenBath.zero_frequency_friction`) while short lags
-see the stiff spring. The defaults give a lag profile like the AA data's (a free bead asks for 6.9/ps at 0.1 ps
-and 1.9/ps at 1.5 ps; 1.5/ps at long times).
+see the stiff spring. The defaults were chosen on one free bead to give a lag profile like the AA data's (it asks
+for 6.9/ps at 0.1 ps and 1.9/ps at 1.5 ps; 1.5/ps at long times); the molecule's bead MSD asks for 6.8 -> 1.8/ps
+(benchmarks/README.md, "Known truth with memory").
 
 Reported:
 
@@ -24,10 +25,13 @@ Reported:
   and the frictions at which each ratio is within the L2 case's 15% of 1: the frictions at which a Markovian model
   with the exact potential gets that time right;
 - ``models``: ``science.py``'s force matching (10/ps), FM with the calibrated friction and dynamic matching (its
-  default settings, from 10/ps) trained on the data, each produced at its friction and judged on the same two
-  times, with the learned friction and the held-out AUC.
+  default settings, from 10/ps; more runs with ``--dm-frame-steps`` and ``--dm-starts``) trained on the data, each
+  produced at its friction and judged on the same two times, with the learned friction and the held-out AUC.
 
-    OMP_NUM_THREADS=1 python benchmarks/memory_truth.py --work-dir memory_work \\
+Every production is made ``--replicas`` times (ratios: their mean and standard error) and judged against an
+independent run of the hidden-particle model of ``--reference-ps`` per walker.
+
+    OMP_NUM_THREADS=1 python benchmarks/memory_truth.py --work-dir memory_work --dm-frame-steps 2 --dm-starts 1 \\
         --out benchmarks/results/memory_truth.json --plot benchmarks/results/memory_truth.png
 """
 import argparse
@@ -74,6 +78,7 @@ class HiddenBath:
         return self.bead_friction_per_ps + self.mass_ratio * self.hidden_friction_per_ps
 
     def check(self) -> None:
+        """Refuse a constant that is not finite and positive, naming it."""
         for name, value in asdict(self).items():
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"HiddenBath.{name} must be a finite positive number, got {value!r}")
