@@ -240,13 +240,29 @@ def plot(result: dict, out: Path) -> None:
     save_figure(fig, out)
 
 
+def model_runs(work: Path, settings, dm_frame_steps=(), dm_starts=(), overrides=None, tag: str = "") -> list:
+    """``(key, science.train_one label, folder, settings)`` of every trained model: force matching and the
+    calibrated friction in ``work``; dynamic matching from the demo's start, from each of ``dm_starts`` and at each
+    other of ``dm_frame_steps`` (in ``<folder>/fs<n>``), with ``overrides`` of its settings, in ``work/<tag>`` with
+    keys ending ``_<tag>`` when a tag is given (a run with other settings never reuses the default's files)."""
+    dm_settings = replace(settings, **(overrides or {}))
+    folder = work / tag if tag else work
+    suffix = f"_{tag}" if tag else ""
+    runs = [(label, label, work, settings) for label in MODELS if label != "dm"]
+    runs.append(("dm" + suffix, "dm", folder, dm_settings))
+    runs += [(f"dm_fs{fs}{suffix}", "dm", folder / f"fs{fs}", replace(dm_settings, frame_step=fs))
+             for fs in dm_frame_steps or () if fs != dm_settings.frame_step]
+    runs += [(f"dm_from_{start:g}{suffix}", f"dm_from_{start:g}", folder, dm_settings) for start in dm_starts or ()]
+    return runs
+
+
 def run(work: Path, frictions, bath: HiddenBath, seed: int = 0, settings: TeacherSettings = None,
         science_settings=None, dm_frame_steps=None, dm_starts=None, reference_ps: float = None, replicas: int = 1,
-        progress: bool = False) -> dict:
+        overrides=None, tag: str = "", progress: bool = False) -> dict:
     """The stages, the scan, the three trained models (and dynamic matching at the other ``dm_frame_steps``, in
     ``work/fs<n>``, and from the other ``dm_starts``) and their judgement, against an independent run of
-    ``reference_ps`` per walker when given (else the training data), ``replicas`` productions each; returns the
-    JSON document."""
+    ``reference_ps`` per walker when given (else the training data), ``replicas`` productions each; dynamic
+    matching with ``overrides`` of its settings under ``tag`` (:func:`model_runs`); returns the JSON document."""
     from openmm_dynmatch.openmm.runner import load_walkers
     from science import DEFAULT, train_one
 
@@ -270,10 +286,7 @@ def run(work: Path, frictions, bath: HiddenBath, seed: int = 0, settings: Teache
                                      float(f)), seed) for name, f in zip(scan_models, frictions)]
     frictions = [float(f) for f in frictions]
     models = {}
-    runs = [(label, label, work, science_settings) for label in MODELS]
-    runs += [(f"dm_fs{fs}", "dm", work / f"fs{fs}", replace(science_settings, frame_step=fs))
-             for fs in dm_frame_steps or () if fs != science_settings.frame_step]
-    runs += [(f"dm_from_{start:g}", f"dm_from_{start:g}", work, science_settings) for start in dm_starts or ()]
+    runs = model_runs(work, science_settings, dm_frame_steps, dm_starts, overrides, tag)
     for key, label, folder, run_settings in runs:
         folder.mkdir(parents=True, exist_ok=True)
         run_clock = clock if folder == work else StageClock(folder)
@@ -281,11 +294,12 @@ def run(work: Path, frictions, bath: HiddenBath, seed: int = 0, settings: Teache
         files = replicated(Path(summary["model"]), key, frames, work, settings, seed + 2, replicas, clock)
         auc = summary.get("heldout_auc") or {}
         models[key] = {"friction_per_ps": summary["friction_per_ps"], "kinetics": judged(judge, files, seed),
-                       "frame_spacing_ps": (run_settings.frame_step * settings.frame_interval_ps if label == "dm"
-                                            else None),
+                       "frame_spacing_ps": (run_settings.frame_step * settings.frame_interval_ps
+                                            if label.startswith("dm") else None),
                        "heldout_auc_before": (auc.get("before") or {}).get("auc"),
                        "heldout_auc_after": (auc.get("after") or {}).get("auc")}
-    return {"benchmark": "memory_truth", "seed": seed, "bath": asdict(bath),
+    return {"benchmark": "memory_truth", "seed": seed, "bath": asdict(bath), "overrides": dict(overrides or {}),
+            "tag": tag,
             "zero_frequency_friction_per_ps": bath.zero_frequency_friction(),
             "teacher": vars(settings), "science_settings": {k: v for k, v in vars(science_settings).items()
                                                             if k != "config_overrides"},
@@ -316,6 +330,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--dm-starts", type=float, nargs="+", default=[],
                         help="more dynamic-matching runs (science.py's frame spacing) from these start frictions "
                              "(1/ps)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="change a field of science.py's settings (DemoSettings) for the dynamic-matching runs, "
+                             "e.g. --set friction_optimizer=adam; needs --tag")
+    parser.add_argument("--tag", default="", help="folder and key suffix of the dynamic-matching runs made with --set")
     parser.add_argument("--reference-ps", type=float, default=400.0,
                         help="length (ps) of each walker of the independent hidden-particle run that judges the "
                              "kinetics (0: judge against the training data)")
@@ -341,6 +359,11 @@ def main(argv=None) -> dict:
         bath.check()
     except ValueError as err:
         parser.error(str(err))
+    from science import DEFAULT, setting_overrides
+
+    overrides = setting_overrides(args.set, DEFAULT, parser)
+    if overrides and not args.tag:
+        parser.error("--set changes the dynamic-matching runs: give --tag so that they do not reuse the default's")
     torch.set_num_threads(args.threads)
     science_settings = None
     if args.quick:
@@ -348,7 +371,7 @@ def main(argv=None) -> dict:
         science_settings = replace(QUICK, internal_motion=True)
     result = run(args.work_dir, args.frictions, bath, args.seed, TEACHER_QUICK if args.quick else None,
                  science_settings, args.dm_frame_steps, args.dm_starts, args.reference_ps, args.replicas,
-                 args.progress)
+                 overrides, args.tag, args.progress)
     write_json(args.out, result)
     lags = result["lags"]["report"]["lags_ps"]
     print("lag (ps)".ljust(24) + " ".join(f"{lag:6.2f}" for lag in lags), file=sys.stderr)

@@ -14,7 +14,7 @@ from openmm_dynmatch.openmm.export import export
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from core_memory import production_files  # noqa: E402
-from memory_truth import HiddenBath, judged, kinetic_range, memory_system, replica_files  # noqa: E402
+from memory_truth import HiddenBath, judged, kinetic_range, memory_system, model_runs, replica_files  # noqa: E402
 
 KT_300 = 0.00831446261815324 * 300.0
 MASSES = [12.0, 13.0, 14.0, 15.0]
@@ -118,3 +118,17 @@ def test_judged_ratios_are_the_mean_and_standard_error_over_productions(monkeypa
     assert out["core"] == pytest.approx(1.1)  # the production without a psi-core time is left out
     assert out["core_se"] == pytest.approx(math.sqrt(0.1 ** 2 + 0.1 ** 2) / math.sqrt(2))  # SD of (1.2, 1.0)
     assert len(out["productions"]) == 3
+
+
+def test_runs_with_changed_settings_get_their_own_folder_and_keys(tmp_path):
+    from science import DEFAULT
+
+    plain = model_runs(tmp_path, DEFAULT, dm_frame_steps=[2, DEFAULT.frame_step], dm_starts=[1.0])
+    assert [(key, label, folder) for key, label, folder, _ in plain] == [
+        ("fm", "fm", tmp_path), ("fmc", "fmc", tmp_path), ("dm", "dm", tmp_path), ("dm_fs2", "dm", tmp_path / "fs2"),
+        ("dm_from_1", "dm_from_1", tmp_path)]  # science.py's own spacing is not run twice
+    assert plain[3][3].frame_step == 2 and plain[2][3] == DEFAULT
+    tagged = model_runs(tmp_path, DEFAULT, dm_starts=[1.0], overrides={"friction_optimizer": "adam"}, tag="adam")
+    assert [(key, folder) for key, _, folder, _ in tagged] == [
+        ("fm", tmp_path), ("fmc", tmp_path), ("dm_adam", tmp_path / "adam"), ("dm_from_1_adam", tmp_path / "adam")]
+    assert [s.friction_optimizer for *_, s in tagged] == [DEFAULT.friction_optimizer] * 2 + ["adam"] * 2
