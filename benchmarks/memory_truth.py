@@ -118,11 +118,12 @@ def memory_trajectories(model: Path, frames: np.ndarray, metadata: dict, n_walke
     import openmm
     from tqdm import tqdm
 
+    from openmm_dynmatch.openmm.runner import start_frame_indices
     from openmm_dynmatch.units import kt_kj_per_mol
 
     temperature = float(metadata["temperature_k"])
     system, integrator = memory_system(model, metadata["masses_amu"], n_walkers, bath, temperature, seed)
-    starts = frames[(np.arange(n_walkers) * len(frames)) // n_walkers]
+    starts = frames[start_frame_indices(len(frames), n_walkers, "spaced")]
     beads = starts.reshape(-1, 3)
     rng = np.random.default_rng(seed)
     hidden = beads + rng.normal(0.0, math.sqrt(kt_kj_per_mol(temperature) / bath.spring_kj_per_mol_nm2), beads.shape)
