@@ -77,6 +77,29 @@ class HiddenBath:
         (the spring passes its drag on whole at slow motion) plus the bead's own friction."""
         return self.bead_friction_per_ps + self.mass_ratio * self.hidden_friction_per_ps
 
+    def memory_time_ps(self, bead_mass_amu: float) -> float:
+        """The decay time of the bath's part of the kernel where the hidden particle is overdamped (ps):
+        ``m_h gamma_h / k`` for a bead of ``bead_mass_amu`` (a nominal time where it is not)."""
+        return self.mass_ratio * bead_mass_amu * self.hidden_friction_per_ps / self.spring_kj_per_mol_nm2
+
+    @classmethod
+    def from_memory(cls, bead_friction_per_ps: float, zero_frequency_friction_per_ps: float, memory_time_ps: float,
+                    bead_mass_amu: float, mass_ratio: float = 0.3) -> "HiddenBath":
+        """The bath of a kernel given by its parts: the bead's own friction (felt at every frequency), the
+        zero-frequency friction (its integral) and the memory time (:meth:`memory_time_ps`) for a bead of
+        ``bead_mass_amu``; the hidden particle's mass ``mass_ratio`` times the bead's."""
+        extra = zero_frequency_friction_per_ps - bead_friction_per_ps
+        if not (math.isfinite(extra) and extra > 0):
+            raise ValueError(f"zero_frequency_friction_per_ps must exceed bead_friction_per_ps, got "
+                             f"{zero_frequency_friction_per_ps!r} and {bead_friction_per_ps!r}")
+        if not (math.isfinite(memory_time_ps) and memory_time_ps > 0):
+            raise ValueError(f"memory_time_ps must be a finite positive number, got {memory_time_ps!r}")
+        hidden = extra / mass_ratio
+        bath = cls(mass_ratio=mass_ratio, spring_kj_per_mol_nm2=mass_ratio * bead_mass_amu * hidden / memory_time_ps,
+                   bead_friction_per_ps=bead_friction_per_ps, hidden_friction_per_ps=hidden)
+        bath.check()
+        return bath
+
     def check(self) -> None:
         """Refuse a constant that is not finite and positive, naming it."""
         for name, value in asdict(self).items():

@@ -171,6 +171,13 @@ def produce(model_path, cg_path: Path, out_path: Path, settings: DemoSettings, s
     return produce_groups(model_path, cg_path, [out_path], settings, seed, progress, friction_per_ps)[0]
 
 
+def production_starts(frames: np.ndarray, n_walkers: int) -> np.ndarray:
+    """Start frames of a production of ``n_walkers`` walkers, shape (n_walkers, n_beads, 3): every
+    ``len(frames) // n_walkers``-th frame from the first, repeated cyclically when there are fewer frames."""
+    picks = frames[:: max(len(frames) // n_walkers, 1)][:n_walkers]
+    return picks[np.arange(n_walkers) % len(picks)]
+
+
 def produce_groups(model_path, cg_path: Path, out_paths: list, settings: DemoSettings, seed: int, progress: bool,
                    friction_per_ps=None, bead_friction_per_ps=None) -> list:
     """:func:`produce` for several productions at once: ``settings.cg_walkers`` walkers per file in
@@ -184,9 +191,7 @@ def produce_groups(model_path, cg_path: Path, out_paths: list, settings: DemoSet
     out_paths = [Path(p) for p in out_paths]
     if all(p.exists() for p in out_paths):
         return out_paths
-    frames = trajio.load(cg_path).positions
-    picks = frames[:: max(len(frames) // settings.cg_walkers, 1)][: settings.cg_walkers]
-    starts = picks[np.arange(settings.cg_walkers) % len(picks)]  # walker w starts at pick w (cyclically)
+    starts = production_starts(trajio.load(cg_path).positions, settings.cg_walkers)
     n = len(out_paths)
     target = out_paths[0] if n == 1 else out_paths[0].with_name(out_paths[0].stem + f"_{n}_groups.h5")
     run = simulate(model_path, np.concatenate([starts] * n), settings.cg_walkers * n, target, ns=settings.cg_ns,

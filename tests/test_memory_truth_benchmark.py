@@ -83,6 +83,46 @@ def test_slow_motion_feels_the_zero_frequency_friction(chain_model, one_thread):
     assert d < 0.5 * KT_300 / (sum(MASSES) * bath.bead_friction_per_ps)  # the bead's own friction: 5x too fast
 
 
+def test_an_overdamped_hidden_particle_relaxes_in_the_memory_time(chain_model, one_thread):
+    """``HiddenBath.from_memory``'s memory time against a measurement: beads heavy enough to stand still, hidden
+    particles strongly overdamped (hidden friction 200/ps against a spring frequency of 10/ps), so every offset
+    from its bead is an Ornstein-Uhlenbeck process whose correlation decays as exp(-t / tau); its slow rate written
+    out, (gamma - sqrt(gamma^2 - 4 omega^2)) / 2, is within 0.3% of 1 / tau."""
+    heavy = [1.0e6] * 4
+    bath = HiddenBath.from_memory(1.0e-4, 1.0e-4 + 8.0e-4, 2.0, bead_mass_amu=1.0e6, mass_ratio=4.0e-6)
+    assert bath.hidden_friction_per_ps == pytest.approx(200.0)
+    assert bath.spring_kj_per_mol_nm2 == pytest.approx(400.0)
+    assert bath.zero_frequency_friction() == pytest.approx(9.0e-4)
+    assert bath.memory_time_ps(1.0e6) == pytest.approx(2.0)
+    n_walkers = 64
+    system, integrator = memory_system(chain_model, heavy, n_walkers, bath, 300.0, seed=4)
+    context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName("Reference"))
+    beads = np.tile(np.stack([0.3 * np.arange(4), np.zeros(4), np.zeros(4)], axis=1), (n_walkers, 1))
+    rng = np.random.default_rng(2)
+    context.setPositions(np.concatenate([beads, beads + rng.normal(0.0, math.sqrt(KT_300 / 400.0), beads.shape)]))
+    context.setVelocitiesToTemperature(300.0, 3)
+    n = beads.shape[0]
+    offsets = []
+    for _ in range(81):  # 40 ps, a frame every 0.5 ps
+        x = context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(openmm.unit.nanometer)
+        offsets.append(x[n:] - x[:n])
+        integrator.step(250)
+    offsets = np.asarray(offsets).reshape(81, -1)  # mean zero: the spring's rest length (no mean taken out,
+    lag = 2  # 1 ps                                    # which would bias the correlation of 40 ps series low)
+    correlation = np.mean(offsets[lag:] * offsets[:-lag]) / np.mean(offsets ** 2)
+    measured = -1.0 / math.log(correlation)
+    gamma, omega2 = 200.0, 400.0 / (4.0e-6 * 1.0e6)
+    assert 1.0 / ((gamma - math.sqrt(gamma ** 2 - 4.0 * omega2)) / 2.0) == pytest.approx(2.0, rel=3e-3)
+    assert measured == pytest.approx(2.0, rel=0.1)
+
+
+def test_a_bath_from_its_memory_needs_a_zero_frequency_friction_above_the_beads():
+    with pytest.raises(ValueError, match="zero_frequency_friction_per_ps must exceed bead_friction_per_ps"):
+        HiddenBath.from_memory(2.0, 1.5, 0.1, bead_mass_amu=12.0)
+    with pytest.raises(ValueError, match="memory_time_ps must be a finite positive number, got 0"):
+        HiddenBath.from_memory(0.5, 4.0, 0.0, bead_mass_amu=12.0)
+
+
 def test_the_kinetic_range_keeps_the_frictions_whose_ratio_is_within_the_tolerance():
     frictions = [0.5, 1.0, 2.0, 4.0, 8.0]
     ratios = [1.02, 0.87, 0.96, 1.18, 1.42]  # a minimum at 1/ps, as in Kramers' turnover
