@@ -1,7 +1,7 @@
 """Memory in the CG dynamics on the AA data: one potential run Markovian and with hidden-particle baths.
 
 Dynamic matching learns the friction at which the windows' internal motion (frames 0.5 ps apart) looks like the
-AA data's; on the psi-corrected potential of seed 1 that friction (about 4/ps) makes the psi-core time 1.2-1.3x
+AA data's; on the psi-corrected potential of seed 1 that friction (about 4/ps) makes the psi-core time 1.2-1.5x
 the data's, where a friction of 1.7/ps brings it within 10% and leaves the internal motion at 0.5 ps 1.2x too
 large (benchmarks/README.md). A Markovian friction is one number for every time scale. A kernel with memory is
 not: a bead with a small friction of its own and a hidden particle tied to it by a spring
@@ -20,8 +20,12 @@ internal motion the internal-motion classifier sees (bead MSD after superposing 
 without the centre of mass (whole-molecule rotation included) over the data's at lags of 0.1-5 ps; a figure of
 the two times against the internal motion at the windows' frame spacing.
 
+Runs at other ``--seed`` values (their productions in ``WORK/memory_bath_seed<SEED>``) are pooled by ``--pool``:
+each row's productions judged together (one run's groups understated the spread between runs, benchmarks/README.md).
+
     OMP_NUM_THREADS=1 python benchmarks/memory_bath.py WORK --model dm --seed 1 --frictions 1.7 2.5 3.2 \\
-        --bath 0.5 4 0.1 --bath 1.5 4 0.1 --out benchmarks/results/memory_bath.json --plot memory_bath.png
+        --bath 0.5 4 0.1 --bath 1.5 4 0.1 --out memory_bath_seed1.json --plot memory_bath_seed1.png
+    python benchmarks/memory_bath.py --pool memory_bath_seed1.json memory_bath_seed11.json --out pooled.json
 """
 import argparse
 from pathlib import Path
@@ -31,7 +35,7 @@ import torch
 
 from coordinate_friction import data_observables, production_observables  # benchmarks/ is on the path
 from core_memory import production_files
-from memory_truth import TIMESTEP_PS, HiddenBath, judged, memory_trajectories
+from memory_truth import TIMESTEP_PS, HiddenBath, judged, memory_trajectories, summarised
 from openmm_dynmatch import trajio
 from openmm_dynmatch.fileio import write_json
 
@@ -132,6 +136,12 @@ def run(work: Path, model: str, frictions, baths, out_dir: Path, groups: int = 4
         rows[key] = {"kind": "bath", "bath": vars(bath), "bead_friction_per_ps": bead,
                      "zero_frequency_friction_per_ps": bath.zero_frequency_friction(), "memory_time_ps": memory,
                      "dir": out_dir}
+    for key, row in rows.items():
+        if row["kind"] != "own":
+            for f in production_files(row["dir"], key):
+                made = trajio.read_metadata(f).get("seed")
+                if made != seed:
+                    raise ValueError(f"{f} was made at seed {made}, not at --seed {seed}: give another --out-dir")
     obs = data_observables(work, LAGS, 20)
     frame_ps = float(data.metadata["frame_interval_ps"])
     for key, row in rows.items():
@@ -143,6 +153,33 @@ def run(work: Path, model: str, frictions, baths, out_dir: Path, groups: int = 4
     return {"benchmark": "memory_bath", "work_dir": work.name, "model": model, "seed": seed, "groups": groups,
             "mass_ratio": mass_ratio, "bead_mass_amu": bead_mass, "lags_ps": [lag * frame_ps for lag in LAGS],
             "window_lag_ps": WINDOW_LAG_PS, "rows": rows}
+
+
+def pool(results: list, names=None) -> dict:
+    """Results of several runs of one model (other production seeds) as one: per row, every run's productions
+    judged together (:func:`memory_truth.summarised`) and the motion ratios averaged over the runs (each run has
+    the same walkers); a row keeps the runs and seeds it came from."""
+    first = results[0]
+    for r in results[1:]:
+        if (r["work_dir"], r["model"], r["lags_ps"]) != (first["work_dir"], first["model"], first["lags_ps"]):
+            raise ValueError("pool: the results are of other work directories, models or lags "
+                             f"({r['work_dir']}/{r['model']} against {first['work_dir']}/{first['model']})")
+    rows = {}
+    for r in results:
+        for key, row in r["rows"].items():
+            if row["kind"] == "own" and key in rows:
+                continue  # the work directory's own productions: the same files in every run
+            rows.setdefault(key, []).append((r["seed"], row))
+    pooled = {}
+    for key, runs in rows.items():
+        row = {k: v for k, v in runs[0][1].items() if k not in ("kinetics", "motion", "productions")}
+        row["seeds"] = [seed for seed, _ in runs]
+        row["kinetics"] = summarised([p for _, r in runs for p in r["kinetics"]["productions"]])
+        row["motion"] = {name: {stat: np.mean([r["motion"][name][stat] for _, r in runs], axis=0).tolist()
+                                for stat in ("ratio", "log_se")} for name in OBSERVABLES}
+        pooled[key] = row
+    return dict({k: v for k, v in first.items() if k not in ("rows", "seed")}, benchmark="memory_bath_pooled",
+                sources=list(names or []), seeds=[r["seed"] for r in results], rows=pooled)
 
 
 def window_ratio(result: dict, row: dict, name: str = "bead_msd_internal") -> tuple:
@@ -201,7 +238,10 @@ def print_table(result: dict) -> None:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("work_dir", type=Path, help="a science.py work directory")
+    parser.add_argument("work_dir", type=Path, nargs="?", help="a science.py work directory")
+    parser.add_argument("--pool", type=Path, nargs="+", metavar="JSON",
+                        help="instead of a run: pool the results of runs of one model at other --seed values "
+                             "(each row's productions judged together)")
     parser.add_argument("--model", default="dm", help="the science.py label of the model (its run_<model>)")
     parser.add_argument("--frictions", type=float, nargs="*", default=[1.7, 2.5, 3.2],
                         help="Markovian frictions (1/ps)")
@@ -212,7 +252,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--mass-ratio", type=float, default=0.3, help="hidden particle's mass over its bead's")
     parser.add_argument("--groups", type=int, default=4, help="walker groups (productions) per row")
     parser.add_argument("--seed", type=int, default=0, help="the productions' seed (the work directory's)")
-    parser.add_argument("--out-dir", type=Path, help="the productions (default WORK_DIR/memory_bath)")
+    parser.add_argument("--out-dir", type=Path, help="the productions (default WORK_DIR/memory_bath_seed<SEED>)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--out", type=Path, default=Path("memory_bath.json"))
     parser.add_argument("--plot", type=Path)
@@ -223,9 +263,21 @@ def main(argv=None) -> dict:
         if not (0 < bead < zero and memory > 0):
             parser.error(f"--bath BEAD ZERO MEMORY needs 0 < BEAD < ZERO and MEMORY > 0, got {bead:g} {zero:g} "
                          f"{memory:g}")
+    if args.pool:
+        import json
+
+        result = pool([json.loads(path.read_text()) for path in args.pool], [path.name for path in args.pool])
+        write_json(args.out, result)
+        if args.plot:
+            plot(result, args.plot)
+        print_table(result)
+        return result
+    if args.work_dir is None:
+        parser.error("give a science.py work directory, or --pool with result files")
     torch.set_num_threads(args.threads)
-    result = run(args.work_dir, args.model, args.frictions, args.bath, args.out_dir or args.work_dir / "memory_bath",
-                 args.groups, args.seed, args.mass_ratio)
+    out_dir = args.out_dir or args.work_dir / f"memory_bath_seed{args.seed}"
+    result = run(args.work_dir, args.model, args.frictions, args.bath, out_dir, args.groups, args.seed,
+                 args.mass_ratio)
     write_json(args.out, result)
     if args.plot:
         plot(result, args.plot)

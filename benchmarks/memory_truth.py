@@ -213,7 +213,12 @@ def replicated(model: Path, key: str, frames: np.ndarray, work: Path, settings: 
 
 def judged(data, files, seed: int) -> dict:
     """:func:`kinetic_ratios` of each production and the mean of each ratio with its standard error over them."""
-    rows = [kinetic_ratios(data, f, seed) for f in files]
+    return summarised([kinetic_ratios(data, f, seed) for f in files])
+
+
+def summarised(rows: list) -> dict:
+    """Productions' kinetic ratios (:func:`kinetic_ratios` rows) with the mean of each ratio and its standard error
+    over them (a production without the ratio left out)."""
     out = {"productions": rows}
     for key in ("msm", "core"):
         values = np.array([r[key] for r in rows if r[key] is not None], dtype=float)

@@ -1,10 +1,12 @@
 """``benchmarks/memory_bath.py``: its productions are science.py's (start frames, walker groups, the names the
 analysis reads), with the hidden particles left out of the files."""
+import math
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from toys import HarmonicChain
 from openmm_dynmatch import trajio
@@ -15,7 +17,7 @@ from openmm_dynmatch.openmm.runner import load_walkers
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from core_memory import production_files  # noqa: E402
-from memory_bath import bath_key, bath_production, group_files  # noqa: E402
+from memory_bath import bath_key, bath_production, group_files, pool  # noqa: E402
 from memory_truth import HiddenBath  # noqa: E402
 
 MASSES = [12.0, 13.0, 14.0, 15.0]
@@ -64,3 +66,35 @@ def test_bath_groups_start_from_the_same_frames_and_hold_the_beads_only(tmp_path
     assert out_meta["n_walkers"] == 3 and out_meta["walker_group"] == [1, 2] and out_meta["frame_interval_ps"] == 0.1
     assert out_meta["bath"]["spring_kj_per_mol_nm2"] == bath.spring_kj_per_mol_nm2
     assert "trajectory_lengths" not in out_meta and "friction_per_ps" not in out_meta
+
+
+def _result(seed, own, markov):
+    motion = {name: {"ratio": [1.0, 1.1], "log_se": [0.01, 0.02]} for name in ("bead_msd_internal",
+                                                                                "bead_msd_com_free")}
+    rows = {"dm": {"kind": "own", "friction_per_ps": 4.0, "productions": ["cg_dm.h5"],
+                   "kinetics": {"productions": [{"msm": v, "core": v} for v in own]}, "motion": motion},
+            "markov_2": {"kind": "markov", "friction_per_ps": 2.0, "productions": ["cg_markov_2.h5"],
+                         "kinetics": {"productions": [{"msm": v, "core": v} for v in markov]},
+                         "motion": {name: {"ratio": [seed, seed], "log_se": [0.0, 0.0]} for name in motion}}}
+    return {"benchmark": "memory_bath", "work_dir": "w", "model": "dm", "seed": seed, "lags_ps": [0.1, 0.5],
+            "window_lag_ps": 0.5, "rows": rows}
+
+
+def test_pooled_runs_judge_each_row_over_all_its_productions_and_the_own_ones_once():
+    a, b = _result(1, [1.0, 1.2], [0.9, 1.1]), _result(11, [1.0, 1.2], [1.3, 1.5])
+    out = pool([a, b], ["a.json", "b.json"])
+    assert out["seeds"] == [1, 11] and out["sources"] == ["a.json", "b.json"]
+    own, markov = out["rows"]["dm"], out["rows"]["markov_2"]
+    assert len(own["kinetics"]["productions"]) == 2 and own["seeds"] == [1]  # the same files in both runs
+    assert own["kinetics"]["core"] == pytest.approx(1.1)
+    assert markov["seeds"] == [1, 11] and markov["kinetics"]["msm"] == pytest.approx(1.2)
+    sd = math.sqrt(sum((v - 1.2) ** 2 for v in (0.9, 1.1, 1.3, 1.5)) / 3)
+    assert markov["kinetics"]["msm_se"] == pytest.approx(sd / 2)
+    assert markov["motion"]["bead_msd_internal"]["ratio"] == pytest.approx([6.0, 6.0])  # mean of 1 and 11
+
+
+def test_runs_of_other_models_are_not_pooled():
+    other = _result(2, [1.0], [1.0])
+    other["model"] = "fm"
+    with pytest.raises(ValueError, match="other work directories, models or lags"):
+        pool([_result(1, [1.0], [1.0]), other])
