@@ -192,7 +192,9 @@ def row_label(key: str, row: dict) -> str:
     if row["kind"] == "bath":
         return (f"bath {row['bead_friction_per_ps']:g} | {row['zero_frequency_friction_per_ps']:g}/ps, "
                 f"{row['memory_time_ps']:g} ps")
-    return f"{key} {row['friction_per_ps']:.3g}/ps" if row["kind"] == "own" else f"Markovian {row['friction_per_ps']:g}/ps"
+    if row["kind"] == "own":
+        return f"{key} {row['friction_per_ps']:.3g}/ps"
+    return f"Markovian {row['friction_per_ps']:g}/ps"
 
 
 def plot(result: dict, out: Path) -> None:
@@ -231,9 +233,9 @@ def print_table(result: dict) -> None:
     print(f"{'row':32s} {'MSM':>11s} {'psi-core':>11s} | internal at {lags} ps | without centre of mass")
     for key, row in result["rows"].items():
         k = row["kinetics"]
-        print(f"{row_label(key, row):32s} {k['msm']:.2f}+-{k['msm_se'] or 0:.2f} {k['core']:.2f}+-{k['core_se'] or 0:.2f}"
-              " | " + " ".join(f"{v:.2f}" for v in row["motion"]["bead_msd_internal"]["ratio"])
-              + " | " + " ".join(f"{v:.2f}" for v in row["motion"]["bead_msd_com_free"]["ratio"]))
+        times = f"{k['msm']:.2f}+-{k['msm_se'] or 0:.2f} {k['core']:.2f}+-{k['core_se'] or 0:.2f}"
+        motion = [" ".join(f"{v:.2f}" for v in row["motion"][name]["ratio"]) for name in OBSERVABLES]
+        print(f"{row_label(key, row):32s} {times} | " + " | ".join(motion))
 
 
 def main(argv=None) -> dict:
