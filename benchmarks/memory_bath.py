@@ -57,8 +57,20 @@ def bath_key(bead: float, zero: float, memory: float) -> str:
 
 
 def group_files(out_dir: Path, key: str, groups: int) -> list:
-    """``cg_<key>.h5`` and ``cg_<key>_group<k>.h5``, the names ``core_memory.production_files`` reads."""
-    return [out_dir / f"cg_{key}.h5"] + [out_dir / f"cg_{key}_group{k}.h5" for k in range(1, groups)]
+    """``cg_<key>.h5`` and ``cg_<key>_group<k>.h5``: ``science.productions``' walker groups, the names
+    ``core_memory.production_files`` reads."""
+    from science import productions
+
+    return [path for _, path in productions(out_dir, key, 0, groups)]
+
+
+def made_at(files: list, seed: int) -> list:
+    """``files``, after refusing any of them that exists from a run at another seed (they are reused, not made)."""
+    for f in files:
+        if f.exists() and trajio.read_metadata(f).get("seed") != seed:
+            raise ValueError(f"{f} was made at seed {trajio.read_metadata(f).get('seed')}, not at --seed {seed}: "
+                             "give another --out-dir")
+    return files
 
 
 def bath_production(model: Path, data, bath: HiddenBath, out_paths: list, settings, seed: int) -> list:
@@ -126,22 +138,16 @@ def run(work: Path, model: str, frictions, baths, out_dir: Path, groups: int = 4
         rows[model] = {"kind": "own", "friction_per_ps": float(trajio.read_metadata(own[0])["friction_per_ps"]),
                        "dir": work}
     for friction in frictions:
-        files = group_files(out_dir, markov_key(friction), groups)
+        files = made_at(group_files(out_dir, markov_key(friction), groups), seed)
         produce_groups(model_file, data_path, files, DEFAULT, seed, False, friction_per_ps=float(friction))
         rows[markov_key(friction)] = {"kind": "markov", "friction_per_ps": float(friction), "dir": out_dir}
     for bead, zero, memory in baths:
         bath = HiddenBath.from_memory(bead, zero, memory, bead_mass, mass_ratio)
         key = bath_key(bead, zero, memory)
-        bath_production(model_file, data, bath, group_files(out_dir, key, groups), DEFAULT, seed)
+        bath_production(model_file, data, bath, made_at(group_files(out_dir, key, groups), seed), DEFAULT, seed)
         rows[key] = {"kind": "bath", "bath": vars(bath), "bead_friction_per_ps": bead,
                      "zero_frequency_friction_per_ps": bath.zero_frequency_friction(), "memory_time_ps": memory,
                      "dir": out_dir}
-    for key, row in rows.items():
-        if row["kind"] != "own":
-            for f in production_files(row["dir"], key):
-                made = trajio.read_metadata(f).get("seed")
-                if made != seed:
-                    raise ValueError(f"{f} was made at seed {made}, not at --seed {seed}: give another --out-dir")
     obs = data_observables(work, LAGS, 20)
     frame_ps = float(data.metadata["frame_interval_ps"])
     for key, row in rows.items():

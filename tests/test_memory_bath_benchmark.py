@@ -17,7 +17,7 @@ from openmm_dynmatch.openmm.runner import load_walkers
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from core_memory import production_files  # noqa: E402
-from memory_bath import bath_key, bath_production, group_files, pool  # noqa: E402
+from memory_bath import bath_key, bath_production, group_files, made_at, pool  # noqa: E402
 from memory_truth import HiddenBath  # noqa: E402
 
 MASSES = [12.0, 13.0, 14.0, 15.0]
@@ -66,6 +66,9 @@ def test_bath_groups_start_from_the_same_frames_and_hold_the_beads_only(tmp_path
     assert out_meta["n_walkers"] == 3 and out_meta["walker_group"] == [1, 2] and out_meta["frame_interval_ps"] == 0.1
     assert out_meta["bath"]["spring_kj_per_mol_nm2"] == bath.spring_kj_per_mol_nm2
     assert "trajectory_lengths" not in out_meta and "friction_per_ps" not in out_meta
+    assert made_at(files, 3) == files  # reused at their own seed
+    with pytest.raises(ValueError, match="was made at seed 3, not at --seed 4"):
+        made_at(files, 4)
 
 
 def _result(seed, own, markov):
