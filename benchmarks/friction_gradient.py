@@ -134,14 +134,17 @@ def plot_landscapes(results: list, path) -> None:
 
 
 def friction_log_axis(axis) -> None:
-    """A logarithmic friction axis (``ax.xaxis`` or ``ax.yaxis``) with plain tick labels at 1, 2, 3, 5, 10, 20/ps."""
+    """A logarithmic friction axis (``ax.xaxis`` or ``ax.yaxis``) with plain tick labels at 1, 2, 3, 5, 10, 20/ps,
+    and at 0.2, 0.5 and 50/ps where what is plotted already reaches them (call it after plotting)."""
     import matplotlib.ticker
 
     axes = axis.axes
     (axes.set_xscale if axis is axes.xaxis else axes.set_yscale)("log")
-    axis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    low, high = sorted(axis.get_view_interval())
+    ticks = [t for t in (0.2, 0.5) if t >= low] + [1, 2, 3, 5, 10, 20] + ([50] if high >= 50 else [])
+    axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
     axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    axis.set_ticks([1, 2, 3, 5, 10, 20])
+    axis.set_ticks(ticks)
 
 
 def landscape_fit(factors: list, rewards: list) -> dict:

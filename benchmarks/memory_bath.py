@@ -205,13 +205,13 @@ def row_label(key: str, row: dict) -> str:
 
 def plot(result: dict, out: Path) -> None:
     """The psi-core and MSM times against the internal motion at the windows' frame spacing: Markovian rows as a
-    line in friction, baths as points; the 25% band shaded."""
+    line in friction, the model's own productions as a star, baths as squares; the 25% band shaded."""
     from openmm_dynmatch.report import pyplot, save_figure
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), gridspec_kw={"wspace": 0.25})
     rows = result["rows"]
-    markov = sorted((r for r in rows.values() if r["kind"] != "bath"), key=lambda r: r["friction_per_ps"])
+    markov = sorted((r for r in rows.values() if r["kind"] == "markov"), key=lambda r: r["friction_per_ps"])
     for ax, key, name in zip(axes, ("core", "msm"), ("psi-core relaxation time", "MSM slowest timescale")):
         xs = [window_ratio(result, r) for r in markov]
         ax.errorbar([x for x, _ in xs], [r["kinetics"][key] for r in markov],
@@ -220,10 +220,13 @@ def plot(result: dict, out: Path) -> None:
         for r, (x, _) in zip(markov, xs):
             ax.annotate(f"{r['friction_per_ps']:.3g}", (x, r["kinetics"][key]), textcoords="offset points",
                         xytext=(5, 4), fontsize=7)
-        for k, (label, r) in enumerate((lab, r) for lab, r in rows.items() if r["kind"] == "bath"):
+        others = [(label, r) for label, r in rows.items() if r["kind"] != "markov"]
+        for k, (label, r) in enumerate(others):
             x, s = window_ratio(result, r)
-            ax.errorbar(x, r["kinetics"][key], xerr=x * s, yerr=r["kinetics"][f"{key}_se"] or 0.0, marker="s",
-                        ls="none", color=f"C{k}", capsize=2, label=row_label(label, r))
+            own = r["kind"] == "own"
+            ax.errorbar(x, r["kinetics"][key], xerr=x * s, yerr=r["kinetics"][f"{key}_se"] or 0.0,
+                        marker="*" if own else "s", ms=10 if own else 6, ls="none", color=f"C{k}", capsize=2,
+                        label=row_label(label, r) + (" (its own productions)" if own else ""))
         ax.axhspan(0.75, 1.25, color="0.93", zorder=0)
         ax.axhline(1.0, color="0.5", lw=0.8)
         ax.axvline(1.0, color="0.5", lw=0.8)
