@@ -221,10 +221,16 @@ def summarised(rows: list) -> dict:
     over them (a production without the ratio left out)."""
     out = {"productions": rows}
     for key in ("msm", "core"):
-        values = np.array([r[key] for r in rows if r[key] is not None], dtype=float)
-        out[key] = float(values.mean()) if values.size else None
-        out[f"{key}_se"] = float(values.std(ddof=1) / math.sqrt(values.size)) if values.size > 1 else None
+        out[key], out[f"{key}_se"] = mean_se(r[key] for r in rows)
     return out
+
+
+def mean_se(values) -> tuple:
+    """Mean and standard error of the values that are not None: ``(None, None)`` without any, SE None with one."""
+    values = np.array([v for v in values if v is not None], dtype=float)
+    if not values.size:
+        return None, None
+    return float(values.mean()), (float(values.std(ddof=1) / math.sqrt(values.size)) if values.size > 1 else None)
 
 
 def kinetic_range(frictions, ratios, tolerance: float) -> list:
