@@ -116,7 +116,7 @@ def reference(angle_trajs: list, frame_interval_ps: float, temperature_k: float)
     tst = tst_time(psi, surfaces)
     cores = core_set_kinetics([alanine_psi_cores(a) for a in angle_trajs], frame_interval_ps, 2, n_bootstrap=100)
     return {"frame_interval_ps": float(frame_interval_ps), "temperature_k": float(temperature_k),
-            "surfaces_rad": surfaces, "core_time_ps": core_time_ps(angle_trajs, frame_interval_ps),
+            "surfaces_rad": surfaces, "core_time_ps": float(cores["relaxation_time_ps"]),
             "core_time_percentiles_16_84_ps": [cores["lower_ps"], cores["upper_ps"]], "tst": tst,
             "tst_time_relative_se": None if block_se is None else block_se / tst["tst_time"]}
 
