@@ -6,8 +6,8 @@ plus the many-body ``internal_mlp`` network; see docs/models.md for why) and the
 settings (``DEFAULT``) are those of the result of record: 10 ns of AA data (two independent trajectories of
 5 ns, made side by side), windows of 4 frames 0.5 ps apart, the internal-motion classifier with 10 steps per
 iteration, 256 walkers per iteration (the classifier's steps on 64 + 64 windows drawn from them), the
-friction learned alone (sgd) on the force-matched potential with the classifier re-initialised every 20 updates
-(15 classifier-only iterations after each; 80 friction updates), four productions per model; ``--set
+friction learned alone (Adam's steps) on the force-matched potential with the classifier re-initialised every 20
+updates (15 classifier-only iterations after each; 80 friction updates), four productions per model; ``--set
 KEY=VALUE`` changes one of them, ``--quick`` and ``--full`` replace them all.
 
 1. AA reference MD: implicit-solvent (OBC2) alanine dipeptide, OpenMM Reference platform, flexible bonds at a
@@ -99,14 +99,17 @@ from stages import StageClock, plan_lanes, run_lanes  # benchmarks/ is on the pa
 # The settings of the result of record (benchmarks/README.md, "The default run"): 10 ns of AA data as two
 # independent 5 ns trajectories (made side by side), windows of 4 frames 0.5 ps apart, 10 classifier steps per
 # iteration, the internal-motion classifier; dynamic matching with 256 walkers (classifier steps on 64 + 64 windows
-# drawn from them) learns the friction alone (sgd, rate 0.3) on the force-matched potential for 125 iterations
-# after the warm-up, the classifier re-initialised every 20 updates and trained alone for 15 iterations after each
-# (80 friction updates in all; 100 took 35.7 min instead of 27.2 and gave the same friction): the classifier's
-# memory of earlier CG set the friction the game reached with one classifier throughout (benchmarks/README.md,
-# "The three starts with 256 walkers").
+# drawn from them) learns the friction alone on the force-matched potential for 125 iterations after the warm-up,
+# the classifier re-initialised every 20 updates and trained alone for 15 iterations after each (80 friction updates
+# in all; 100 took 35.7 min instead of 27.2 and gave the same friction): the classifier's memory of earlier CG set
+# the friction the game reached with one classifier throughout (benchmarks/README.md, "The three starts with 256
+# walkers"). The friction's steps are Adam's at the demo's rate (0.05), not sgd's (rate 0.3, the default until
+# 2026-12-07): the starts from 1, 10 and 20/ps ended within 15% of each other at the three seeds measured with Adam,
+# with sgd at one of two, because the classifiers push up from below far more weakly than down from above
+# (benchmarks/README.md, "Adam's steps at seed 2").
 DEFAULT = replace(FULL, aa_ns=5.0, aa_replicas=2, frame_step=5, classifier_steps=10, internal_motion=True,
                   dm_walkers=256, classifier_batch=64, classifier_reset_every=20, classifier_reset_warmup=15,
-                  friction_first=125, dm_iterations=145, friction_optimizer="sgd", lr_friction=0.3)
+                  friction_first=125, dm_iterations=145)
 DEFAULT_PRODUCTION_SEEDS = 4
 LARGE = DemoSettings(aa_ns=10.0, frame_interval_ps=0.1, fm_iterations=3000, dm_iterations=600, dm_walkers=128,
                      dm_warmup=40, window_frames=4, cg_walkers=64, cg_ns=1.0, probe_windows=512)

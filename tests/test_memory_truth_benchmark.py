@@ -168,7 +168,8 @@ def test_runs_with_changed_settings_get_their_own_folder_and_keys(tmp_path):
         ("fm", "fm", tmp_path), ("fmc", "fmc", tmp_path), ("dm", "dm", tmp_path), ("dm_fs2", "dm", tmp_path / "fs2"),
         ("dm_from_1", "dm_from_1", tmp_path)]  # science.py's own spacing is not run twice
     assert plain[3][3].frame_step == 2 and plain[2][3] == DEFAULT
-    tagged = model_runs(tmp_path, DEFAULT, dm_starts=[1.0], overrides={"friction_optimizer": "adam"}, tag="adam")
+    assert DEFAULT.friction_optimizer != "sgd"
+    tagged = model_runs(tmp_path, DEFAULT, dm_starts=[1.0], overrides={"friction_optimizer": "sgd"}, tag="sgd")
     assert [(key, folder) for key, _, folder, _ in tagged] == [
-        ("fm", tmp_path), ("fmc", tmp_path), ("dm_adam", tmp_path / "adam"), ("dm_from_1_adam", tmp_path / "adam")]
-    assert [s.friction_optimizer for *_, s in tagged] == [DEFAULT.friction_optimizer] * 2 + ["adam"] * 2
+        ("fm", tmp_path), ("fmc", tmp_path), ("dm_sgd", tmp_path / "sgd"), ("dm_from_1_sgd", tmp_path / "sgd")]
+    assert [s.friction_optimizer for *_, s in tagged] == [DEFAULT.friction_optimizer] * 2 + ["sgd"] * 2
