@@ -96,17 +96,17 @@ from openmm_dynmatch.threads import available_cores
 from openmm_dynmatch.units import kt_kj_per_mol
 from stages import StageClock, plan_lanes, run_lanes  # benchmarks/ is on the path when this script runs
 
-# The settings of the result of record (benchmarks/README.md, "The default run"): 10 ns of AA data as two
-# independent 5 ns trajectories (made side by side), windows of 4 frames 0.5 ps apart, 10 classifier steps per
-# iteration, the internal-motion classifier; dynamic matching with 256 walkers (classifier steps on 64 + 64 windows
-# drawn from them) learns the friction alone on the force-matched potential for 125 iterations after the warm-up,
-# the classifier re-initialised every 20 updates and trained alone for 15 iterations after each (80 friction updates
-# in all; 100 took 35.7 min instead of 27.2 and gave the same friction): the classifier's memory of earlier CG set
-# the friction the game reached with one classifier throughout (benchmarks/README.md, "The three starts with 256
-# walkers"). The friction's steps are Adam's at the demo's rate (0.05), not sgd's (rate 0.3, the default until
-# 2026-12-07): the starts from 1, 10 and 20/ps ended within 15% of each other at the three seeds measured with Adam,
-# with sgd at one of two, because the classifiers push up from below far more weakly than down from above
-# (benchmarks/README.md, "Adam's steps at seed 2").
+# The settings of the result of record (benchmarks/README.md, "Adam's steps at seed 0"; with sgd's steps, "The
+# default run"): 10 ns of AA data as two independent 5 ns trajectories (made side by side), windows of 4 frames 0.5
+# ps apart, 10 classifier steps per iteration, the internal-motion classifier; dynamic matching with 256 walkers
+# (classifier steps on 64 + 64 windows drawn from them) learns the friction alone on the force-matched potential for
+# 125 iterations after the warm-up, the classifier re-initialised every 20 updates and trained alone for 15
+# iterations after each (80 friction updates in all; 100 took 35.7 min instead of 27.2 and gave the same friction):
+# the classifier's memory of earlier CG set the friction the game reached with one classifier throughout
+# (benchmarks/README.md, "The three starts with 256 walkers"). The friction's steps are Adam's at the demo's rate
+# (0.05), not sgd's (rate 0.3, the default until 2026-12-07): the starts from 1, 10 and 20/ps ended within 15% of
+# each other at the three seeds measured with Adam, with sgd at one of two, because the classifiers push up from
+# below far more weakly than down from above (benchmarks/README.md, "Adam's steps at seed 2").
 DEFAULT = replace(FULL, aa_ns=5.0, aa_replicas=2, frame_step=5, classifier_steps=10, internal_motion=True,
                   dm_walkers=256, classifier_batch=64, classifier_reset_every=20, classifier_reset_warmup=15,
                   friction_first=125, dm_iterations=145)
